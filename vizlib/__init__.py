@@ -100,6 +100,10 @@ def display_mode() -> str:
     except ImportError:
         return "static"
 
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        return "live"
+    return "static"
+
 
 def _setup_book_rendering() -> None:
     # While the book is built (VIZLIB_BOOK=1) plain fig.show() must emit text/html.
@@ -110,6 +114,3 @@ def _setup_book_rendering() -> None:
 
 
 _setup_book_rendering()
-    if shell is not None and getattr(shell, "kernel", None) is not None:
-        return "live"
-    return "static"
