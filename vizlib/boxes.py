@@ -131,8 +131,8 @@ def box_area(boxes) -> torch.Tensor:
     """Area of each box.
 
     Args:
-        boxes (Tensor[N, 4]): boxes in ``(x1, y1, x2, y2)`` format with
-            ``0 <= x1 <= x2`` and ``0 <= y1 <= y2`` not required (any position works).
+        boxes (Tensor[N, 4]): boxes in ``(x1, y1, x2, y2)`` format, ``x1 <= x2``,
+            ``y1 <= y2``.
 
     Returns:
         Tensor[N]: ``(x2 - x1) * (y2 - y1)``; zero for a degenerate box.
@@ -151,7 +151,9 @@ def _check_image_size(name: str, size) -> tuple[float, float]:
         if isinstance(v, torch.Tensor) and v.numel() == 1:
             v = v.item()
         if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(float(v)) or v <= 0:
-            raise ValueError(f"{name} must be a pair of positive numbers (height, width), got {size!r}")
+            raise ValueError(
+                f"{name} must be a pair of positive numbers (height, width), got {size!r}"
+            )
         out.append(float(v))
     return out[0], out[1]
 
@@ -191,7 +193,9 @@ def _pairwise_inter_union(b1: torch.Tensor, b2: torch.Tensor) -> tuple[torch.Ten
 
 def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """``num / den`` with 0 where ``den == 0`` (two zero-area boxes: IoU 0, not NaN)."""
-    return torch.where(den > 0, num / den.clamp(min=torch.finfo(den.dtype).tiny), torch.zeros_like(num))
+    return torch.where(
+        den > 0, num / den.clamp(min=torch.finfo(den.dtype).tiny), torch.zeros_like(num)
+    )
 
 
 def box_iou(boxes1, boxes2) -> torch.Tensor:
@@ -254,7 +258,9 @@ def _check_weights(weights) -> tuple[float, float, float, float]:
         raise ValueError(f"weights must be four numbers (wx, wy, ww, wh), got {weights!r}")
     for w in weights:
         if isinstance(w, bool) or not isinstance(w, Real) or not math.isfinite(w) or w <= 0:
-            raise ValueError(f"weights must be four positive numbers (wx, wy, ww, wh), got {weights!r}")
+            raise ValueError(
+                f"weights must be four positive numbers (wx, wy, ww, wh), got {weights!r}"
+            )
     return tuple(float(w) for w in weights)
 
 
@@ -399,7 +405,9 @@ def decode_ltrb(points, ltrb) -> torch.Tensor:
     inside_out = (d[:, 0] + d[:, 2] < 0) | (d[:, 1] + d[:, 3] < 0)
     if bool(inside_out.any()):
         i = int(inside_out.nonzero()[0, 0])
-        raise ValueError(f"ltrb[{i}] = {d[i].tolist()} gives x2 < x1 or y2 < y1 (l + r or t + b < 0)")
+        raise ValueError(
+            f"ltrb[{i}] = {d[i].tolist()} gives x2 < x1 or y2 < y1 (l + r or t + b < 0)"
+        )
     p, d = _common_dtype(p, d)
     return torch.cat([p - d[:, :2], p + d[:, 2:]], dim=1)
 
@@ -462,17 +470,27 @@ def decode_yolo(cells, coords, image_size, grid: int) -> torch.Tensor:
     """
     s = check_positive_int("grid", grid)
     height, width = _check_image_size("image_size", image_size)
-    if not isinstance(cells, torch.Tensor) or cells.is_floating_point() or cells.dtype == torch.bool:
-        raise ValueError(f"cells must be an integer tensor [N, 2] (row, column), got {_describe(cells)}")
+    if (
+        not isinstance(cells, torch.Tensor)
+        or cells.is_floating_point()
+        or cells.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"cells must be an integer tensor [N, 2] (row, column), got {_describe(cells)}"
+        )
     if cells.dim() != 2 or cells.shape[1] != 2:
         raise ValueError(f"cells must have shape [N, 2] (row, column), got {tuple(cells.shape)}")
     if cells.numel() and bool(((cells < 0) | (cells >= s)).any()):
-        raise ValueError(f"cells must be in [0, grid) = [0, {s}), got values {cells.min().item()}..{cells.max().item()}")
+        raise ValueError(
+            f"cells must be in [0, grid) = [0, {s}), got values {cells.min().item()}..{cells.max().item()}"
+        )
     c = as_float_tensor("coords", coords)
     if c.dim() == 1 and c.numel() == 0:
         c = c.reshape(0, 4)
     if c.dim() != 2 or c.shape[1] != 4:
-        raise ValueError(f"coords must have shape [N, 4] (x_off, y_off, w, h), got {tuple(c.shape)}")
+        raise ValueError(
+            f"coords must have shape [N, 4] (x_off, y_off, w, h), got {tuple(c.shape)}"
+        )
     check_same_length(cells=cells, coords=c)
     if bool((c[:, 2:] < 0).any()):
         raise ValueError("coords must have w >= 0 and h >= 0")
