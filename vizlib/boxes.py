@@ -218,6 +218,12 @@ def box_iou(boxes1, boxes2) -> torch.Tensor:
     return _safe_divide(inter, union)
 
 
+def _box_iou_unchecked(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+    """:func:`box_iou` without validation, for loops (NMS) that already checked their boxes."""
+    inter, union = _pairwise_inter_union(b1, b2)
+    return _safe_divide(inter, union)
+
+
 def generalized_box_iou(boxes1, boxes2) -> torch.Tensor:
     """Generalised IoU of every pair of boxes (Rezatofighi et al., CVPR 2019).
 
