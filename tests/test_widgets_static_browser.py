@@ -1,0 +1,140 @@
+"""The static figures of every widget, in a real browser (Playwright + Debian's chromium).
+
+Each widget's ``static_html()`` is put in a tiny page that loads ``plotly.min.js`` (copied
+from the installed plotly package, as the book does) from a local ``http.server``. For
+every slider we click other positions and check that the frame named by *all* sliders is
+shown, that the plot's data or layout changed, that there are no console errors, and that
+no request leaves the local server. The built book itself is tested in test_browser.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import plotly
+import plotly.graph_objects as go
+import pytest
+
+from vizlib.widgets import Control, Widget, all_widget_classes
+
+CHROMIUM = os.environ.get("VIZLIB_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+class TwoSliders(Widget):
+    """A toy with two sliders, so the 'keep the other slider's value' logic is tested."""
+
+    controls = [
+        Control("a", "slope", values=[0, 1, 2], default=1),
+        Control("b", "offset", values=[0, 1], default=0),
+    ]
+
+    def figure(self, a, b):
+        xs = list(range(5))
+        fig = go.Figure([go.Scatter(x=[0, 4], y=[0, 0]), go.Scatter(x=xs, y=[a * x + b for x in xs])])
+        return fig.update_layout(title=f"{a}x+{b}", height=300)
+
+
+def _widgets():
+    found = {"TwoSliders": TwoSliders}
+    found.update(all_widget_classes())
+    return found
+
+
+WIDGETS = _widgets()
+
+PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{name}</title>
+<link rel="icon" href="data:,"><script src="plotly.min.js"></script></head><body>{body}</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("widgets_site")
+    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", root / "plotly.min.js")
+    for name, cls in WIDGETS.items():
+        html = cls().static_html(include_plotlyjs=False)
+        (root / f"{name}.html").write_text(PAGE.format(name=name, body=html), encoding="utf-8")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+STATE_JS = """() => {
+  const gd = document.querySelector('.plotly-graph-div');
+  const layout = Object.assign({}, gd.layout); delete layout.sliders;
+  return {frame: gd.getAttribute('data-vizlib-frame'),
+          plot: JSON.stringify(gd.data) + JSON.stringify(layout),
+          actives: (gd.layout.sliders || []).map(s => s.active)};
+}"""
+
+
+def _click_step(page, k, i, n):
+    """Click slider ``k`` at step ``i`` of ``n`` (plotly moves to the nearest step)."""
+    rail = page.locator(".slider-group").nth(k).locator("rect.slider-rail-touch-rect")
+    box = rail.bounding_box()
+    # the rail's usable width is inset by the grip's half-width at each end
+    inset = 10
+    x = box["x"] + inset + (box["width"] - 2 * inset) * (i / max(n - 1, 1))
+    page.mouse.click(x, box["y"] + box["height"] / 2)
+
+
+@pytest.mark.parametrize("name", list(WIDGETS))
+def test_every_slider_changes_the_plot(site, browser, name):
+    page = browser.new_page()
+    errors, foreign = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith(site) else None)
+    page.goto(f"{site}/{name}.html")
+    page.wait_for_function("() => document.querySelector('.plotly-graph-div[data-vizlib-frame]')")
+    first = page.evaluate(STATE_JS)
+    sliders = WIDGETS[name]().static_figure().layout.sliders
+    assert len(first["actives"]) == len(sliders) >= 1
+    actives = list(first["actives"])
+    for k, sl in enumerate(sliders):
+        n = len(sl.steps)
+        targets = []
+        for j in (n - 1, 0, n // 2):  # two moves per slider, each to a new position
+            if j != (targets[-1] if targets else actives[k]) and j not in targets:
+                targets.append(j)
+        for i in targets[:2]:
+            before = page.evaluate(STATE_JS)
+            _click_step(page, k, i, n)
+            actives[k] = i
+            want = "-".join(map(str, actives))
+            page.wait_for_function(
+                "(w) => document.querySelector('.plotly-graph-div').getAttribute('data-vizlib-frame') === w",
+                arg=want, timeout=10_000)
+            after = page.evaluate(STATE_JS)
+            assert after["actives"] == actives
+            assert after["plot"] != before["plot"], f"{name}: slider {sl.name} step {i} did not change the plot"
+    assert not errors, f"{name}: console errors {errors}"
+    assert not foreign, f"{name}: requests outside the local server {foreign}"
+    page.close()
