@@ -1,0 +1,446 @@
+"""Receptive fields of convolutional networks: computed from the layer table, and measured.
+
+The receptive field of a unit is the region of the input it can see. For a stack of
+convolutions and poolings it follows from three numbers per layer, computed recursively
+from the input (Araujo, Norris & Sim, "Computing Receptive Fields of Convolutional Neural
+Networks", Distill 2019, https://distill.pub/2019/computing-receptive-fields/):
+
+* ``size`` r: how many input pixels one unit spans,
+* ``jump`` j: the distance in input pixels between two neighbouring units,
+* ``start``: the input coordinate of the centre of the first unit (pixel centres are at
+  integer coordinates 0, 1, 2, ...; it is negative when the padding pushes it out).
+
+With the effective kernel ``k_eff = dilation * (kernel - 1) + 1``::
+
+    r_out     = r_in + (k_eff - 1) * j_in
+    j_out     = j_in * stride
+    start_out = start_in + ((k_eff - 1) / 2 - padding) * j_in
+
+starting from ``r = 1, j = 1, start = 0`` at the input. Unit ``i`` of a layer is centred
+on input coordinate ``start + i * jump`` and sees rows ``start + i * jump - (r - 1) / 2``
+to ``start + i * jump + (r - 1) / 2``. The size is the *extent*: with dilation, or a
+stride larger than the kernel, some pixels inside it are never read (holes).
+
+:func:`empirical_receptive_field` measures it instead: backpropagate from one output
+unit and see which input pixels get a nonzero gradient. The tests prove both agree.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._checks import check_positive_int
+from .conv_algebra import conv_output_size
+
+__all__ = [
+    "KINDS",
+    "EmpiricalRF",
+    "Layer",
+    "RFRow",
+    "empirical_receptive_field",
+    "layers_from_model",
+    "receptive_field_of_unit",
+    "receptive_field_table",
+]
+
+KINDS = ("conv", "pool")
+
+
+def _pair(name: str, value, allow_zero: bool = False) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair (height, width), got {value!r}")
+        return (
+            check_positive_int(f"{name}[0]", value[0], allow_zero),
+            check_positive_int(f"{name}[1]", value[1], allow_zero),
+        )
+    v = check_positive_int(name, value, allow_zero)
+    return v, v
+
+
+@dataclass(frozen=True)
+class Layer:
+    """The geometry of one convolution or pooling layer (what a receptive field depends on).
+
+    Each of ``kernel, stride, padding, dilation`` is an int or a pair ``(height, width)``;
+    they are stored as pairs. Channels, weights and activations do not matter here.
+
+    Args:
+        kind (str): ``'conv'`` or ``'pool'`` (max or average: the same geometry).
+        kernel (int or (int, int)): >= 1.
+        stride (int or (int, int)): >= 1.
+        padding (int or (int, int)): zeros added on each side, >= 0.
+        dilation (int or (int, int)): >= 1.
+        ceil_mode (bool): pooling's ``ceil_mode``; changes only the output size.
+        name (str): a label for tables and figures.
+    """
+
+    kind: str
+    kernel: int | tuple[int, int]
+    stride: int | tuple[int, int] = 1
+    padding: int | tuple[int, int] = 0
+    dilation: int | tuple[int, int] = 1
+    ceil_mode: bool = False
+    name: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        # frozen dataclass: normalise through object.__setattr__
+        object.__setattr__(self, "kernel", _pair("kernel", self.kernel))
+        object.__setattr__(self, "stride", _pair("stride", self.stride))
+        object.__setattr__(self, "padding", _pair("padding", self.padding, allow_zero=True))
+        object.__setattr__(self, "dilation", _pair("dilation", self.dilation))
+        if not isinstance(self.ceil_mode, bool):
+            raise ValueError(f"ceil_mode must be a bool, got {self.ceil_mode!r}")
+
+    @property
+    def effective_kernel(self) -> tuple[int, int]:
+        """``dilation * (kernel - 1) + 1`` per axis: the span of the dilated kernel."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
+
+
+@dataclass(frozen=True)
+class RFRow:
+    """One row of :func:`receptive_field_table`: the geometry *after* ``layer``.
+
+    Attributes:
+        layer (Layer): the layer.
+        size ((int, int)): receptive field size r (height, width) in input pixels.
+        jump ((int, int)): distance in input pixels between neighbouring units.
+        start ((float, float)): input coordinate (row, col) of the centre of unit (0, 0).
+        output_hw ((int, int) or None): the layer's output size, when the table was
+            given an input size.
+    """
+
+    layer: Layer
+    size: tuple[int, int]
+    jump: tuple[int, int]
+    start: tuple[float, float]
+    output_hw: tuple[int, int] | None = None
+
+
+def _check_layers(layers) -> list[Layer]:
+    layers = list(layers)
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise ValueError(f"layers[{i}] must be a Layer, got {type(layer).__name__}")
+    return layers
+
+
+def receptive_field_table(layers, input_hw=None) -> list[RFRow]:
+    """Receptive field size, jump and start after each layer (Araujo et al., Distill 2019).
+
+    The input itself (not a row) has ``size 1, jump 1, start 0``.
+
+    Args:
+        layers (sequence of Layer): from the input to the output.
+        input_hw (int or (int, int), optional): input height and width; when given, each
+            row also holds the layer's output size (and a layer whose kernel does not fit
+            raises ``ValueError``).
+
+    Returns:
+        list[RFRow]: one row per layer.
+
+    Example:
+        Three 3x3 stride-1 convolutions: sizes 3, 5, 7 (the ``1 + 2L`` rule).
+    """
+    layers = _check_layers(layers)
+    hw = None if input_hw is None else _pair("input_hw", input_hw)
+    size, jump, start = [1, 1], [1, 1], [0.0, 0.0]
+    rows = []
+    for layer in layers:
+        for axis in (0, 1):  # the two axes are independent
+            k_eff = layer.effective_kernel[axis]
+            pad = layer.padding[axis]
+            # start uses the jump *before* the layer, so update it before the jump
+            size[axis] = size[axis] + (k_eff - 1) * jump[axis]
+            start[axis] = start[axis] + ((k_eff - 1) / 2 - pad) * jump[axis]
+            jump[axis] = jump[axis] * layer.stride[axis]
+        if hw is not None:
+            hw = tuple(
+                conv_output_size(
+                    hw[a], layer.kernel[a], layer.stride[a], layer.padding[a],
+                    layer.dilation[a], ceil_mode=layer.ceil_mode,
+                )
+                for a in (0, 1)
+            )
+        rows.append(RFRow(layer, tuple(size), tuple(jump), tuple(start), hw))
+    return rows
+
+
+def receptive_field_of_unit(layers, unit, input_hw) -> torch.Tensor:
+    """The input box seen by one unit of the last layer, clipped to the image.
+
+    Args:
+        layers (sequence of Layer): from the input to the output, at least one.
+        unit ((int, int)): (row, col) index of the unit in the last layer's output grid.
+        input_hw (int or (int, int)): input height and width.
+
+    Returns:
+        Tensor[4] float32: the box ``(x1, y1, x2, y2)`` in absolute pixels (xyxy, as
+        torchvision), pixel edges: pixel ``(row, col)`` covers ``[col, col + 1) x
+        [row, row + 1)``, so the box spans columns ``x1 .. x2 - 1``. Clipped to
+        ``[0, W] x [0, H]``: the part in the padding is not in the image.
+
+    Raises:
+        ValueError: if ``unit`` is outside the output grid.
+    """
+    layers = _check_layers(layers)
+    if not layers:
+        raise ValueError("layers must hold at least one Layer")
+    hw = _pair("input_hw", input_hw)
+    if not isinstance(unit, (tuple, list)) or len(unit) != 2:
+        raise ValueError(f"unit must be a pair (row, col), got {unit!r}")
+    last = receptive_field_table(layers, hw)[-1]
+    first_last = []
+    for axis in (0, 1):
+        index = check_positive_int(f"unit[{axis}]", unit[axis], allow_zero=True)
+        if index >= last.output_hw[axis]:
+            raise ValueError(
+                f"unit[{axis}] = {index} is outside the output grid of size "
+                f"{last.output_hw} (height, width)"
+            )
+        centre = last.start[axis] + index * last.jump[axis]
+        half = (last.size[axis] - 1) / 2
+        # centre - half is an integer: both are sums of multiples of the jumps
+        first = max(int(round(centre - half)), 0)
+        final = min(int(round(centre + half)), hw[axis] - 1)
+        first_last.append((first, final))
+    (y1, y2), (x1, x2) = first_last
+    return torch.tensor([x1, y1, x2 + 1, y2 + 1], dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------------------
+# from a model
+
+
+# modules that act on each pixel separately: they do not change the geometry
+_POINTWISE = (
+    nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU,
+    nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
+    nn.Hardtanh, nn.Softplus, nn.Dropout, nn.Dropout2d,
+    nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm,
+    nn.LocalResponseNorm,
+)
+
+
+def _conv_padding(name: str, module: nn.Conv2d) -> tuple[int, int]:
+    if module.padding == "valid":
+        return (0, 0)
+    if module.padding == "same":
+        pads = []
+        for k, d in zip(module.kernel_size, module.dilation, strict=True):
+            if (d * (k - 1)) % 2:
+                raise ValueError(
+                    f"model[{name!r}] = {module} uses padding='same' with an even effective "
+                    "kernel, which pads unequally on the two sides; give the padding explicitly"
+                )
+            pads.append(d * (k - 1) // 2)
+        return tuple(pads)
+    return tuple(module.padding)
+
+
+def _flatten(model: nn.Module, prefix: str):
+    for name, child in model.named_children():
+        full = f"{prefix}{name}"
+        if isinstance(child, nn.Sequential):
+            yield from _flatten(child, full + ".")
+        else:
+            yield full, child
+
+
+def layers_from_model(model: nn.Sequential) -> list[Layer]:
+    """The geometry of an ``nn.Sequential``'s Conv2d, MaxPool2d and AvgPool2d layers.
+
+    Nested ``nn.Sequential`` blocks are walked in order. Pointwise modules (activations,
+    dropout, normalisation) are skipped: they do not move or widen the receptive field.
+    (Normalisation with statistics over the image, such as GroupNorm or BatchNorm in
+    training mode, strictly makes every output depend on every pixel; the geometric
+    receptive field ignores that, as is customary.)
+
+    Args:
+        model (nn.Sequential): the network.
+
+    Returns:
+        list[Layer]: named after the module's path in ``model`` (``'features.0'``).
+
+    Raises:
+        ValueError: if ``model`` is not an ``nn.Sequential``, or holds a module whose
+            geometry is unknown here (for example ``nn.ConvTranspose2d``, adaptive
+            pooling, a custom block).
+    """
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"model must be an nn.Sequential, got {type(model).__name__}")
+    layers = []
+    for name, module in _flatten(model, ""):
+        if isinstance(module, nn.Conv2d):
+            layers.append(Layer(
+                "conv", tuple(module.kernel_size), tuple(module.stride), _conv_padding(name, module),
+                tuple(module.dilation), name=name,
+            ))
+        elif isinstance(module, nn.MaxPool2d):
+            layers.append(Layer(
+                "pool", module.kernel_size, module.stride, module.padding, module.dilation,
+                ceil_mode=bool(module.ceil_mode), name=name,
+            ))
+        elif isinstance(module, nn.AvgPool2d):
+            layers.append(Layer(
+                "pool", module.kernel_size, module.stride, module.padding, 1,
+                ceil_mode=bool(module.ceil_mode), name=name,
+            ))
+        elif isinstance(module, _POINTWISE):
+            continue
+        else:
+            raise ValueError(
+                f"model[{name!r}] is a {type(module).__name__}, whose receptive-field "
+                "geometry is unknown; expected Conv2d, MaxPool2d, AvgPool2d or a pointwise "
+                "module"
+            )
+    return layers
+
+
+# ----------------------------------------------------------------------------------------
+# measured
+
+
+class EmpiricalRF(NamedTuple):
+    """Result of :func:`empirical_receptive_field`.
+
+    Attributes:
+        mask (Tensor[H, W] bool): input pixels whose gradient is nonzero.
+        gradient (Tensor[H, W] float): absolute gradient, summed over input channels.
+    """
+
+    mask: torch.Tensor
+    gradient: torch.Tensor
+
+
+class _WindowSum(nn.Module):
+    """Sums each pooling window: a max pool whose gradient reaches every pixel it reads.
+
+    A max pool sends its gradient only to the winner of each window, which would hide the
+    other pixels of the receptive field; a sum over the same windows sees them all.
+    """
+
+    def __init__(self, pool: nn.MaxPool2d | nn.AvgPool2d):
+        super().__init__()
+        layer = layers_from_model(nn.Sequential(pool))[0]
+        self.kernel, self.stride = layer.kernel, layer.stride
+        self.padding, self.dilation, self.ceil_mode = layer.padding, layer.dilation, layer.ceil_mode
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        extra = [0, 0]  # ceil_mode: pad the far side so the last window exists
+        if self.ceil_mode:
+            for a, n in enumerate((h, w)):
+                out = conv_output_size(n, self.kernel[a], self.stride[a], self.padding[a],
+                                       self.dilation[a], ceil_mode=True)
+                span = (out - 1) * self.stride[a] + self.dilation[a] * (self.kernel[a] - 1) + 1
+                extra[a] = max(span - (n + 2 * self.padding[a]), 0)
+        ph, pw = self.padding
+        x = F.pad(x, (pw, pw + extra[1], ph, ph + extra[0]))
+        channels = x.shape[1]
+        ones = torch.ones(channels, 1, *self.kernel, dtype=x.dtype, device=x.device)
+        return F.conv2d(x, ones, stride=self.stride, dilation=self.dilation, groups=channels)
+
+
+def _make_positive(model: nn.Module) -> nn.Module:
+    """Positive constant weights, zero biases, no pixel-mixing statistics, max -> sum."""
+    if isinstance(model, (nn.MaxPool2d, nn.AvgPool2d)):  # the model is a single pool
+        return _WindowSum(model)
+    for name, child in list(model.named_children()):
+        if isinstance(child, (nn.MaxPool2d, nn.AvgPool2d)):
+            setattr(model, name, _WindowSum(child))
+        elif isinstance(child, (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm,
+                                nn.LocalResponseNorm)):
+            setattr(model, name, nn.Identity())  # their statistics can cancel gradients
+        else:
+            _make_positive(child)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.reset_parameters()  # eval mode: an identity
+            elif isinstance(getattr(module, "weight", None), torch.Tensor):
+                fan_in = module.weight[0].numel() or 1
+                module.weight.fill_(1.0 / fan_in)  # keeps activations near 1, no overflow
+                if isinstance(getattr(module, "bias", None), torch.Tensor):
+                    module.bias.zero_()
+    return model
+
+
+def empirical_receptive_field(
+    model: nn.Module, input_shape, unit, positive_weights: bool = True,
+    channel: int | None = None, seed: int = 0,
+) -> EmpiricalRF:
+    """Which input pixels one output unit depends on, measured by backpropagation.
+
+    Runs ``model`` on one input of ``input_shape``, backpropagates from output unit
+    ``unit`` (summed over channels, or one ``channel``) and marks the input pixels whose
+    gradient is nonzero. The caller's model is never changed: the work is done on a deep
+    copy, in eval mode.
+
+    With ``positive_weights=True`` (the default) the copy gets positive constant weights
+    and zero biases, its max/avg pools become window sums, normalisation layers with
+    image statistics become identities, it runs in float64 on an input of ones: every
+    path then carries a positive gradient, so no cancellation (nor a max pool's single
+    winner, nor a dead ReLU) hides a pixel, and the mask is the geometric receptive field.
+    With ``False`` the model is used as is on a seeded random input: the pixels that
+    *this* model's unit actually depends on, which can be fewer.
+
+    Args:
+        model (nn.Module): maps ``Tensor[1, C, H, W]`` to ``Tensor[1, C', H', W']``.
+        input_shape ((int, int, int)): ``(C, H, W)``.
+        unit ((int, int)): (row, col) of the output unit.
+        positive_weights (bool): see above.
+        channel (int, optional): backpropagate from this output channel only.
+        seed (int): seed of the random input (``positive_weights=False``).
+
+    Returns:
+        EmpiricalRF: ``mask`` (Tensor[H, W] bool) and ``gradient`` (Tensor[H, W]), on
+        the CPU.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    if not isinstance(input_shape, (tuple, list, torch.Size)) or len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}")
+    c, h, w = (check_positive_int(f"input_shape[{i}]", v) for i, v in enumerate(input_shape))
+    if not isinstance(unit, (tuple, list)) or len(unit) != 2:
+        raise ValueError(f"unit must be a pair (row, col), got {unit!r}")
+    row, col = (check_positive_int(f"unit[{i}]", v, allow_zero=True) for i, v in enumerate(unit))
+
+    net = copy.deepcopy(model).eval()
+    first = next(iter(net.parameters()), None)
+    device = first.device if first is not None else torch.device("cpu")
+    if positive_weights:
+        net = _make_positive(net).double()
+        x = torch.ones(1, c, h, w, dtype=torch.float64, device=device)
+    else:
+        dtype = first.dtype if first is not None else torch.float32
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(1, c, h, w, generator=gen, dtype=dtype).to(device)
+    for p in net.parameters():
+        p.requires_grad_(False)  # only the input's gradient is wanted
+    x.requires_grad_(True)
+
+    out = net(x)
+    if out.dim() != 4:
+        raise ValueError(f"model must return [1, C, H, W], got shape {tuple(out.shape)}")
+    if row >= out.shape[2] or col >= out.shape[3]:
+        raise ValueError(f"unit = {(row, col)} is outside the output grid {tuple(out.shape[2:])}")
+    if channel is None:
+        target = out[0, :, row, col].sum()
+    else:
+        channel = check_positive_int("channel", channel, allow_zero=True)
+        if channel >= out.shape[1]:
+            raise ValueError(f"channel = {channel} but the output has {out.shape[1]} channels")
+        target = out[0, channel, row, col]
+    (grad,) = torch.autograd.grad(target, x)
+    gradient = grad[0].abs().sum(0).detach().cpu()  # [H, W]
+    return EmpiricalRF(gradient != 0, gradient)
