@@ -1,0 +1,239 @@
+"""vizlib.losses equals torch.nn.functional, torchvision.ops and torchvision's fastrcnn_loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torchvision.models.detection.roi_heads import fastrcnn_loss
+from torchvision.ops import sigmoid_focal_loss as tv_focal
+
+from vizlib import losses as L
+from vizlib.boxes import encode_ltrb
+
+
+def randn(*shape, seed=0, scale=1.0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0 / 9, 0.5, 1.0, 3.0])
+@pytest.mark.parametrize("reduction", L.REDUCTIONS)
+def test_smooth_l1_matches_torch(beta, reduction):
+    x, y = randn(7, 4, seed=1, scale=2), randn(7, 4, seed=2, scale=2)
+    x[0, 0], y[0, 0] = 1.0, 1.0 + beta  # exactly at the joint
+    torch.testing.assert_close(
+        L.smooth_l1_loss(x, y, beta, reduction),
+        F.smooth_l1_loss(x, y, beta=beta, reduction=reduction),
+    )
+
+
+def test_smooth_l1_gradients_match_torch():
+    x = randn(50, seed=3, scale=2).requires_grad_()
+    y = randn(50, seed=4)
+    L.smooth_l1_loss(x, y, 0.5).backward()
+    ours = x.grad.clone()
+    x.grad = None
+    F.smooth_l1_loss(x, y, beta=0.5).backward()
+    torch.testing.assert_close(ours, x.grad)
+
+
+def test_smooth_l1_empty_input_behaves_like_torch():
+    e = torch.zeros(0, 4)
+    assert L.smooth_l1_loss(e, e, reduction="sum") == 0
+    assert torch.isnan(L.smooth_l1_loss(e, e)) and torch.isnan(F.smooth_l1_loss(e, e))
+
+
+@pytest.mark.parametrize("alpha", [0.25, 0.0, 1.0, None])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 5.0])
+@pytest.mark.parametrize("reduction", L.REDUCTIONS)
+def test_sigmoid_focal_loss_matches_torchvision(alpha, gamma, reduction):
+    logits = randn(6, 10, seed=5, scale=4)
+    logits[0, :3] = torch.tensor([-40.0, 40.0, 0.0])  # saturated and undecided
+    targets = (randn(6, 10, seed=6) > 0.5).float()
+    targets[1, 0] = 0.3  # soft target
+    expected = tv_focal(logits, targets, -1 if alpha is None else alpha, gamma, reduction)
+    torch.testing.assert_close(
+        L.sigmoid_focal_loss(logits, targets, alpha, gamma, reduction), expected
+    )
+
+
+def test_focal_loss_with_gamma_zero_and_no_alpha_is_bce():
+    logits, targets = randn(20, seed=7), (randn(20, seed=8) > 0).float()
+    torch.testing.assert_close(
+        L.sigmoid_focal_loss(logits, targets, alpha=None, gamma=0.0, reduction="mean"),
+        F.binary_cross_entropy_with_logits(logits, targets),
+    )
+
+
+def test_focal_loss_curve_agrees_with_focal_loss():
+    logits = torch.linspace(-5, 5, 21)
+    p_t = torch.sigmoid(logits)  # for positive targets p_t = p
+    for gamma in (0.0, 1.0, 2.0):
+        torch.testing.assert_close(
+            L.focal_loss_curve(p_t, gamma, alpha_t=0.25),
+            L.sigmoid_focal_loss(logits, torch.ones(21), alpha=0.25, gamma=gamma),
+        )
+    curve = L.focal_loss_curve([0.1, 0.5, 0.9, 1.0], gamma=2.0)
+    assert curve[-1] == 0 and (curve[:-1] > curve[1:]).all()
+    # focusing: an easy example (p_t = 0.9) loses 100x of its CE loss with gamma = 2
+    torch.testing.assert_close(curve[2] / -math.log(0.9), torch.tensor(0.01))
+
+
+def test_centerness_known_values_and_edges():
+    ltrb = torch.tensor(
+        [[5.0, 5.0, 5.0, 5.0], [1.0, 2.0, 3.0, 8.0], [0.0, 1.0, 4.0, 1.0], [0.0, 0.0, 0.0, 0.0]]
+    )
+    expected = torch.tensor([1.0, math.sqrt(1 / 3 * 2 / 8), 0.0, 0.0])
+    torch.testing.assert_close(L.fcos_centerness_target(ltrb), expected)
+    assert L.fcos_centerness_target(torch.zeros(0, 4)).shape == (0,)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_centerness_in_unit_interval_and_one_at_the_centre(data):
+    n = data.draw(st.integers(1, 8))
+    coords = data.draw(st.lists(st.floats(0, 100), min_size=4 * n, max_size=4 * n))
+    t = torch.tensor(coords).reshape(n, 4)
+    boxes = torch.cat([t[:, :2], t[:, :2] + t[:, 2:]], dim=1)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    c = L.fcos_centerness_target(encode_ltrb(centres, boxes))
+    assert ((c >= 0) & (c <= 1 + 1e-6)).all()
+    positive = (t[:, 2:] > 1e-3).all(dim=1)
+    torch.testing.assert_close(c[positive], torch.ones(int(positive.sum())), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("num_classes", [2, 5, 91])
+@pytest.mark.parametrize("fg", ["some", "none", "all"])
+def test_multitask_loss_matches_torchvision_fastrcnn_loss(num_classes, fg):
+    n = 64
+    logits = randn(n, num_classes, seed=num_classes)
+    labels = torch.randint(0, num_classes, (n,), generator=torch.Generator().manual_seed(1))
+    if fg == "none":
+        labels = torch.zeros(n, dtype=torch.int64)
+    elif fg == "all":
+        labels = labels.clamp(min=1)
+    box_regression = randn(n, num_classes * 4, seed=2)
+    targets = randn(n, 4, seed=3)
+    cls, box = fastrcnn_loss(
+        logits, box_regression, [labels[:40], labels[40:]], [targets[:40], targets[40:]]
+    )
+    ours = L.multitask_loss(logits, labels, box_regression, targets)
+    torch.testing.assert_close(ours["classification"], cls)
+    torch.testing.assert_close(ours["box_regression"], box)
+    torch.testing.assert_close(ours["total"], cls + box)
+
+
+def test_multitask_loss_class_agnostic_l2_weight_and_backward():
+    logits = randn(6, 3, seed=1).requires_grad_()
+    labels = torch.tensor([0, 1, 2, 0, 2, 1])
+    preds = randn(6, 4, seed=2).requires_grad_()
+    targets = randn(6, 4, seed=3)
+    out = L.multitask_loss(logits, labels, preds, targets, box_weight=2.0, box_loss="l2")
+    fg = labels > 0
+    expected_box = ((preds[fg] - targets[fg]) ** 2).sum() / 6
+    torch.testing.assert_close(out["box_regression"], expected_box)
+    torch.testing.assert_close(out["total"], F.cross_entropy(logits, labels) + 2.0 * expected_box)
+    out["total"].backward()
+    assert (preds.grad[~fg] == 0).all() and (
+        preds.grad[fg] != 0
+    ).any()  # background boxes get no gradient
+    empty = L.multitask_loss(
+        torch.zeros(0, 3, requires_grad=True),
+        torch.zeros(0, dtype=torch.int64),
+        torch.zeros(0, 4),
+        torch.zeros(0, 4),
+    )
+    assert empty["total"] == 0
+    empty["total"].backward()
+
+
+# ------------------------------------------------------------------ bad input
+
+X = torch.zeros(3, 4)
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: L.smooth_l1_loss(X, torch.zeros(3, 5)), "same shape"),
+        (lambda: L.smooth_l1_loss(torch.full((3, 4), math.nan), X), "input"),
+        (lambda: L.smooth_l1_loss(X, torch.full((3, 4), math.inf)), "target"),
+        (lambda: L.smooth_l1_loss(X, X, beta=-1.0), "beta"),
+        (lambda: L.smooth_l1_loss(X, X, reduction="avg"), "reduction"),
+        (lambda: L.smooth_l1_loss(X.bool(), X), "input"),
+        (lambda: L.sigmoid_focal_loss(X, torch.zeros(4, 3)), "same shape"),
+        (lambda: L.sigmoid_focal_loss(X, X + 2), "targets"),
+        (lambda: L.sigmoid_focal_loss(X, X, alpha=1.5), "alpha"),
+        (lambda: L.sigmoid_focal_loss(X, X, alpha=-1), "alpha"),
+        (lambda: L.sigmoid_focal_loss(X, X, gamma=-2.0), "gamma"),
+        (lambda: L.sigmoid_focal_loss(X, X, reduction=None), "reduction"),
+        (lambda: L.sigmoid_focal_loss(torch.full((3, 4), math.nan), X), "inputs"),
+        (lambda: L.focal_loss_curve([0.0, 0.5]), "p_t"),
+        (lambda: L.focal_loss_curve([0.5, 1.5]), "p_t"),
+        (lambda: L.focal_loss_curve([0.5], gamma=math.nan), "gamma"),
+        (lambda: L.focal_loss_curve([0.5], alpha_t=2.0), "alpha"),
+        (lambda: L.fcos_centerness_target(torch.zeros(3, 3)), "ltrb"),
+        (lambda: L.fcos_centerness_target(torch.tensor([[1.0, -1.0, 1.0, 1.0]])), "ltrb"),
+        (lambda: L.fcos_centerness_target(torch.tensor([[1.0, math.nan, 1.0, 1.0]])), "ltrb"),
+        (
+            lambda: L.multitask_loss(torch.zeros(3), torch.zeros(3, dtype=torch.int64), X, X),
+            "class_logits",
+        ),
+        (lambda: L.multitask_loss(torch.zeros(3, 2), torch.zeros(3), X, X), "class_targets"),
+        (
+            lambda: L.multitask_loss(torch.zeros(3, 2), torch.zeros(4, dtype=torch.int64), X, X),
+            "class_targets",
+        ),
+        (
+            lambda: L.multitask_loss(torch.zeros(3, 2), torch.tensor([0, 1, 2]), X, X),
+            "class_targets",
+        ),
+        (
+            lambda: L.multitask_loss(
+                torch.zeros(3, 2), torch.tensor([0, 1, 1]), torch.zeros(3, 5), X
+            ),
+            "box_preds",
+        ),
+        (
+            lambda: L.multitask_loss(
+                torch.zeros(3, 2), torch.tensor([0, 1, 1]), X, torch.zeros(2, 4)
+            ),
+            "box_targets",
+        ),
+        (
+            lambda: L.multitask_loss(
+                torch.zeros(3, 2), torch.tensor([0, 1, 1]), X, X, box_weight=-1.0
+            ),
+            "box_weight",
+        ),
+        (
+            lambda: L.multitask_loss(
+                torch.zeros(3, 2), torch.tensor([0, 1, 1]), X, X, box_loss="l1"
+            ),
+            "box_loss",
+        ),
+        (
+            lambda: L.multitask_loss(
+                torch.zeros(3, 2), torch.tensor([0, 1, 1]), X, X, beta=math.inf
+            ),
+            "beta",
+        ),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_inputs_are_not_modified():
+    x, y = randn(5, 4, seed=1), randn(5, 4, seed=2)
+    x0, y0 = x.clone(), y.clone()
+    L.smooth_l1_loss(x, y)
+    L.sigmoid_focal_loss(x, (y > 0).float())
+    L.multitask_loss(x, torch.tensor([0, 1, 2, 3, 1]), x, y)
+    torch.testing.assert_close(x, x0)
+    torch.testing.assert_close(y, y0)
