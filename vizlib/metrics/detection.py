@@ -1,0 +1,221 @@
+"""Matching detections to ground truth: which detections are true positives?
+
+Both PASCAL VOC and COCO walk through an image's detections of one class from the highest
+score down, greedily, and let each detection claim at most one ground-truth object
+(Everingham et al., IJCV 2010, section 4.2; Lin et al., ECCV 2014). A detection that
+claims an object is a true positive (TP); one that claims nothing is a false positive (FP);
+a second detection of an already claimed object is a duplicate, hence a FP too. This is
+why a detector must suppress duplicates (NMS) to score well.
+
+The two benchmarks differ in details that move AP by a point or two:
+
+===============================  ================================  ================================
+                                 ``rule='voc'`` (VOC devkit)        ``rule='coco'`` (pycocotools)
+===============================  ================================  ================================
+which object a detection tries   the highest-IoU object, claimed    the highest-IoU object not yet
+                                 or not: if it is claimed, the      claimed (ties: the later one),
+                                 detection is a duplicate (FP)      so it may fall back to a second
+ignored objects                  ``difficult``: a detection on one  crowd regions and objects
+                                 is ignored (neither TP nor FP)     outside the area range; tried
+                                                                    only if no regular object
+                                                                    qualifies
+crowd objects                    treated as ignored                 may absorb any number of
+                                                                    detections; IoU = inter /
+                                                                    area(detection)
+threshold                        IoU >= t                           IoU >= min(t, 1 - 1e-10)
+===============================  ================================  ================================
+
+VOC's devkit also adds 1 pixel to widths and heights (``x2 - x1 + 1``); vizlib does not:
+its boxes are continuous coordinates, as torchvision's.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from vizlib._checks import as_float_tensor, check_boxes, check_fraction
+from vizlib.boxes import box_iou
+from vizlib.metrics.coco_iou import coco_box_iou
+
+__all__ = ["NO_MATCH", "MATCH_RULES", "DetectionMatches", "match_detections"]
+
+# A detection that matched no ground-truth object.
+NO_MATCH = -1
+MATCH_RULES = ("coco", "voc")
+
+# pycocotools caps the threshold just below 1, so that t = 1.0 still accepts a perfect box.
+_COCO_MAX_THRESHOLD = 1 - 1e-10
+
+
+class DetectionMatches(NamedTuple):
+    """Per-detection outcome of :func:`match_detections`, in the detections' input order.
+
+    Exactly one of ``tp``, ``fp`` and ``ignored`` is True for each detection.
+    """
+
+    tp: torch.Tensor  # [N] bool: matched a regular ground-truth object
+    fp: torch.Tensor  # [N] bool: matched nothing (or a duplicate, under rule='voc')
+    ignored: torch.Tensor  # [N] bool: matched an ignored/crowd/difficult object
+    matched_gt: torch.Tensor  # [N] int64: index of the matched object, NO_MATCH if none
+
+
+def _greedy_match_coco(
+    ious: np.ndarray, thresholds: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray
+) -> np.ndarray:
+    """COCO's greedy matching, for several thresholds and ignore patterns at once.
+
+    pycocotools (``COCOeval.evaluateImg``) runs one Python loop per threshold, detection and
+    object. Here the detections are still visited one at a time (a greedy match is
+    sequential: what a detection claims depends on what the higher-scored ones claimed),
+    but every threshold ``T`` and every ignore pattern ``S`` (COCO's area ranges) is
+    handled at once with arrays.
+
+    Args:
+        ious: ``[D, G]`` IoU of each detection with each object, detections sorted by
+            descending score.
+        thresholds: ``[T]`` IoU thresholds.
+        gt_ignore: ``[S, G]`` bool, the objects ignored under each of ``S`` settings.
+            Crowd objects must be ignored.
+        gt_crowd: ``[G]`` bool, objects that may be claimed any number of times.
+
+    Returns:
+        ``[S, T, D]`` int64: the object each detection claimed, or ``NO_MATCH``.
+    """
+    num_settings, num_gt = gt_ignore.shape
+    num_dt = ious.shape[0]
+    thr = np.minimum(thresholds, _COCO_MAX_THRESHOLD)[:, None]  # [T, 1]
+    regular = ~gt_ignore[:, None, :]  # [S, 1, G]
+    claimed = np.zeros((num_settings, len(thresholds), num_gt), dtype=bool)  # [S, T, G]
+    matched = np.full((num_settings, len(thresholds), num_dt), NO_MATCH, dtype=np.int64)
+    gt_index = np.arange(num_gt)
+    for d in range(num_dt):
+        above = ious[d] >= thr  # [T, G]
+        if not above.any():  # overlaps no object well enough: unmatched everywhere
+            continue
+        candidates = above & (~claimed | gt_crowd)  # [S, T, G]; crowds can be re-claimed
+        # A regular object beats any ignored one; try ignored objects only if none qualifies.
+        preferred = candidates & regular  # [S, T, G]
+        pool = np.where(preferred.any(axis=-1, keepdims=True), preferred, candidates)
+        # The highest IoU in the pool; on ties the last object wins, because pycocotools
+        # replaces its best match whenever it sees an IoU >= the best so far.
+        pool_iou = np.where(pool, ious[d], -np.inf)  # [S, T, G]
+        best = num_gt - 1 - np.argmax(pool_iou[..., ::-1], axis=-1)  # [S, T]
+        found = pool.any(axis=-1)  # [S, T]
+        matched[..., d] = np.where(found, best, NO_MATCH)
+        claimed |= found[..., None] & (gt_index == best[..., None])  # [S, T, G]
+    return matched
+
+
+def _greedy_match_voc(ious: np.ndarray, threshold: float, gt_ignore: np.ndarray) -> np.ndarray:
+    """The VOC devkit's matching (``VOCevaldet.m``), detections sorted by descending score.
+
+    Returns ``[D]`` int64: the object each detection hit (its best-IoU object, if the IoU
+    reaches the threshold), or ``NO_MATCH``. The caller decides TP/duplicate/ignored.
+    """
+    num_dt, num_gt = ious.shape
+    matched = np.full(num_dt, NO_MATCH, dtype=np.int64)
+    if num_gt == 0:
+        return matched
+    best = np.argmax(ious, axis=1)  # [D]; the first object on ties, as MATLAB's max
+    hit = ious[np.arange(num_dt), best] >= threshold  # [D]
+    matched[hit] = best[hit]
+    return matched
+
+
+def _as_mask(name: str, value, n: int) -> np.ndarray:
+    if value is None:
+        return np.zeros(n, dtype=bool)
+    t = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if t.dim() != 1 or t.numel() != n:
+        raise ValueError(
+            f"{name} must have shape [M] = [{n}] (one flag per object), got {tuple(t.shape)}"
+        )
+    if t.is_floating_point() or t.is_complex():
+        raise ValueError(f"{name} must be bool or 0/1 integers, got dtype {t.dtype}")
+    return t.numpy().astype(bool)
+
+
+def match_detections(
+    pred_boxes,
+    pred_scores,
+    gt_boxes,
+    iou_threshold: float = 0.5,
+    gt_ignore=None,
+    gt_crowd=None,
+    rule: str = "coco",
+) -> DetectionMatches:
+    """Mark each detection of one class in one image as TP, FP or ignored.
+
+    Detections are visited by descending score (a stable sort: ties keep their input
+    order) and each claims at most one object, as described in the module docstring.
+
+    Args:
+        pred_boxes (Tensor[N, 4]): detections in ``(x1, y1, x2, y2)`` format.
+        pred_scores (Tensor[N]): their confidences.
+        gt_boxes (Tensor[M, 4]): ground-truth boxes in ``(x1, y1, x2, y2)`` format.
+        iou_threshold (float): minimum IoU for a match, in [0, 1].
+        gt_ignore (Tensor[M], bool, optional): objects whose detections are neither TP
+            nor FP (VOC ``difficult``; COCO objects outside the area range).
+        gt_crowd (Tensor[M], bool, optional): COCO crowd regions (``iscrowd``). They are
+            ignored, measured with IoU = inter / area(detection), and under
+            ``rule='coco'`` may absorb any number of detections.
+        rule (str): ``'coco'`` or ``'voc'``, see the module docstring.
+
+    Returns:
+        DetectionMatches: ``tp``, ``fp``, ``ignored`` (each ``Tensor[N]`` bool) and
+        ``matched_gt`` (``Tensor[N]`` int64, ``NO_MATCH`` where none), in input order.
+    """
+    if rule not in MATCH_RULES:
+        raise ValueError(f"rule must be one of {MATCH_RULES}, got {rule!r}")
+    dt = check_boxes("pred_boxes", pred_boxes)
+    gt = check_boxes("gt_boxes", gt_boxes)
+    scores = as_float_tensor("pred_scores", pred_scores)
+    if scores.dim() != 1 or scores.numel() != len(dt):
+        raise ValueError(
+            f"pred_scores must have shape [N] = [{len(dt)}] (one per box), got {tuple(scores.shape)}"
+        )
+    threshold = check_fraction("iou_threshold", iou_threshold)
+    crowd = _as_mask("gt_crowd", gt_crowd, len(gt))
+    ignore = _as_mask("gt_ignore", gt_ignore, len(gt)) | crowd  # a crowd is always ignored
+
+    order = np.argsort(-scores.double().numpy(), kind="stable")  # highest score first
+    if crowd.any():
+        ious = coco_box_iou(dt[order], gt, crowd).numpy()  # [N, M]
+    else:
+        ious = box_iou(dt[order].double(), gt.double()).numpy()  # [N, M]
+
+    if rule == "coco":
+        matched_sorted = _greedy_match_coco(ious, np.array([threshold]), ignore[None, :], crowd)[
+            0, 0
+        ]
+        is_ignored = np.zeros(len(dt), dtype=bool)
+        hit = matched_sorted != NO_MATCH
+        is_ignored[hit] = ignore[matched_sorted[hit]]
+        is_tp = hit & ~is_ignored
+    else:
+        matched_sorted = _greedy_match_voc(ious, threshold, ignore)
+        hit = matched_sorted != NO_MATCH
+        is_ignored = np.zeros(len(dt), dtype=bool)
+        is_tp = np.zeros(len(dt), dtype=bool)
+        claimed = np.zeros(len(gt), dtype=bool)
+        for d in np.nonzero(hit)[0]:
+            g = matched_sorted[d]
+            if ignore[g]:
+                is_ignored[d] = True
+            elif not claimed[g]:
+                is_tp[d] = claimed[g] = True
+            # else: a duplicate of a claimed object -> FP (it keeps matched_gt = g)
+    is_fp = ~is_tp & ~is_ignored
+
+    # Back to the caller's order.
+    def unsort(values: np.ndarray) -> torch.Tensor:
+        out = np.empty_like(values)
+        out[order] = values
+        return torch.from_numpy(out)
+
+    return DetectionMatches(
+        unsort(is_tp), unsort(is_fp), unsort(is_ignored), unsort(matched_sorted)
+    )
