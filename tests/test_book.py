@@ -1,0 +1,215 @@
+"""The web book builds with warnings as errors, every page in _toc.yml is there, links
+resolve, and in a real browser every page draws its figures and formulas, logs no console
+error and asks no host but the local server for anything."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import subprocess
+import sys
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def toc_files() -> list[str]:
+    """Every file named in _toc.yml, without extension, relative to the root."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc.get("parts", []))
+    walk(toc.get("chapters", []))
+    return [re.sub(r"\.(md|ipynb)$", "", f) for f in files]
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("book")
+    env = dict(os.environ)
+    env.pop("VIZLIB_PROFILE", None)  # the build sets what it needs
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run(
+        [str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going", "--all"],
+        capture_output=True, text=True, env=env, timeout=1500,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"jupyter-book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+    html = out / "_build" / "html"
+    assert (html / "index.html").exists()
+    return html
+
+
+def test_every_toc_page_is_built(built_book):
+    missing = [f for f in toc_files() if not (built_book / f"{f}.html").exists()]
+    assert not missing, f"pages in _toc.yml missing from the HTML: {missing}"
+
+
+def test_plotly_js_is_served_once_locally(built_book):
+    assert (built_book / "_static" / "plotly.min.js").stat().st_size > 1_000_000
+    for page in built_book.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        # plotly.js is never inlined into a page (it is ~4.8 MB)
+        assert len(text) < 3_000_000, f"{page.name} is {len(text)} bytes: plotly.js inlined?"
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag in ("script", "img", "link") and (attrs.get("src") or attrs.get("href")):
+            self.links.append(attrs.get("src") or attrs.get("href"))
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_no_broken_internal_links(built_book):
+    broken = []
+    pages = [p for p in sorted(built_book.rglob("*.html")) if "_static" not in p.parts]
+    for page in pages:
+        for href in _parse(page).links:
+            url = urlparse(href)
+            if url.scheme or href.startswith(("//", "mailto:", "javascript:")):
+                continue
+            target = page if not url.path else (page.parent / unquote(url.path)).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(built_book)} -> {href}")
+            elif url.fragment and target.suffix == ".html" and url.fragment not in _parse(target).ids:
+                broken.append(f"{page.relative_to(built_book)} -> {href} (no such anchor)")
+    assert not broken, "broken internal links:\n" + "\n".join(broken)
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def _chromium_or_skip():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: .ci/run installs it with apt-get install chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def served_book(built_book):
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+def open_page(browser, url):
+    """Open ``url``; return (page, console errors, foreign requests). Foreign requests are
+    recorded and aborted so that a page that would reach the internet fails fast."""
+    context = browser.new_context()
+    page = context.new_page()
+    errors, foreign = [], []
+    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    local = urlparse(url).netloc
+
+    def route(r):
+        target = urlparse(r.request.url)
+        if target.scheme in ("data", "blob", "about") or target.netloc == local:
+            r.continue_()
+        else:
+            foreign.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(url, wait_until="load", timeout=60_000)
+    try:  # on a loaded 2-core machine "idle" can take long; the checks below wait for what they need
+        page.wait_for_load_state("networkidle", timeout=10_000)
+    except Exception:  # noqa: BLE001 - playwright's TimeoutError
+        pass
+    return page, errors, foreign
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page_name", toc_files())
+def test_page_in_browser(browser, served_book, built_book, page_name):
+    page, errors, foreign = open_page(browser, f"{served_book}/{page_name}.html")
+    try:
+        html = (built_book / f"{page_name}.html").read_text(encoding="utf-8")
+        n_plots = html.count('class="plotly-graph-div"')
+        if n_plots:
+            page.wait_for_function(
+                f"document.querySelectorAll('.plotly-graph-div .main-svg').length >= {n_plots}",
+                timeout=20_000,
+            )
+            drawn = page.evaluate(
+                "Array.from(document.querySelectorAll('.plotly-graph-div')).map(d => !!d.querySelector('svg.main-svg'))"
+            )
+            assert all(drawn), f"{page_name}: plotly figures not drawn: {drawn}"
+        if 'class="math' in html:
+            page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
+            leftover = page.evaluate(
+                "Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container')).length"
+            )
+            assert leftover == 0, f"{page_name}: {leftover} formulas not typeset"
+        page.wait_for_timeout(300)  # late console errors (theme scripts) show up here
+        assert not errors, f"{page_name}: console errors: {errors}"
+        assert not foreign, f"{page_name}: requests to other hosts: {foreign}"
+    finally:
+        page.context.close()
+
+
+def test_toc_parser_finds_the_root():
+    files = toc_files()
+    assert files[0] == "book/preface" and len(files) == len(set(files))
