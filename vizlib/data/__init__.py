@@ -1,6 +1,51 @@
-"""Data for every chapter: generated scenes (default) and opt-in real data sets."""
+"""Data for every chapter: generated scenes (the default, no network) and opt-in real
+data sets.
 
+* ``scenes``: the generator, class names and label scheme, ``SceneConfig``, ``make_scene``;
+* ``datasets``: torch ``Dataset`` views (segmentation, detection, keypoints,
+  localisation, panoptic) with tv_tensors targets;
+* ``transforms``: default ``transforms.v2`` augmentations;
+* ``collate``: ``collate_detection`` (lists of images and targets, empty images allowed);
+* ``coco_export``: COCO JSON (instances, keypoints, panoptic) for pycocotools;
+* ``cache``: in-memory / on-disk scene cache;
+* ``real``: PASCAL VOC, Penn-Fudan, COCO subsets (opt-in downloads).
+"""
+
+from .cache import SceneCache
+from .collate import collate_detection, collate_segmentation, empty_target
+from .datasets import (
+    TASKS,
+    UNCLAMPED_POINTS,
+    DetectionScenes,
+    KeypointScenes,
+    LocalisationScenes,
+    PanopticScenes,
+    Scenes,
+    SegmentationScenes,
+    finish_sample,
+    masks_to_tight_boxes,
+    scene_to_sample,
+)
 from .scenes import *  # noqa: F401,F403
 from .scenes import __all__ as _scenes_all
+from .transforms import eval_transforms, train_transforms
 
-__all__ = list(_scenes_all)
+__all__ = list(_scenes_all) + [
+    "SceneCache",
+    "collate_detection",
+    "collate_segmentation",
+    "empty_target",
+    "UNCLAMPED_POINTS",
+    "TASKS",
+    "Scenes",
+    "SegmentationScenes",
+    "DetectionScenes",
+    "KeypointScenes",
+    "LocalisationScenes",
+    "PanopticScenes",
+    "finish_sample",
+    "masks_to_tight_boxes",
+    "scene_to_sample",
+    "train_transforms",
+    "eval_transforms",
+]
