@@ -126,6 +126,15 @@ def test_interpolation_equals_torch_property(h, w, factor, mode, seed):
     torch.testing.assert_close(fn(x, factor), want, **TOL)
 
 
+def test_bilinear_copies_an_axis_whose_length_does_not_change():
+    # 3 rows * 1.25 -> 3 rows: torch's CPU kernel copies the rows, only columns move
+    x = torch.arange(12.0).reshape(3, 4) ** 2
+    out = bilinear(x, 1.25)
+    assert out.shape == (3, 5) and torch.equal(out[:, 0], x[:, 0])
+    torch.testing.assert_close(as_batch(out), F.interpolate(as_batch(x), scale_factor=1.25,
+                                                            mode="bilinear"), **TOL)
+
+
 def test_source_coordinates_line_up_edges_or_corners():
     # factor 2, align_corners=False: output centres at -0.25, 0.25, 0.75, ...
     assert source_coordinates(3, 2).tolist() == [-0.25, 0.25, 0.75, 1.25, 1.75, 2.25]

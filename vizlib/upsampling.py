@@ -254,6 +254,10 @@ def _resample_axis(x, dim, taps, weights):
 def _linear_axis(x, dim, factor, align_corners):
     n_in = x.shape[dim]
     src = source_coordinates(n_in, factor, align_corners)  # [n_out]
+    if len(src) == n_in:
+        # PyTorch's CPU kernel copies an axis whose length does not change, whatever the
+        # factor (3 pixels * 1.25 -> 3 pixels are not shifted by a tenth); we do the same.
+        return x.clone()
     src = src.clamp(min=0)  # PyTorch's linear modes clamp a negative source to 0
     left = src.floor()
     taps = left.unsqueeze(1) + torch.tensor([0.0, 1.0], dtype=torch.float64)  # [n_out, 2]
@@ -277,7 +281,8 @@ def bilinear(x, factor: float, align_corners: bool = False) -> torch.Tensor:
     Each output pixel is a weighted average of the 2 x 2 input pixels around its source
     coordinate, weight ``1 - |distance|`` per axis. Beyond the outer pixel centres the
     edge pixel is repeated. Equals ``F.interpolate(x, scale_factor=factor,
-    mode='bilinear', align_corners=align_corners)``.
+    mode='bilinear', align_corners=align_corners)`` on the CPU, including its shortcut:
+    an axis whose length does not change (``floor(n * factor) == n``) is copied as is.
 
     Args:
         x (Tensor[..., H, W]): image or batch, finite.
