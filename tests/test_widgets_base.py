@@ -146,6 +146,8 @@ def test_static_html_has_script_and_no_cdn():
     assert "plotly_sliderchange" in html and "Plotly.react" in html
     assert "cdn" not in html.lower() and "<script src" not in html
     assert "{plot_id}" not in html and "{plot_id}" in SLIDER_SCRIPT
+    # plotly's to_html would otherwise play every frame as an animation on page load
+    assert "Plotly.animate" not in html
 
 
 def test_show_picks_the_mode(monkeypatch):

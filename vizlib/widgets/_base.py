@@ -388,19 +388,38 @@ class Widget:
             }
             for k, c in enumerate(sliders)
         ]
-        # The JSON dicts came from valid figures; skip re-validating them (it is slow).
-        return go.Figure(fig_dict, skip_invalid=True)
+        # The JSON dicts came from figures; re-validating 60 frames would take seconds.
+        try:
+            return go.Figure(fig_dict, _validate=False)
+        except TypeError:  # pragma: no cover - a plotly without the private switch
+            return go.Figure(fig_dict)
 
     def static_post_script(self) -> str:
         """The JavaScript that makes the static figure's sliders switch frames."""
         return SLIDER_SCRIPT
 
     def static_html(self, include_plotlyjs=None) -> str:
-        """The static figure as an HTML ``<div>`` with its slider script (see ``vizlib.display``)."""
-        from vizlib.display import figure_html
+        """The static figure as an HTML ``<div>`` with its slider script.
 
-        return figure_html(self.static_figure(), post_script=self.static_post_script(),
-                           include_plotlyjs=include_plotlyjs)
+        As :func:`vizlib.display.figure_html` (no MathJax, no CDN; plotly.js inlined
+        unless the book is being built), and with ``auto_play=False``: plotly's
+        ``to_html`` would otherwise play all frames as an animation when the page loads.
+        """
+        import plotly.io as pio
+
+        from vizlib.display import building_book
+
+        if include_plotlyjs is None:
+            include_plotlyjs = not building_book()
+        return pio.to_html(
+            self.static_figure(),
+            include_plotlyjs=include_plotlyjs,
+            include_mathjax=False,
+            full_html=False,
+            post_script=self.static_post_script(),
+            auto_play=False,
+            config={"displaylogo": False, "responsive": True},
+        )
 
     # ----------------------------------------------------------------- display
     def show(self, mode: str | None = None):
@@ -417,9 +436,9 @@ class Widget:
             box = self.live()
             display(box)
             return box
-        from vizlib.display import show
+        from IPython.display import HTML, display
 
-        show(self.static_figure(), post_script=self.static_post_script())
+        display(HTML(self.static_html()))
         return None
 
     def _ipython_display_(self):
