@@ -1,0 +1,460 @@
+"""A grading worker: runs submissions' code in confined child processes.
+
+Started by :mod:`vizlib.exercises.grade` (one worker per core). It imports torch and
+the kernel machinery once, then, for each job it reads from stdin, forks:
+
+- one child per exercise, which runs only that exercise's cell and calls the reader's
+  function on the instructor's inputs, sending back the return values (judged by the
+  grader, not here);
+- one child that becomes a fresh IPython kernel, in which the whole notebook runs top to
+  bottom (to report whether it runs).
+
+Every child is confined first (:func:`vizlib.exercises.sandbox.confine`: its own folder,
+memory, CPU and file limits, Landlock), has its output captured through a pipe with a
+size cap, and is killed with its whole process group at its time limit. The worker
+answers one JSON line per job on stdout. It runs no student code itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import time
+
+PRELOAD = ("numpy", "torch", "torchvision", "matplotlib", "vizlib", "vizlib.boxes",
+           "vizlib.exercises", "vizlib.exercises.wire", "IPython", "ipykernel.kernelapp",
+           "jupyter_client", "zmq")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_MAX_RESULT = 32 << 20  # bytes of results a check child may send
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a missing optional library only costs time later
+            pass
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _keep_fds(fds: list[int]) -> list[int]:
+    """Move ``fds`` to 3, 4, ... and close every other descriptor above 2."""
+    moved = [os.dup(fd) for fd in fds]
+    for target, fd in enumerate(moved, start=3):
+        os.dup2(fd, target)
+    os.closerange(3 + len(fds), os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096)
+    return list(range(3, 3 + len(fds)))
+
+
+def _describe_exit(status: int | None) -> str:
+    if status is None:
+        return "still running"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"killed by {name}"
+    return f"exited with code {os.WEXITSTATUS(status)}"
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class _NoIPython:
+    """Stands in for ``get_ipython()`` when an exercise cell runs outside a kernel: magics do nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+# ---------------------------------------------------------------- exercise checks
+
+
+def _check_child(ex: dict, res_w: int, out_w: int, ev_fd: int, work: str, limits: dict, env: dict):
+    """In the forked child: confine, run the exercise cell, call the function on each case."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_w, 1)
+    os.dup2(out_w, 2)
+    res, events = _keep_fds([res_w, ev_fd])
+    dumps, write_all = json.dumps, _write_all
+
+    def send(obj) -> None:
+        write_all(res, (dumps(obj) + "\n").encode())
+
+    from vizlib.exercises.checking import Case, run_case
+    from vizlib.exercises.sandbox import confine
+    from vizlib.exercises.wire import decode, encode
+
+    confine(work, memory_mb=limits["memory_mb"], cpu_seconds=limits["check_timeout"] + 5,
+            events_fd=events, env=env)
+    cases = [Case(str(i), decode(args)) for i, args in enumerate(ex["cases"])]
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        source = TransformerManager().transform_cell(ex["source"])
+    except Exception:  # noqa: BLE001 - leave it to compile() to report
+        source = ex["source"]
+    namespace = {"__name__": "__main__", "get_ipython": _NoIPython}
+    try:
+        code = compile(source, "<exercise cell>", "exec")
+    except SyntaxError as exc:
+        send({"load_error": f"SyntaxError: {exc.msg} (line {exc.lineno} of your cell)",
+              "types": ["SyntaxError"]})
+        os._exit(0)
+    try:
+        exec(code, namespace)  # noqa: S102 - confined child: this is what it is for
+    except BaseException as exc:  # noqa: BLE001
+        import traceback
+
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<exercise cell>"]
+        where = f" (line {frames[-1].lineno} of your cell)" if frames else ""
+        send({"load_error": f"{type(exc).__name__}: {exc}"[:500] + where,
+              "types": [c.__name__ for c in type(exc).__mro__]})
+        os._exit(0)
+    function = namespace.get(ex["function"])
+    if not callable(function):
+        send({"load_error": f"the exercise cell does not define a function {ex['function']}()",
+              "types": []})
+        os._exit(0)
+    send({"loaded": True})
+    for i, case in enumerate(cases):
+        try:
+            out = run_case(function, case)
+            send({"case": i, "value": encode(out.value), "error": out.error,
+                  "types": list(out.error_types), "line": out.line,
+                  "args_after": encode(out.args_after)})
+        except BaseException as exc:  # noqa: BLE001 - e.g. a KeyboardInterrupt raised on purpose
+            send({"case": i, "value": None, "error": f"{type(exc).__name__}: {exc}"[:500],
+                  "types": [c.__name__ for c in type(exc).__mro__], "line": None, "args_after": None})
+    send({"done": True})
+    os._exit(0)
+
+
+def _watch(pid: int, fds: dict[str, int], deadline: float, max_output: int) -> dict:
+    """Read a child's pipes until it ends, its time is up, or it floods; then kill its group."""
+    data = {name: bytearray() for name in fds}
+    total = dict.fromkeys(fds, 0)
+    caps = {"results": _MAX_RESULT, "output": 8192}
+    status, exit_status = None, None
+    open_fds = {fd: name for name, fd in fds.items()}
+    while open_fds:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            status = "timeout"
+            break
+        ready, _, _ = select.select(list(open_fds), [], [], min(left, 0.2 if exit_status is not None else 1.0))
+        for fd in ready:
+            chunk = os.read(fd, 1 << 16)
+            name = open_fds[fd]
+            if not chunk:
+                del open_fds[fd]
+                continue
+            total[name] += len(chunk)
+            if len(data[name]) < caps[name]:
+                data[name] += chunk[: caps[name] - len(data[name])]
+        if total["output"] > max_output:
+            status = "flood"
+            break
+        if total["results"] > _MAX_RESULT:
+            status = "too_large"
+            break
+        if exit_status is None:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                exit_status = st
+        elif not ready:
+            break  # the child has exited; a descendant it left behind keeps the pipe open
+    _kill_group(pid)
+    if exit_status is None:
+        _, exit_status = os.waitpid(pid, 0)
+    for fd in fds.values():
+        os.close(fd)
+    return {"status": status, "exit": exit_status, "results": bytes(data["results"]),
+            "output": bytes(data["output"]), "output_bytes": total["output"]}
+
+
+def _read_events(path: str) -> list[dict]:
+    events = []
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(65536)
+    except OSError:
+        return events
+    for line in raw.decode("utf-8", "replace").splitlines()[:50]:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and isinstance(item.get("path"), str):
+            events.append({"event": str(item.get("event", ""))[:40], "path": item["path"][:300]})
+    return events
+
+
+def run_check(ex: dict, folder: str, limits: dict, env: dict) -> dict:
+    """Run one exercise cell in a confined child; the raw results, for the grader to judge."""
+    work = os.path.join(folder, "work")
+    os.makedirs(work, exist_ok=True)
+    events_path = os.path.join(folder, "events.jsonl")
+    ev_fd = os.open(events_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    res_r, res_w = os.pipe()
+    out_r, out_w = os.pipe()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(res_r)
+            os.close(out_r)
+            _check_child(ex, res_w, out_w, ev_fd, work, limits, env)
+        finally:
+            os._exit(70)
+    for fd in (res_w, out_w, ev_fd):
+        os.close(fd)
+    watched = _watch(pid, {"results": res_r, "output": out_r}, start + limits["check_timeout"],
+                     limits["max_output"])
+    lines = []
+    for line in watched["results"].decode("utf-8", "replace").splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            lines.append({"garbled": line[:200]})
+    return {"status": watched["status"], "exit": _describe_exit(watched["exit"]),
+            "clean_exit": watched["exit"] == 0, "lines": lines,
+            "output": watched["output"].decode("utf-8", "replace")[:4000],
+            "output_bytes": watched["output_bytes"], "seconds": round(time.monotonic() - start, 2),
+            "events": _read_events(events_path)}
+
+
+# ---------------------------------------------------------------- the whole notebook
+
+
+def _kernel_child(conn: str, ev_fd: int, work: str, limits: dict, env: dict, seconds: int):
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    (events,) = _keep_fds([ev_fd])
+    from vizlib.exercises.sandbox import confine
+
+    confine(work, memory_mb=limits["memory_mb"], cpu_seconds=seconds + 10, extra_read=(conn,),
+            events_fd=events, env=env)
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize(["-f", conn, "--HistoryManager.enabled=False", "--IPKernelApp.quiet=True"])
+    app.start()
+
+
+def _content_size(content: dict) -> int:
+    size = 0
+    for key in ("text", "data", "traceback", "evalue"):
+        value = content.get(key)
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, dict):
+            size += sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in value.values())
+        elif isinstance(value, list):
+            size += sum(len(str(v)) for v in value)
+    return size
+
+
+def run_notebook(nb: dict, folder: str, limits: dict, env: dict) -> dict:
+    """Run every code cell of the notebook in a fresh confined kernel; how far it got and why."""
+    import queue
+
+    import zmq
+    from jupyter_client import BlockingKernelClient
+    from jupyter_client.connect import write_connection_file
+
+    work = os.path.join(folder, "work")
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, nb["name"]), "w", encoding="utf-8") as f:
+        f.write(nb["text"])  # the notebook sits in its folder, as it would for the student
+    conn = os.path.join(folder, "kernel.json")
+    write_connection_file(conn, ip="127.0.0.1", key=os.urandom(32).hex().encode())
+    events_path = os.path.join(folder, "events.jsonl")
+    ev_fd = os.open(events_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    seconds = limits["timeout"]
+    start = time.monotonic()
+    deadline = start + seconds
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _kernel_child(conn, ev_fd, work, limits, env, seconds)
+        finally:
+            os._exit(70)
+    os.close(ev_fd)
+    context = zmq.Context()
+    kc = BlockingKernelClient(connection_file=conn, context=context)
+    kc.load_connection_file()
+    kc.start_channels(hb=False)
+    report = {"status": "ok", "cell": None, "error": "", "cells_run": 0}
+    exit_status = None
+    output_bytes = 0
+
+    def alive() -> bool:
+        nonlocal exit_status
+        if exit_status is None:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                exit_status = st
+        return exit_status is None
+
+    def fail(status: str, cell: int | None, error: str) -> None:
+        report.update(status=status, cell=cell, error=error)
+
+    try:
+        # wait for the kernel: ask for kernel_info until it answers
+        ready = False
+        while not ready and alive() and time.monotonic() < deadline:
+            msg_id = kc.kernel_info()
+            until = time.monotonic() + 2
+            while time.monotonic() < until and alive():
+                try:
+                    reply = kc.get_shell_msg(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    ready = True
+                    break
+        if not ready:
+            fail("died" if exit_status is not None else "timeout", None,
+                 f"the kernel did not start ({_describe_exit(exit_status)})")
+        for index, source in (nb["cells"] if ready else []):
+            msg_id = kc.execute(source, allow_stdin=False, stop_on_error=True)
+            idle, reply = False, None
+            while not (idle and reply):
+                if time.monotonic() > deadline:
+                    fail("timeout", index, f"timed out after {seconds} s")
+                    break
+                if not alive():
+                    fail("died", index, f"the kernel died ({_describe_exit(exit_status)})")
+                    break
+                try:
+                    msg = kc.get_iopub_msg(timeout=0.05)
+                except queue.Empty:
+                    msg = None
+                if msg and msg["parent_header"].get("msg_id") == msg_id:
+                    kind, content = msg["msg_type"], msg["content"]
+                    output_bytes += _content_size(content)
+                    if kind == "status" and content.get("execution_state") == "idle":
+                        idle = True
+                    elif kind == "error":
+                        tb = _ANSI.sub("", "\n".join(content.get("traceback", [])))
+                        report["traceback"] = "\n".join(tb.splitlines()[-25:])[:4000]
+                if output_bytes > limits["max_output"]:
+                    fail("flood", index, f"printed more than {limits['max_output'] // 1024} KB")
+                    break
+                if reply is None:
+                    try:
+                        shell = kc.get_shell_msg(timeout=0)
+                    except queue.Empty:
+                        shell = None
+                    if shell and shell["parent_header"].get("msg_id") == msg_id:
+                        reply = shell["content"]
+            if report["status"] != "ok":
+                break
+            report["cells_run"] += 1
+            if reply.get("status") == "error":
+                ename, evalue = reply.get("ename", "Error"), reply.get("evalue", "")
+                memory = ename == "MemoryError" or "can't allocate memory" in evalue
+                fail("memory" if memory else "error", index, f"{ename}: {evalue}"[:500])
+                break
+    finally:
+        _kill_group(pid)
+        if exit_status is None:
+            _, exit_status = os.waitpid(pid, 0)
+        kc.stop_channels()
+        context.destroy(linger=0)
+    report["seconds"] = round(time.monotonic() - start, 2)
+    report["events"] = _read_events(events_path)
+    return report
+
+
+# ---------------------------------------------------------------- the job loop
+
+
+def run_job(job: dict) -> dict:
+    root = job["folder"]
+    limits, env = job["limits"], job["env"]
+    out = {"exercises": {}, "notebook": None}
+    try:
+        for k, ex in enumerate(job["exercises"]):
+            out["exercises"][ex["id"]] = run_check(ex, os.path.join(root, f"ex{k}"), limits, env)
+        if job.get("notebook"):
+            out["notebook"] = run_notebook(job["notebook"], os.path.join(root, "nb"), limits, env)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def _read_line(fd: int) -> bytes | None:
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return bytes(data) or None
+        data += chunk
+    return bytes(data)
+
+
+def main() -> None:
+    """Preload, then serve jobs: each in a fresh fork that reads its job itself.
+
+    The process that forks never holds a submission, so no child can find another
+    student's notebook in the memory it inherits.
+    """
+    report_fd = os.dup(1)
+    os.dup2(2, 1)  # stray prints of libraries must not mix with the reports
+    _preload()
+    _write_all(report_fd, b'{"ready": true}\n')
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                line = _read_line(0)
+                if line is None:
+                    os._exit(3)  # the grader closed our stdin: no more jobs
+                try:
+                    result = run_job(json.loads(line))
+                except Exception as exc:  # noqa: BLE001 - report it, keep serving
+                    result = {"worker_error": f"{type(exc).__name__}: {exc}"}
+                _write_all(report_fd, (json.dumps(result) + "\n").encode())
+                os._exit(0)
+            finally:
+                os._exit(4)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3:
+            return
+        if status != 0:
+            failure = {"worker_error": f"the job process {_describe_exit(status)}"}
+            _write_all(report_fd, (json.dumps(failure) + "\n").encode())
+
+
+if __name__ == "__main__":
+    main()

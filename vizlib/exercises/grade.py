@@ -1,0 +1,533 @@
+"""Grade a folder of submitted notebooks with the instructor's tests.
+
+    python -m vizlib.exercises.grade SUBMISSIONS --assignment masters/book/exercises.ipynb
+
+Every ``*.ipynb`` under ``SUBMISSIONS`` is one student's notebook (the student is named
+by its path without ``.ipynb``). For each one the grader
+
+1. reads the file once, before anything runs (an empty or corrupt file is reported);
+2. takes each exercise's cell (the cell starting ``# EXERCISE <id>``) and runs it alone in
+   a fresh, confined process that calls the reader's function on the instructor's inputs;
+   the return values come back as data and are judged here, by the instructor's tests
+   against the instructor's expected values, so deleting or editing a check cell or
+   monkeypatching anything in the notebook gains nothing;
+3. runs the whole notebook top to bottom in a fresh, confined kernel (``--no-run`` skips
+   this) and reports whether it runs, and where and why it stopped;
+
+each process in its own temporary folder, with a time limit, a memory limit and a cap on
+its output, several submissions at once (one per core). Scores are each exercise's points
+times the fraction of its cases passed. Results go to ``--out`` (default ``grades/``):
+``grades.csv``, ``grades.md`` (the table, also printed) and ``feedback/<student>.md``,
+all written by this process alone, after every run has ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .checking import (
+    CaseResult,
+    CheckResult,
+    Outcome,
+    forbidden_in_source,
+    forbidden_message,
+    judge,
+)
+from .spec import Exercise, get
+
+__all__ = ["Limits", "SubmissionGrade", "grade", "exercise_ids_of", "write_results", "main"]
+
+MAX_NOTEBOOK_BYTES = 50 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits for each submission (seconds, MB, KB)."""
+
+    timeout: int = 600  # the whole notebook
+    check_timeout: int = 60  # one exercise, all its cases
+    memory_mb: int = 2048  # beyond what Python and torch hold
+    max_output_kb: int = 1024  # printed by one process
+
+
+@dataclass
+class SubmissionGrade:
+    """One student's grade: per exercise results, the notebook run, and what went wrong."""
+
+    student: str
+    path: str
+    checks: dict[str, CheckResult] = field(default_factory=dict)
+    notebook: str = "not run"
+    issues: list[str] = field(default_factory=list)
+    output: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return round(sum(c.score for c in self.checks.values()), 2)
+
+    @property
+    def max_points(self) -> float:
+        return sum(c.exercise.points for c in self.checks.values())
+
+
+def exercise_ids_of(notebook: Path) -> list[str]:
+    """The exercise ids of an assignment notebook (master or student version), in order."""
+    import nbformat
+
+    from .notebooks import find_exercise_cells
+
+    ids = list(find_exercise_cells(nbformat.read(str(notebook), as_version=4)))
+    if not ids:
+        raise ValueError(f"{notebook} has no exercise cell (a code cell starting '# EXERCISE <id>')")
+    return ids
+
+
+# ---------------------------------------------------------------- reading submissions
+
+
+def _read_submission(path: Path) -> tuple[str | None, object | None, str | None]:
+    """(text, notebook, problem): the notebook, or why it cannot be read."""
+    import nbformat
+
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return None, None, "the file is empty"
+        if size > MAX_NOTEBOOK_BYTES:
+            return None, None, f"the file is larger than {MAX_NOTEBOOK_BYTES >> 20} MB"
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, None, f"the file cannot be read as text: {exc}"
+    try:
+        nb = nbformat.reads(text, as_version=4, capture_validation_error={})
+        cells = nb.get("cells")
+        if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+            raise ValueError("it has no list of cells")
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return None, None, f"not a readable notebook (corrupt .ipynb?): {reason}"
+    return text, nb, None
+
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(str(s) for s in src) if isinstance(src, list) else str(src)
+
+
+def _exercise_source(nb, ex: Exercise) -> str | None:
+    """The source of the reader's cell for ``ex``: its ``# EXERCISE`` cell, else the last
+    code cell defining the function (a reader may have deleted the header line)."""
+    from .notebooks import find_exercise_cells
+
+    cells = nb.get("cells", [])
+    index = find_exercise_cells(nb).get(ex.id)
+    if index is not None:
+        return _source(cells[index])
+    pattern = re.compile(rf"^def\s+{re.escape(ex.function)}\s*\(", re.MULTILINE)
+    for cell in reversed(cells):
+        if cell.get("cell_type") == "code" and pattern.search(_source(cell)):
+            return _source(cell)
+    return None
+
+
+# ---------------------------------------------------------------- workers
+
+
+class _Worker:
+    def __init__(self, env: dict, cwd: str, log):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vizlib.exercises._worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd, start_new_session=True)
+        self.buffer = b""
+        self.ready = False
+        self.job: int | None = None
+        self.sent_at = 0.0
+
+    def fileno(self) -> int:
+        return self.proc.stdout.fileno()
+
+    def send(self, job_index: int, job: dict) -> None:
+        self.job, self.sent_at = job_index, time.monotonic()
+        self.proc.stdin.write((json.dumps(job) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+
+
+def _run_jobs(jobs: list[dict], n_workers: int, budget: float, tmp: str, quiet: bool) -> list[dict]:
+    """Run ``jobs`` on ``n_workers`` worker processes; one report per job, in order."""
+    import vizlib
+
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
+    package_root = str(Path(vizlib.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    reports: list[dict | None] = [None] * len(jobs)
+    pending = deque(range(len(jobs)))
+    log = open(os.path.join(tmp, "workers.log"), "ab")  # noqa: SIM115 - closed below
+    workers = [_Worker(env, tmp, log) for _ in range(max(1, min(n_workers, len(jobs))))]
+    done = 0
+    try:
+        while done < len(jobs):
+            for w in workers:
+                if w.ready and w.job is None and pending:
+                    w.send(pending[0], jobs[pending.popleft()])
+            readable, _, _ = select.select(workers, [], [], 1.0)
+            for w in list(workers):
+                lost = None
+                if w in readable:
+                    chunk = os.read(w.fileno(), 1 << 20)
+                    if not chunk:
+                        lost = "the grading worker died"
+                    w.buffer += chunk
+                    while b"\n" in w.buffer:
+                        line, w.buffer = w.buffer.split(b"\n", 1)
+                        message = json.loads(line)
+                        if message.get("ready"):
+                            w.ready = True
+                        elif w.job is not None:
+                            reports[w.job] = message
+                            done += 1
+                            if not quiet:
+                                print(f"  graded {done}/{len(jobs)}", file=sys.stderr, flush=True)
+                            w.job = None
+                if w.job is not None and time.monotonic() - w.sent_at > budget:
+                    lost = "the grading worker stopped answering"
+                if lost:
+                    if w.job is not None:
+                        reports[w.job] = {"worker_error": lost}
+                        done += 1
+                    elif not w.ready:
+                        raise RuntimeError(f"a grading worker failed to start; see {tmp}/workers.log")
+                    w.kill()
+                    workers[workers.index(w)] = _Worker(env, tmp, log)
+    finally:
+        for w in workers:
+            w.kill()
+        log.close()
+    return [r or {"worker_error": "no report"} for r in reports]
+
+
+# ---------------------------------------------------------------- judging
+
+
+def _decode(data):
+    from .wire import Opaque, decode
+
+    try:
+        return decode(data)
+    except Exception:  # noqa: BLE001 - untrusted data: anything malformed is just wrong
+        return Opaque("value", "a malformed value")
+
+
+def _judge_exercise(ex: Exercise, raw: dict, limits: Limits) -> tuple[CheckResult, str | None]:
+    """The CheckResult of one exercise from a worker's raw report, and the issue to list."""
+    cases = ex.cases()
+    outcomes: list[Outcome | None] = [None] * len(cases)
+    load_error, loaded, finished = None, False, False
+    memory = False
+    for line in raw.get("lines", []):
+        if not isinstance(line, dict):
+            continue
+        if "load_error" in line:
+            load_error = str(line["load_error"])[:600]
+            memory |= "MemoryError" in (line.get("types") or [])
+        elif line.get("loaded"):
+            loaded = True
+        elif line.get("done"):
+            finished = True
+        elif isinstance(line.get("case"), int) and 0 <= line["case"] < len(cases):
+            types = tuple(str(t) for t in (line.get("types") or []))
+            error = line.get("error")
+            memory |= "MemoryError" in types or "can't allocate memory" in str(error)
+            after = _decode(line.get("args_after"))
+            outcomes[line["case"]] = Outcome(
+                value=_decode(line.get("value")), error=None if error is None else str(error)[:600],
+                error_types=types, line=line.get("line") if isinstance(line.get("line"), int) else None,
+                args_after=tuple(after) if isinstance(after, (tuple, list)) else None)
+    status = raw.get("status")
+    if status == "timeout":
+        why = f"timed out after {limits.check_timeout} s"
+    elif status == "flood":
+        why = f"output flood: printed more than {limits.max_output_kb} KB"
+    elif status == "too_large":
+        why = "returned more data than the grader accepts"
+    elif memory:
+        why = f"ran out of memory (limit {limits.memory_mb} MB)"
+    else:
+        why = f"its process {raw.get('exit', 'ended')} before finishing"
+    if memory and status is None:
+        status = "memory"
+    if load_error:
+        problem = f"your cell failed to run: {load_error}"
+        return CheckResult(ex, [CaseResult(c, False, problem) for c in cases], problem=problem), problem
+    if not loaded:
+        problem = f"your cell did not finish running: {why}"
+        return CheckResult(ex, [CaseResult(c, False, problem) for c in cases], problem=problem), problem
+    results = []
+    for case, outcome in zip(cases, outcomes, strict=True):
+        if outcome is None:
+            outcome = Outcome(status=status or "died", error=f"did not finish: {why}")
+        results.append(judge(case, outcome))
+    issue = None if finished and not memory else why
+    return CheckResult(ex, results), issue
+
+
+def _notebook_summary(nb: dict | None, limits: Limits) -> tuple[str, bool]:
+    """A one-line account of the notebook run, and whether it is a problem."""
+    if nb is None:
+        return "not run", False
+    where = f"cell {nb['cell']}" if nb.get("cell") else "startup"
+    status = nb.get("status")
+    if status == "ok":
+        return f"runs ({nb.get('seconds', 0):.0f} s)", False
+    if status == "error":
+        return f"error in {where}: {nb.get('error', '')}", True
+    if status == "timeout":
+        return f"timed out in {where} after {limits.timeout} s", True
+    if status == "died":
+        return f"kernel died in {where}: {nb.get('error', '')}", True
+    if status == "memory":
+        return f"out of memory in {where} (limit {limits.memory_mb} MB): {nb.get('error', '')}", True
+    if status == "flood":
+        return f"output flood in {where} (more than {limits.max_output_kb} KB)", True
+    return f"{status}: {nb.get('error', '')}", True
+
+
+def _events_issues(report: dict) -> list[str]:
+    paths: list[str] = []
+    blocks = list(report.get("exercises", {}).values()) + [report.get("notebook") or {}]
+    for block in blocks:
+        for event in block.get("events", []) if isinstance(block, dict) else []:
+            if event.get("path") not in paths:
+                paths.append(event.get("path"))
+    if not paths:
+        return []
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    return [f"tried to write outside its folder (blocked): {shown}"]
+
+
+# ---------------------------------------------------------------- grading
+
+
+def grade(submissions: Path, exercise_ids: list[str], *, limits: Limits = Limits(),
+          jobs: int | None = None, profile: str = "smoke", run_notebooks: bool = True,
+          exclude: Path | None = None, quiet: bool = True) -> list[SubmissionGrade]:
+    """Grade every ``*.ipynb`` under ``submissions``; returns one grade per notebook, by name.
+
+    Args:
+        submissions: the folder of submitted notebooks (searched recursively).
+        exercise_ids: the exercises to grade (e.g. from :func:`exercise_ids_of`).
+        limits: time, memory and output limits for each submission.
+        jobs: submissions graded at once (default: the cores this process may use).
+        profile: ``VIZLIB_PROFILE`` for the notebook runs (``smoke`` keeps training short).
+        run_notebooks: also run each notebook top to bottom in a fresh kernel.
+        exclude: a folder not to search (the results folder, when it is inside).
+    """
+    submissions = Path(submissions).resolve()
+    if not submissions.is_dir():
+        raise ValueError(f"submissions must be a folder, got {submissions}")
+    exercises = [get(i) for i in exercise_ids]
+    if not exercises:
+        raise ValueError("no exercises to grade")
+    from .wire import encode
+
+    encoded_cases = {ex.id: [encode(tuple(c.args)) for c in ex.cases()] for ex in exercises}
+    paths = sorted(p for p in submissions.rglob("*.ipynb")
+                   if p.is_file() and not p.is_symlink() and ".ipynb_checkpoints" not in p.parts
+                   and not (exclude and Path(exclude).resolve() in p.parents))
+    grades: list[SubmissionGrade] = []
+    job_list: list[dict] = []
+    job_of: dict[int, int] = {}
+    env = {"VIZLIB_PROFILE": profile, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    tmp = tempfile.mkdtemp(prefix="vizlib-grade-")
+    try:
+        for path in paths:
+            student = path.relative_to(submissions).with_suffix("").as_posix()
+            g = SubmissionGrade(student, str(path))
+            grades.append(g)
+            text, nb, unreadable = _read_submission(path)
+            if unreadable:
+                g.issues.append(unreadable)
+                g.notebook = "not run: unreadable"
+                for ex in exercises:
+                    g.checks[ex.id] = CheckResult(
+                        ex, [CaseResult(c, False, unreadable) for c in ex.cases()], problem=unreadable)
+                continue
+            job_exercises = []
+            for ex in exercises:
+                source = _exercise_source(nb, ex)
+                if source is None:
+                    problem = (f"no exercise cell found (the cell starting '# EXERCISE {ex.id}', "
+                               f"defining {ex.function}())")
+                else:
+                    used = forbidden_in_source(source, ex.forbidden, ex.function)
+                    problem = forbidden_message(used) if used else None
+                if problem:
+                    g.checks[ex.id] = CheckResult(ex, [CaseResult(c, False, problem) for c in ex.cases()],
+                                                  problem=problem)
+                    g.issues.append(f"{ex.id}: {problem}")
+                    continue
+                job_exercises.append({"id": ex.id, "function": ex.function, "source": source,
+                                      "cases": encoded_cases[ex.id]})
+            code_cells = [[i + 1, _source(c)] for i, c in enumerate(nb.get("cells", []))
+                          if c.get("cell_type") == "code" and _source(c).strip()]
+            job_of[len(grades) - 1] = len(job_list)
+            job_list.append({
+                "folder": os.path.join(tmp, f"s{len(job_list)}"),
+                "limits": {"timeout": limits.timeout, "check_timeout": limits.check_timeout,
+                           "memory_mb": limits.memory_mb, "max_output": limits.max_output_kb * 1024},
+                "env": env, "exercises": job_exercises,
+                "notebook": {"name": path.name, "text": text, "cells": code_cells} if run_notebooks else None,
+            })
+        n_workers = jobs or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        budget = limits.check_timeout * (len(exercises) + 1) + limits.timeout + 120
+        reports = _run_jobs(job_list, n_workers, budget, tmp, quiet) if job_list else []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for gi, ji in job_of.items():
+        g, report = grades[gi], reports[ji]
+        if "worker_error" in report:
+            g.issues.append(f"grading failed: {report['worker_error']}")
+        for ex in exercises:
+            if ex.id in g.checks:
+                continue
+            raw = report.get("exercises", {}).get(ex.id)
+            if raw is None:
+                problem = f"not graded: {report.get('worker_error', 'no result')}"
+                g.checks[ex.id] = CheckResult(ex, [CaseResult(c, False, problem) for c in ex.cases()],
+                                              problem=problem)
+                continue
+            g.checks[ex.id], issue = _judge_exercise(ex, raw, limits)
+            if issue:
+                g.issues.append(f"{ex.id}: {issue}")
+            if raw.get("output"):
+                g.output[ex.id] = str(raw["output"])[:2000]
+        g.checks = {ex.id: g.checks[ex.id] for ex in exercises}
+        if run_notebooks:
+            g.notebook, bad = _notebook_summary(report.get("notebook"), limits)
+            if bad:
+                g.issues.append(f"notebook: {g.notebook}")
+        g.issues += _events_issues(report)
+    return grades
+
+
+# ---------------------------------------------------------------- results
+
+
+def _safe_name(student: str) -> str:
+    return re.sub(r"[^\w.-]", "_", student.replace("/", "__"))[:150] or "student"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(grades: list[SubmissionGrade], exercise_ids: list[str]) -> str:
+    """The grades as a Markdown table (readable as plain text too)."""
+    exercises = [get(i) for i in exercise_ids]
+    head = ["student"] + [f"{ex.id} ({ex.points:g})" for ex in exercises]
+    head += [f"total ({sum(ex.points for ex in exercises):g})", "notebook", "issues"]
+    rows = [head, ["---"] * len(head)]
+    for g in grades:
+        row = [g.student] + [f"{g.checks[ex.id].score:g}" for ex in exercises]
+        rows.append(row + [f"{g.total:g}", g.notebook, "; ".join(g.issues) or "—"])
+    return "\n".join("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows) + "\n"
+
+
+def feedback(g: SubmissionGrade) -> str:
+    """The feedback file of one student (Markdown)."""
+    parts = [f"# Feedback: {g.student}\n", f"Total: **{g.total:g} of {g.max_points:g} points**.\n",
+             f"Your notebook, run top to bottom in a fresh kernel: {g.notebook}.\n"]
+    if g.issues:
+        parts.append("Problems found:\n\n" + "\n".join(f"- {i}" for i in g.issues) + "\n")
+    for ex_id, result in g.checks.items():
+        parts.append(f"## {ex_id}: {result.score:g} of {result.exercise.points:g} points\n")
+        parts.append("```text\n" + result.report() + "\n```\n")
+        if g.output.get(ex_id):
+            parts.append("Your cell printed (first lines):\n\n```text\n" + g.output[ex_id][:1000] + "\n```\n")
+    return "\n".join(parts)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_results(grades: list[SubmissionGrade], exercise_ids: list[str], out: Path) -> None:
+    """Write ``grades.csv``, ``grades.md`` and ``feedback/<student>.md`` under ``out`` (rewritten)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["student", "file"] + list(exercise_ids) + ["total", "max", "notebook", "issues"])
+    for g in grades:
+        writer.writerow([g.student, g.path] + [f"{g.checks[i].score:g}" for i in exercise_ids]
+                        + [f"{g.total:g}", f"{g.max_points:g}", g.notebook, "; ".join(g.issues)])
+    _write(out / "grades.csv", buffer.getvalue())
+    _write(out / "grades.md", "# Grades\n\n" + table(grades, exercise_ids))
+    fb = out / "feedback"
+    if fb.is_dir():
+        shutil.rmtree(fb)
+    fb.mkdir()
+    for g in grades:
+        _write(fb / f"{_safe_name(g.student)}.md", feedback(g))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vizlib.exercises.grade", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submissions", type=Path, help="folder of submitted notebooks")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--assignment", type=Path,
+                       help="the assignment notebook (master or student version): its exercises are graded")
+    which.add_argument("--exercises", help="comma-separated exercise ids to grade")
+    parser.add_argument("--out", type=Path, default=Path("grades"), help="results folder (default grades/)")
+    parser.add_argument("--jobs", type=int, default=None, help="submissions at once (default: cores)")
+    parser.add_argument("--timeout", type=int, default=Limits.timeout, help="seconds for the whole notebook")
+    parser.add_argument("--check-timeout", type=int, default=Limits.check_timeout,
+                        help="seconds for one exercise's cases")
+    parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory per process")
+    parser.add_argument("--max-output-kb", type=int, default=Limits.max_output_kb,
+                        help="output one process may print")
+    parser.add_argument("--profile", default="smoke", choices=("smoke", "full"),
+                        help="VIZLIB_PROFILE for the notebook runs (default smoke)")
+    parser.add_argument("--no-run", action="store_true", help="do not run the whole notebooks")
+    args = parser.parse_args(argv)
+    ids = exercise_ids_of(args.assignment) if args.assignment else [
+        s.strip() for s in args.exercises.split(",") if s.strip()]
+    limits = Limits(args.timeout, args.check_timeout, args.memory_mb, args.max_output_kb)
+    start = time.monotonic()
+    grades = grade(args.submissions, ids, limits=limits, jobs=args.jobs, profile=args.profile,
+                   run_notebooks=not args.no_run, exclude=args.out, quiet=False)
+    write_results(grades, ids, args.out)
+    print(table(grades, ids))
+    print(f"{len(grades)} notebooks graded in {time.monotonic() - start:.0f} s; results in "
+          f"{args.out}/grades.csv, {args.out}/grades.md and {args.out}/feedback/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

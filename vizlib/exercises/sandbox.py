@@ -1,0 +1,260 @@
+"""Confine a process that runs a student's code: its own folder, limits, no reach outside.
+
+Used by the grader on every process that runs submitted code (the exercise checks and
+the notebook's kernel). After :func:`confine` the process
+
+- runs in ``work`` (its own temporary folder), with ``HOME`` and ``TMPDIR`` inside it;
+- has resource limits: memory (``RLIMIT_DATA``, the memory a program allocates; an
+  ``RLIMIT_AS`` limit would count the ~3.5 GB of CUDA libraries that ``import torch``
+  maps before any tensor exists), CPU seconds, file size, no core dumps;
+- on Linux 5.13+ is confined by Landlock, the kernel's unprivileged sandbox: it may
+  write only inside ``work``, may read only the Python installation, the system
+  folders and its own folder (not the other submissions, the instructor's masters or
+  the results), may not signal or trace processes outside its sandbox, so it cannot
+  reach the grader or another student's run;
+- reports every attempt to write outside ``work`` through an audit hook
+  (:pep:`578`), which also blocks such writes where Landlock is missing.
+
+Nothing here is needed by a reader: only the grader imports it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+__all__ = ["landlock_abi", "confine", "system_read_roots"]
+
+# Landlock system calls: the same numbers on x86_64 and arm64 (generic syscall table).
+_SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH = 1
+_PR_SET_NO_NEW_PRIVS = 38
+
+# Filesystem rights (include/uapi/linux/landlock.h), by ABI version.
+_EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_REMOVE_DIR, _REMOVE_FILE, _MAKE_CHAR, _MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+_MAKE_REG, _MAKE_SOCK, _MAKE_FIFO, _MAKE_BLOCK, _MAKE_SYM = 1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12
+_REFER, _TRUNCATE = 1 << 13, 1 << 14  # ABI 2, ABI 3
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
+
+_READ = _EXECUTE | _READ_FILE | _READ_DIR
+_FILE_ONLY = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE  # rights a rule on a file may hold
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version this kernel offers, 0 where there is none (not Linux, too old)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        abi = _libc().syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0),
+                              ctypes.c_uint32(_CREATE_RULESET_VERSION))
+    except (OSError, AttributeError):
+        return 0
+    return max(int(abi), 0)
+
+
+def system_read_roots() -> list[str]:
+    """Folders every sandboxed Python may read: the system and the Python installation.
+
+    The folder the grader was started from is not among them (it may hold the masters or
+    the submissions); ``vizlib`` itself is added by its package folder.
+    """
+    roots = ["/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc", "/opt", "/proc",
+             "/sys", "/dev", "/run"]
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    roots += sorted(prefixes)
+    import site
+    import sysconfig
+
+    extra = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    extra += [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    for entry in sys.path:  # only entries inside the installation (not the grader's folder)
+        if entry and any(os.path.realpath(entry).startswith(os.path.realpath(p) + os.sep)
+                         for p in prefixes):
+            extra.append(entry)
+    import vizlib
+
+    extra.append(os.path.dirname(vizlib.__file__))
+    return [r for r in dict.fromkeys(roots + extra) if os.path.exists(r)]
+
+
+def _landlock(write_dirs: list[str], read_dirs: list[str], rw_files: list[str], abi: int) -> None:
+    libc = _libc()
+    handled = (_EXECUTE | _WRITE_FILE | _READ_FILE | _READ_DIR | _REMOVE_DIR | _REMOVE_FILE
+               | _MAKE_CHAR | _MAKE_DIR | _MAKE_REG | _MAKE_SOCK | _MAKE_FIFO | _MAKE_BLOCK
+               | _MAKE_SYM)
+    if abi >= 2:
+        handled |= _REFER
+    if abi >= 3:
+        handled |= _TRUNCATE
+    attr = _RulesetAttr(handled, 0, (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0)
+    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
+    ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size),
+                           ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
+
+    def allow(path: str, access: int) -> None:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            if not os.path.isdir(path):
+                access &= _FILE_ONLY
+            rule = _PathBeneathAttr(access & handled, fd)
+            if libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule),
+                            ctypes.c_uint32(0)) < 0:
+                raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+        finally:
+            os.close(fd)
+
+    try:
+        for path in read_dirs:
+            allow(path, _READ)
+        for path in rw_files:
+            allow(path, _READ | _WRITE_FILE | _TRUNCATE)
+        for path in write_dirs:
+            allow(path, handled)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        if libc.syscall(_SYS_RESTRICT_SELF, ruleset, ctypes.c_uint32(0)) != 0:
+            raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+    finally:
+        os.close(ruleset)
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+# audit events that change the file system -> positions of the paths they write to
+_WRITE_EVENTS = {"os.remove": (0,), "os.rename": (0, 1), "os.replace": (0, 1), "os.mkdir": (0,),
+                 "os.rmdir": (0,), "shutil.rmtree": (0,), "os.symlink": (1,), "os.link": (1,),
+                 "os.truncate": (0,), "os.chmod": (0,), "os.chown": (0,), "os.utime": (0,),
+                 "shutil.copyfile": (1,), "shutil.move": (0, 1)}
+
+
+def _install_write_hook(work: str, allowed_files: tuple[str, ...], events_fd: int, block: bool):
+    """Report (and, without Landlock, refuse) writes outside ``work`` through an audit hook."""
+    inside = work.rstrip(os.sep) + os.sep
+    seen: list[int] = [0]
+    abspath, fsdecode, write = os.path.abspath, os.fsdecode, os.write
+
+    def outside(path) -> str | None:
+        if isinstance(path, int):
+            return None
+        try:
+            full = abspath(fsdecode(path))
+        except Exception:
+            return None
+        if full == work or full.startswith(inside) or full in allowed_files or full.startswith("/dev/shm/"):
+            return None
+        return full
+
+    def hook(event, args):
+        if event == "open":
+            path, mode, flags = (tuple(args) + (None, None, 0))[:3]
+            if isinstance(mode, str):
+                writes = any(c in mode for c in "wax+")
+            else:
+                writes = bool((flags or 0) & _WRITE_FLAGS)
+            target = outside(path) if writes else None
+        elif event in _WRITE_EVENTS:
+            target = None
+            for k in _WRITE_EVENTS[event]:
+                if target is None and k < len(args):
+                    target = outside(args[k])
+        else:
+            return
+        if target is None:
+            return
+        if seen[0] < 50:  # a report, not a log: the first 50 attempts are enough
+            seen[0] += 1
+            try:
+                write(events_fd, (json.dumps({"event": event, "path": target}) + "\n").encode())
+            except Exception:
+                pass
+        if block:
+            raise PermissionError(errno.EACCES, "the grader allows writing only in the working folder", target)
+
+    sys.addaudithook(hook)
+
+
+def confine(work: str | os.PathLike, *, memory_mb: int, cpu_seconds: int, file_mb: int = 256,
+            extra_read: tuple[str, ...] = (), events_fd: int = -1, env: dict | None = None) -> dict:
+    """Confine the calling process (call it in a fresh child, before any student code).
+
+    Args:
+        work: the folder the process runs in and may write to (created if missing).
+        memory_mb: memory the process may allocate beyond what it holds now (the
+            interpreter and the libraries imported before the fork).
+        cpu_seconds: CPU time limit; the process gets SIGXCPU, then SIGKILL.
+        file_mb: largest file it may write.
+        extra_read: more folders or files it may read (e.g. its connection file).
+        events_fd: an open file descriptor where attempts to write outside ``work`` are
+            reported as JSON lines; -1 for none.
+        env: environment variables to set on top of the confined ones.
+
+    Returns:
+        A dict saying what was applied: ``{"landlock": abi or 0, "memory_limit_mb": ...}``.
+    """
+    work = os.path.realpath(os.fspath(work))
+    os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
+    os.chdir(work)
+    os.environ.update({
+        "HOME": work, "TMPDIR": os.path.join(work, "tmp"), "MPLCONFIGDIR": os.path.join(work, ".mpl"),
+        "XDG_CACHE_HOME": os.path.join(work, ".cache"), "XDG_CONFIG_HOME": os.path.join(work, ".config"),
+        "IPYTHONDIR": os.path.join(work, ".ipython"), "JUPYTER_RUNTIME_DIR": os.path.join(work, ".jupyter"),
+        "TORCH_HOME": os.path.join(work, ".torch"), "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    os.environ.update(env or {})
+    import tempfile
+
+    tempfile.tempdir = None  # re-read TMPDIR
+
+    held_mb = _data_mb()
+    limit = (held_mb + memory_mb) << 20
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    rw_files = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
+    rw_files += [str(p) for p in Path("/dev").glob("nvidia*")]  # a GPU, where the grader has one
+    abi = landlock_abi()
+    if abi:
+        write_dirs = [work] + (["/dev/shm"] if os.path.isdir("/dev/shm") else [])
+        _landlock(write_dirs, system_read_roots() + list(extra_read), rw_files, abi)
+    _install_write_hook(work, tuple(rw_files), events_fd, block=not abi)
+    return {"landlock": abi, "memory_limit_mb": memory_mb, "held_mb": held_mb}
+
+
+def _data_mb() -> int:
+    """Private writable memory this process holds now (``VmData``), in MB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) // 1024 + 1
+    except OSError:
+        pass
+    return 0
