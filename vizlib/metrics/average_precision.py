@@ -59,7 +59,7 @@ class PrecisionRecall(NamedTuple):
 
     precision: torch.Tensor  # [K] float64
     recall: torch.Tensor  # [K] float64
-    scores: torch.Tensor  # [K] float64, descending: the score threshold of each point
+    scores: torch.Tensor  # [K] input dtype, descending: the score threshold of each point
 
 
 def _as_flags(name: str, value, n: int | None = None) -> torch.Tensor:
@@ -99,8 +99,9 @@ def precision_recall_curve(scores, is_tp, num_gt: int, ignored=None) -> Precisio
         ignored (Tensor[N], bool, optional): detections to leave out.
 
     Returns:
-        PrecisionRecall: ``precision``, ``recall`` and ``scores``, each ``Tensor[K]``
-        float64 with ``K`` the number of kept detections, highest score first.
+        PrecisionRecall: ``precision`` and ``recall`` (``Tensor[K]`` float64) and ``scores``
+        (``Tensor[K]``, the input's dtype), ``K`` the number of kept detections, highest
+        score first.
     """
     s = as_float_tensor("scores", scores)
     if s.dim() != 1:
@@ -122,7 +123,7 @@ def precision_recall_curve(scores, is_tp, num_gt: int, ignored=None) -> Precisio
     precision = tp_cum / (tp_cum + fp_cum)  # [K]; the denominator is k >= 1
     recall = tp_cum / num_gt  # [K]
     return PrecisionRecall(
-        torch.from_numpy(precision), torch.from_numpy(recall), s.double()[torch.from_numpy(order)]
+        torch.from_numpy(precision), torch.from_numpy(recall), s[torch.from_numpy(order)]
     )
 
 
