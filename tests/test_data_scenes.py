@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vizlib.data import (
-    IGNORE,
+    IGNORE_INDEX,
     KEYPOINT_NAMES,
     NUM_KEYPOINTS,
     NUM_THINGS,
@@ -115,7 +115,7 @@ def test_things_only_semantic_is_voc_style():
     t = things_only_semantic(s.semantic)
     assert set(np.unique(t)) <= set(range(NUM_THINGS + 1))
     assert ((t == 0) == (s.instances == 0)).all()
-    assert IGNORE == 255 and PALETTE.shape == (1 + NUM_THINGS + len(STUFF_IDS), 3)
+    assert IGNORE_INDEX == 255 and PALETTE.shape == (1 + NUM_THINGS + len(STUFF_IDS), 3)
 
 
 def test_canonical_order_is_topmost_then_clockwise_and_undoes_a_mirror():

@@ -12,6 +12,17 @@ data sets.
 """
 
 from .cache import SceneCache
+from .coco_export import (
+    COCO_TASKS,
+    coco_bboxes,
+    coco_categories,
+    encode_mask,
+    evaluate_coco,
+    panoptic_ids_to_rgb,
+    panoptic_rgb_to_ids,
+    to_coco,
+    to_coco_results,
+)
 from .collate import collate_detection, collate_segmentation, empty_target
 from .datasets import (
     TASKS,
@@ -32,6 +43,15 @@ from .transforms import eval_transforms, train_transforms
 
 __all__ = list(_scenes_all) + [
     "SceneCache",
+    "COCO_TASKS",
+    "coco_bboxes",
+    "coco_categories",
+    "encode_mask",
+    "evaluate_coco",
+    "panoptic_ids_to_rgb",
+    "panoptic_rgb_to_ids",
+    "to_coco",
+    "to_coco_results",
     "collate_detection",
     "collate_segmentation",
     "empty_target",

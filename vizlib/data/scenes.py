@@ -12,10 +12,10 @@ annotation a chapter needs, so every task sees the same pictures:
 
 Label scheme (one id space for every view, so a thing has the same id everywhere)::
 
-    0            background: "no thing" for detection (torchvision's convention)
+    0            BACKGROUND_LABEL: "no thing" for detection (torchvision's convention)
     1 .. 5       things  THING_CLASSES  (ellipse, rectangle, triangle, star, cross)
     6 .. 8       stuff   STUFF_CLASSES  (grass, water, bricks)
-    255          IGNORE (never produced here; real data sets use it for "void")
+    255          IGNORE_INDEX (never produced here; VOC uses it for "void")
 
 Detection labels are ``1 .. NUM_THINGS``. A semantic map with stuff holds ids ``1 .. 8``:
 every pixel is stuff or a thing, so id 0 never occurs there (a model with
@@ -51,8 +51,8 @@ import numpy as np
 from .._checks import check_fraction, check_positive_int
 
 __all__ = [
-    "BACKGROUND",
-    "IGNORE",
+    "BACKGROUND_LABEL",
+    "IGNORE_INDEX",
     "THING_CLASSES",
     "STUFF_CLASSES",
     "NUM_THINGS",
@@ -78,8 +78,11 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- labels
 
-BACKGROUND = 0
-IGNORE = 255
+#: The label id of "no thing" (detection). Not ``vizlib.anchors.BACKGROUND``, which
+#: marks an anchor matched to no box.
+BACKGROUND_LABEL = 0
+#: The "void" value of a semantic map (``ignore_index`` of ``cross_entropy``).
+IGNORE_INDEX = 255
 
 THING_CLASSES = ("ellipse", "rectangle", "triangle", "star", "cross")
 STUFF_CLASSES = ("grass", "water", "bricks")

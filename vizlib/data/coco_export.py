@@ -1,0 +1,313 @@
+"""COCO-format annotations for the generated scenes, and predictions in COCO's result
+format, so that ``pycocotools`` (the reference implementation every paper reports)
+evaluates any chapter.
+
+Formats (https://cocodataset.org/#format-data and #format-results):
+
+* ``instances``: one annotation per thing: ``bbox`` as ``[x, y, width, height]`` (COCO's
+  top-left corner + size; our boxes are xyxy), ``area`` = mask pixels, ``iscrowd`` 0,
+  ``segmentation`` as run-length encoding (RLE, ``pycocotools.mask.encode``);
+* ``keypoints``: the same plus ``keypoints`` (a flat list ``[x1, y1, v1, ...]`` of
+  ``NUM_KEYPOINTS`` triples; points with v = 0 are written as 0, 0, 0 as COCO does) and
+  ``num_keypoints``; every category lists keypoint names and a skeleton;
+* ``panoptic``: one PNG per image whose colour encodes a segment id
+  (``id = R + 256 G + 256^2 B``) and ``segments_info`` for every thing and stuff segment.
+  Thing segment ids are the instance numbers 1..N; a stuff segment's id is
+  ``1000 * category_id``.
+
+Keypoint OKS needs one constant per keypoint: set ``COCOeval.params.kpt_oks_sigmas`` to
+``KEYPOINT_OKS_SIGMAS`` (``evaluate_coco`` does it); pycocotools' default has COCO's 17
+person keypoints and would fail on our ``NUM_KEYPOINTS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..boxes import box_convert
+from .scenes import (
+    KEYPOINT_NAMES,
+    KEYPOINT_OKS_SIGMAS,
+    KEYPOINT_SKELETONS,
+    NUM_KEYPOINTS,
+    PALETTE,
+    STUFF_CLASSES,
+    STUFF_IDS,
+    THING_CLASSES,
+    THING_IDS,
+    Scene,
+)
+
+__all__ = [
+    "COCO_TASKS",
+    "coco_categories",
+    "to_coco",
+    "to_coco_results",
+    "evaluate_coco",
+    "encode_mask",
+    "coco_bboxes",
+    "panoptic_ids_to_rgb",
+    "panoptic_rgb_to_ids",
+]
+
+COCO_TASKS = ("instances", "keypoints", "panoptic")
+_IOU_TYPES = ("bbox", "segm", "keypoints")
+
+
+def coco_categories(task: str = "instances") -> list[dict]:
+    """COCO ``categories`` for a task: things (ids 1..5); panoptic adds stuff (6..8)."""
+    if task not in COCO_TASKS:
+        raise ValueError(f"task must be one of {COCO_TASKS}, got {task!r}")
+    cats = []
+    for cid, name in zip(THING_IDS, THING_CLASSES, strict=True):
+        cat = {"id": cid, "name": name, "supercategory": "shape"}
+        if task == "keypoints":
+            names = list(KEYPOINT_NAMES[name])
+            cat["keypoints"] = names + [f"unused_{k}" for k in range(len(names), NUM_KEYPOINTS)]
+            cat["skeleton"] = KEYPOINT_SKELETONS[name]
+        if task == "panoptic":
+            cat.update(isthing=1, color=PALETTE[cid].tolist())
+        cats.append(cat)
+    if task == "panoptic":
+        for cid, name in zip(STUFF_IDS, STUFF_CLASSES, strict=True):
+            cats.append({"id": cid, "name": name, "supercategory": "stuff", "isthing": 0, "color": PALETTE[cid].tolist()})
+    return cats
+
+
+def coco_bboxes(boxes) -> list[list[float]]:
+    """Boxes ``(N, 4)`` xyxy -> COCO ``bbox`` lists ``[x, y, width, height]``
+    (through ``vizlib.boxes.box_convert``, the one home of format conversions)."""
+    xywh = box_convert(torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4), "xyxy", "xywh")
+    return [[round(float(v), 4) for v in row] for row in xywh.tolist()]
+
+
+def encode_mask(mask) -> dict:
+    """A bool ``(H, W)`` mask -> COCO RLE dict with ``counts`` as a str (JSON-ready)."""
+    from pycocotools import mask as mask_utils
+
+    m = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must have shape [H, W], got {m.shape}")
+    rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def panoptic_ids_to_rgb(ids: np.ndarray) -> np.ndarray:
+    """Segment ids ``(H, W)`` -> ``uint8 (H, W, 3)`` with id = R + 256 G + 256^2 B."""
+    ids = np.asarray(ids, dtype=np.int64)
+    return np.stack([ids % 256, ids // 256 % 256, ids // 256**2 % 256], axis=-1).astype(np.uint8)
+
+
+def panoptic_rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
+    """Inverse of ``panoptic_ids_to_rgb``: ``(H, W, 3)`` -> int64 ``(H, W)``."""
+    rgb = np.asarray(rgb, dtype=np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256**2 * rgb[..., 2]
+
+
+def _scenes_of(source) -> list[Scene]:
+    if hasattr(source, "scenes") and callable(source.scenes):
+        return list(source.scenes())
+    if isinstance(source, Scene):
+        return [source]
+    scenes = list(source)
+    if not all(isinstance(s, Scene) for s in scenes):
+        raise ValueError("source must be a Scenes dataset or an iterable of Scene objects")
+    return scenes
+
+
+def _image_entry(scene: Scene) -> dict:
+    h, w = scene.image.shape[:2]
+    return {"id": int(scene.index), "file_name": f"{scene.index:06d}.png", "width": int(w), "height": int(h)}
+
+
+def to_coco(source, task: str = "instances", out_dir=None, write_images: bool = False) -> dict:
+    """COCO ground truth for generated scenes.
+
+    Args:
+        source: a ``Scenes`` dataset (its raw, un-augmented scenes are used) or an
+            iterable of ``Scene``. Image ids are the scenes' indices (so they match the
+            datasets' ``target["image_id"]``); they must be unique.
+        task (str): ``instances``, ``keypoints`` or ``panoptic``.
+        out_dir (str or Path, optional): where to write ``{task}.json`` (and, for
+            panoptic, the PNGs under ``panoptic/``; required for panoptic).
+        write_images (bool): also write the RGB images as PNGs under ``images/``.
+
+    Returns:
+        dict: the COCO dictionary (``images``, ``annotations``, ``categories``).
+    """
+    if task not in COCO_TASKS:
+        raise ValueError(f"task must be one of {COCO_TASKS}, got {task!r}")
+    if task == "panoptic" and out_dir is None:
+        raise ValueError("panoptic export writes PNG files: pass out_dir")
+    scenes = _scenes_of(source)
+    ids = [s.index for s in scenes]
+    if len(set(ids)) != len(ids):
+        raise ValueError("scenes must have unique indices (they become COCO image ids)")
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    coco = {
+        "info": {"description": f"vizlib generated scenes ({task})"},
+        "images": [_image_entry(s) for s in scenes],
+        "annotations": [],
+        "categories": coco_categories(task),
+    }
+    next_id = 1
+    for scene in scenes:
+        if write_images:
+            _write_png(out, "images", f"{scene.index:06d}.png", scene.image)
+        if task == "panoptic":
+            coco["annotations"].append(_panoptic_annotation(scene, out))
+            continue
+        bboxes = coco_bboxes(scene.boxes)
+        for i in range(scene.num_objects):
+            mask = scene.masks[i]
+            ann = {
+                "id": next_id,
+                "image_id": int(scene.index),
+                "category_id": int(scene.labels[i]),
+                "bbox": bboxes[i],
+                "area": float(mask.sum()),
+                "iscrowd": 0,
+                "segmentation": encode_mask(mask),
+            }
+            if task == "keypoints":
+                kp = scene.keypoints[i].astype(np.float64).copy()
+                kp[kp[:, 2] == 0] = 0  # COCO: an unlabelled point is (0, 0, 0)
+                ann["keypoints"] = [round(float(v), 3) for v in kp.ravel()]
+                ann["num_keypoints"] = int((kp[:, 2] > 0).sum())
+            coco["annotations"].append(ann)
+            next_id += 1
+    if out is not None:
+        (out / f"{task}.json").write_text(json.dumps(coco))
+    return coco
+
+
+def _write_png(out: Path | None, folder: str, name: str, array: np.ndarray) -> None:
+    from PIL import Image
+
+    if out is None:
+        raise ValueError("writing images needs out_dir")
+    (out / folder).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(out / folder / name)
+
+
+def _panoptic_annotation(scene: Scene, out: Path) -> dict:
+    segment_ids = np.zeros(scene.semantic.shape, dtype=np.int64)
+    segments = []
+    for i in range(scene.num_objects):
+        segment_ids[scene.masks[i]] = i + 1
+        segments.append((i + 1, int(scene.labels[i]), scene.masks[i]))
+    for stuff_id in STUFF_IDS:
+        region = (scene.semantic == stuff_id) & (scene.instances == 0)
+        if region.any():
+            segment_ids[region] = 1000 * stuff_id
+            segments.append((1000 * stuff_id, stuff_id, region))
+    info = []
+    for seg_id, cat_id, region in segments:
+        rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+        box = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+        info.append(
+            {"id": int(seg_id), "category_id": cat_id, "area": int(region.sum()),
+             "bbox": coco_bboxes([box])[0], "iscrowd": 0}
+        )
+    name = f"{scene.index:06d}.png"
+    _write_png(out, "panoptic", name, panoptic_ids_to_rgb(segment_ids))
+    return {"image_id": int(scene.index), "file_name": name, "segments_info": info}
+
+
+def _numpy(x):
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def to_coco_results(predictions, image_ids, iou_type: str = "bbox", mask_threshold: float = 0.5) -> list[dict]:
+    """Model outputs -> COCO result list (what ``COCO.loadRes`` reads).
+
+    Args:
+        predictions (list of dict): one per image, torchvision style: ``boxes``
+            ``(N, 4)`` xyxy, ``scores`` ``(N,)``, ``labels`` ``(N,)``; ``masks``
+            ``(N, H, W)`` or ``(N, 1, H, W)`` bool or probabilities (for ``segm``);
+            ``keypoints`` ``(N, K, 2 or 3)`` (for ``keypoints``).
+        image_ids (list of int): the COCO image id of each prediction.
+        iou_type (str): ``bbox``, ``segm`` or ``keypoints``.
+        mask_threshold (float): probabilities above it are inside the mask.
+
+    Returns:
+        list of dict: one result per detection.
+    """
+    if iou_type not in _IOU_TYPES:
+        raise ValueError(f"iou_type must be one of {_IOU_TYPES}, got {iou_type!r}")
+    if len(predictions) != len(image_ids):
+        raise ValueError(f"{len(predictions)} predictions but {len(image_ids)} image ids")
+    results = []
+    for pred, image_id in zip(predictions, image_ids, strict=True):
+        for key in ("boxes", "scores", "labels"):
+            if key not in pred:
+                raise ValueError(f"each prediction needs {key!r}")
+        boxes, scores, labels = _numpy(pred["boxes"]).reshape(-1, 4), _numpy(pred["scores"]), _numpy(pred["labels"])
+        masks = keypoints = None
+        if iou_type == "segm":
+            masks = _numpy(pred["masks"])
+            masks = masks.reshape(len(boxes), *masks.shape[-2:])
+            masks = masks > mask_threshold if masks.dtype != bool else masks
+        if iou_type == "keypoints":
+            keypoints = _numpy(pred["keypoints"])
+            if keypoints.ndim < 2 or keypoints.shape[-1] not in (2, 3):
+                raise ValueError(f"keypoints must have shape [N, K, 2 or 3], got {keypoints.shape}")
+            keypoints = keypoints.reshape(len(boxes), *keypoints.shape[-2:])
+        bboxes = coco_bboxes(boxes)
+        for i in range(len(boxes)):
+            res = {"image_id": int(image_id), "category_id": int(labels[i]), "score": float(scores[i])}
+            res["bbox"] = bboxes[i]
+            if masks is not None:
+                res["segmentation"] = encode_mask(masks[i])
+            if keypoints is not None:
+                kp = keypoints[i]
+                if kp.shape[-1] == 2:  # COCO scores predicted points with v = 1
+                    kp = np.concatenate([kp, np.ones((len(kp), 1))], axis=1)
+                res["keypoints"] = [float(v) for v in kp.ravel()]
+            results.append(res)
+    return results
+
+
+def evaluate_coco(ground_truth: dict, results: list[dict], iou_type: str = "bbox", verbose: bool = False) -> np.ndarray:
+    """Run pycocotools' ``COCOeval`` and return its 12 summary numbers.
+
+    ``stats[0]`` is AP averaged over IoU (or OKS) 0.50:0.95, ``stats[1]`` AP at 0.50,
+    ``stats[2]`` AP at 0.75 (keypoints return 10 numbers). No detections at all gives
+    zeros. For keypoints, ``kpt_oks_sigmas`` is set to ``KEYPOINT_OKS_SIGMAS``.
+
+    Args:
+        ground_truth (dict): from ``to_coco`` (``instances`` or ``keypoints``).
+        results (list of dict): from ``to_coco_results``.
+        iou_type (str): ``bbox``, ``segm`` or ``keypoints``.
+        verbose (bool): print pycocotools' table.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if iou_type not in _IOU_TYPES:
+        raise ValueError(f"iou_type must be one of {_IOU_TYPES}, got {iou_type!r}")
+    n_stats = 10 if iou_type == "keypoints" else 12
+    if not results:
+        return np.zeros(n_stats)
+    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with quiet:
+        gt = COCO()
+        gt.dataset = json.loads(json.dumps(ground_truth))  # pycocotools edits what it is given
+        gt.createIndex()
+        dt = gt.loadRes(json.loads(json.dumps(results)))
+        ev = COCOeval(gt, dt, iou_type)
+        if iou_type == "keypoints":
+            ev.params.kpt_oks_sigmas = np.asarray(KEYPOINT_OKS_SIGMAS, dtype=float)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return np.asarray(ev.stats)
