@@ -1,0 +1,224 @@
+"""Run records: the source hash, write_record's rules, the table, and the staleness check
+that fails when a lesson changed after its recorded full run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from vizlib import records
+from vizlib.records import (
+    lesson_source,
+    read_records,
+    records_table,
+    source_hash,
+    stale_records,
+    write_record,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- the real check on this repository ------------------------------------------------
+
+def test_no_lesson_changed_after_its_recorded_full_run():
+    stale = stale_records(ROOT)
+    assert not stale, "\n".join(
+        f"{lesson}: {why}; re-run it in the full profile (tools/gpu_run.py) so that the "
+        "published outputs match its source" for lesson, why in stale)
+
+
+def test_every_record_is_complete():
+    for r in read_records(ROOT):
+        missing = {"lesson", "source_hash", "profile", "metrics", "target", "target_met",
+                   "train_seconds", "total_seconds", "device", "torch", "date"} - set(r)
+        assert not missing, f"{r['_path']} lacks {sorted(missing)}"
+        assert r["profile"] == "full", f"{r['_path']} comes from a {r['profile']!r} run"
+        assert r["target"]["metric"] in r["metrics"]
+
+
+# -- on a temporary repository --------------------------------------------------------
+
+def make_repo(tmp_path: Path, master: bool = False) -> Path:
+    (tmp_path / "vizlib").mkdir(parents=True)
+    (tmp_path / "vizlib" / "__init__.py").write_text("")
+    (tmp_path / "lessons").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# FCN\nA lesson."),
+        nbformat.v4.new_code_cell("x = 1\nprint(x)"),
+    ])
+    nbformat.write(nb, tmp_path / "lessons" / "fcn.ipynb")
+    if master:
+        (tmp_path / "masters" / "lessons").mkdir(parents=True)
+        nb.cells.append(nbformat.v4.new_code_cell("# BEGIN SOLUTION\nanswer = 42"))
+        nbformat.write(nb, tmp_path / "masters" / "lessons" / "fcn.ipynb")
+    return tmp_path
+
+
+def edit(path: Path, change) -> None:
+    nb = nbformat.read(path, as_version=4)
+    change(nb)
+    nbformat.write(nb, path)
+
+
+TARGET = {"metric": "mIoU", "value": 0.5, "comparison": ">="}
+
+
+@pytest.fixture
+def full(monkeypatch):
+    monkeypatch.setenv("VIZLIB_PROFILE", "full")
+
+
+def test_source_hash_ignores_outputs_metadata_and_whitespace_but_not_edits(tmp_path):
+    path = make_repo(tmp_path) / "lessons" / "fcn.ipynb"
+    before = source_hash(path)
+    assert before.startswith("sha256:") and len(before) == 7 + 64
+
+    def run_it(nb):  # what executing and re-saving does
+        nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+        nb.cells[1].execution_count = 3
+        nb.metadata["kernelspec"] = {"name": "python3"}
+        nb.cells[1].metadata["tags"] = ["hide-input"]
+        nb.cells[1].source = nb.cells[1].source.replace("\n", "  \r\n") + "\n\n"
+        nb.cells.append(nbformat.v4.new_code_cell(""))
+
+    edit(path, run_it)
+    assert source_hash(path) == before
+
+    edit(path, lambda nb: setattr(nb.cells[1], "source", "x = 2\nprint(x)"))
+    assert source_hash(path) != before
+    edit(path, lambda nb: setattr(nb.cells[1], "source", "x = 1\nprint(x)"))
+    assert source_hash(path) == before
+    edit(path, lambda nb: setattr(nb.cells[0], "source", "# FCN\nA lesson, edited."))
+    assert source_hash(path) != before  # the published page shows markdown too
+
+
+def test_source_hash_rejects_what_is_not_a_notebook(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        source_hash(tmp_path / "none.ipynb")
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        source_hash(tmp_path / "bad.ipynb")
+
+
+def test_lesson_source_prefers_the_master(tmp_path):
+    root = make_repo(tmp_path)
+    assert lesson_source("fcn", root) == root / "lessons" / "fcn.ipynb"
+    root = make_repo(tmp_path / "with_master", master=True)
+    assert lesson_source("lessons/fcn.ipynb", root) == root / "masters" / "lessons" / "fcn.ipynb"
+
+
+def test_write_record_then_a_source_change_makes_it_stale(tmp_path, full, capsys):
+    root = make_repo(tmp_path)
+    path = write_record("fcn", {"mIoU": 0.61, "pixel_acc": 0.9}, TARGET, train_seconds=12.5,
+                        total_seconds=20.0, root=root)
+    assert path == root / "lessons" / "results" / "fcn.json"
+    rec = json.loads(path.read_text())
+    assert rec["source_hash"] == source_hash(root / "lessons" / "fcn.ipynb")
+    assert rec["notebook"] == "lessons/fcn.ipynb"
+    assert rec["target_met"] is True and rec["profile"] == "full"
+    assert rec["train_seconds"] == 12.5 and rec["total_seconds"] == 20.0
+    assert rec["device"] and rec["torch"] and rec["torchvision"] and rec["python"]
+    assert "recorded in lessons/results/fcn.json" in capsys.readouterr().out
+    assert stale_records(root) == []
+
+    edit(root / "lessons" / "fcn.ipynb", lambda nb: nb.cells.append(nbformat.v4.new_code_cell("y = 2")))
+    ((lesson, why),) = stale_records(root)
+    assert lesson == "fcn" and "changed after its recorded full run" in why
+    assert "changed since" in str(records_table(root))
+
+
+def test_with_a_master_the_master_is_what_counts(tmp_path, full):
+    root = make_repo(tmp_path, master=True)
+    write_record("fcn", {"mIoU": 0.4}, TARGET, train_seconds=1, total_seconds=2, root=root)
+    assert json.loads((root / "lessons/results/fcn.json").read_text())["notebook"] == \
+        "masters/lessons/fcn.ipynb"
+    # the student version is derived and may differ; the master may not
+    edit(root / "lessons" / "fcn.ipynb", lambda nb: nb.cells.append(nbformat.v4.new_code_cell("z")))
+    assert stale_records(root) == []
+    edit(root / "masters" / "lessons" / "fcn.ipynb", lambda nb: nb.cells.pop())
+    assert [lesson for lesson, _ in stale_records(root)] == ["fcn"]
+
+
+def test_a_missing_notebook_makes_its_record_stale(tmp_path, full):
+    root = make_repo(tmp_path)
+    write_record("fcn", {"mIoU": 0.4}, TARGET, train_seconds=1, total_seconds=2, root=root)
+    (root / "lessons" / "fcn.ipynb").unlink()
+    assert "does not exist" in stale_records(root)[0][1]
+
+
+def test_a_smoke_run_never_writes_a_record(tmp_path, monkeypatch, capsys):
+    root = make_repo(tmp_path)
+    monkeypatch.setenv("VIZLIB_PROFILE", "smoke")
+    assert write_record("fcn", {"mIoU": 0.1}, TARGET, train_seconds=1, root=root) is None
+    assert not (root / "lessons" / "results").exists()
+    assert "'smoke' profile" in capsys.readouterr().out
+
+
+def test_a_cpu_run_does_not_replace_a_gpu_record(tmp_path, full, monkeypatch, capsys):
+    root = make_repo(tmp_path)
+    results = root / "lessons" / "results"
+    results.mkdir()
+    gpu = {"lesson": "fcn", "device": "NVIDIA H100", "device_type": "cuda"}
+    (results / "fcn.json").write_text(json.dumps(gpu))
+    monkeypatch.setattr(records, "environment", lambda: {"device": "cpu: x86_64", "device_type": "cpu"})
+    assert write_record("fcn", {"mIoU": 0.7}, TARGET, train_seconds=1, total_seconds=2, root=root) is None
+    assert "kept the GPU record" in capsys.readouterr().out
+    assert json.loads((results / "fcn.json").read_text()) == gpu
+    assert write_record("fcn", {"mIoU": 0.7}, TARGET, train_seconds=1, total_seconds=2, root=root,
+                        overwrite=True) is not None
+    assert json.loads((results / "fcn.json").read_text())["device_type"] == "cpu"
+
+
+@pytest.mark.parametrize("metrics, target, match", [
+    ({}, TARGET, "metrics"),
+    ({"mIoU": float("nan")}, TARGET, "finite"),
+    ({"mIoU": 0.5}, {"metric": "AP", "value": 0.5}, "not among the metrics"),
+    ({"mIoU": 0.5}, {"metric": "mIoU", "value": 0.5, "comparison": "=="}, "comparison"),
+    ({"mIoU": 0.5}, {"metric": "mIoU"}, "target must be"),
+])
+def test_write_record_rejects_bad_input(tmp_path, full, metrics, target, match):
+    with pytest.raises(ValueError, match=match):
+        write_record("fcn", metrics, target, train_seconds=1, root=make_repo(tmp_path))
+
+
+def test_target_comparisons():
+    assert records.target_met({"loss": 0.2}, {"metric": "loss", "value": 0.3, "comparison": "<="})
+    assert not records.target_met({"AP": 0.2}, {"metric": "AP", "value": 0.3, "comparison": ">="})
+
+
+def test_the_table_with_no_records_and_with_some(tmp_path, full):
+    root = make_repo(tmp_path)
+    (root / "_toc.yml").write_text("parts:\n  - chapters:\n    - file: lessons/fcn\n")
+    empty = records_table(root)
+    assert len(empty) == 0 and "No full runs recorded yet" in empty._repr_html_()
+    write_record("fcn", {"mIoU": 0.61}, TARGET, train_seconds=95, total_seconds=130, root=root)
+    table = records_table(root)
+    html = table._repr_html_()
+    assert '<a href="../lessons/fcn.html">fcn</a>' in html
+    assert "mIoU 0.61" in html and "&gt;= 0.5" in html and "up to date" in html
+    assert "2.2 min" in str(table)  # 130 s
+    (root / "_toc.yml").write_text("parts: []\n")  # no page for it: no link that would break
+    assert "<a href" not in records_table(root)._repr_html_()
+
+
+def test_the_results_page_runs_and_is_listed_in_the_toc(monkeypatch):
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    nb = nbformat.read(ROOT / "book" / "results.ipynb", as_version=4)
+    monkeypatch.chdir(ROOT / "book")  # where the book build runs it
+    namespace: dict = {}
+    result = None
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            code = TransformerManager().transform_cell(cell.source)  # %pip -> python
+            *body, last = code.rstrip().split("\n")
+            exec("\n".join(body), namespace)
+            result = eval(last, namespace)
+    assert isinstance(result, records.RecordsTable)
+    assert len(result) == len(read_records(ROOT))
+    assert "<table" in result._repr_html_() or "No full runs recorded yet" in result._repr_html_()
+    assert "book/results" in (ROOT / "_toc.yml").read_text()

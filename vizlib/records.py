@@ -1,0 +1,422 @@
+"""Run records: what a lesson's full run achieved, on what, and from which source.
+
+A lesson notebook ends its full-profile run with :func:`write_record`, which writes
+``lessons/results/<lesson>.json``: the metrics, the lesson's stated target and whether
+it was met, train and total seconds, the device, the library versions, the date, and a
+hash of the notebook's source cells. The book's results page shows every record as a
+table (:func:`records_table`), and a test fails when a lesson's source changed after its
+recorded run (:func:`stale_records`): the outputs stored in the notebook, which are the
+ones the book publishes, would no longer match its code.
+
+Which file is hashed: a lesson may keep its solution "master" in
+``masters/lessons/<lesson>.ipynb`` and publish a student version derived from it in
+``lessons/<lesson>.ipynb``; the master is the source then (:func:`lesson_source`).
+
+Only a full run writes a record: in the smoke profile :func:`write_record` does nothing
+but say so, so a CI run can never overwrite a real one. A record made on a GPU is not
+replaced by one made on a CPU unless asked (``overwrite=True``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import math
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+__all__ = [
+    "COMPARISONS",
+    "RECORD_FORMAT",
+    "environment",
+    "lesson_source",
+    "project_root",
+    "read_records",
+    "records_table",
+    "source_hash",
+    "stale_records",
+    "target_met",
+    "write_record",
+]
+
+RECORD_FORMAT = 1
+COMPARISONS = (">=", ">", "<=", "<")
+RESULTS = Path("lessons") / "results"
+
+
+# -- where things are -----------------------------------------------------------------
+
+def _is_root(path: Path) -> bool:
+    return (path / "vizlib" / "__init__.py").is_file() and (path / "lessons").is_dir()
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path | None:
+    """The book's repository root (it holds ``vizlib/`` and ``lessons/``), or None.
+
+    Looked for above ``start`` (default: the working directory, which is ``lessons/``
+    while a lesson runs), then above this file (vizlib imported from a checkout).
+    ``None`` when vizlib was pip-installed and no checkout is around (Colab).
+    """
+    candidates = [Path(start) if start is not None else Path.cwd()]
+    if start is None:
+        candidates.append(Path(__file__).resolve().parent)
+    for base in candidates:
+        base = base.resolve()
+        for path in (base, *base.parents):
+            if _is_root(path):
+                return path
+    return None
+
+
+def _lesson_name(lesson: str | os.PathLike) -> str:
+    name = Path(lesson).name
+    name = name[:-len(".ipynb")] if name.endswith(".ipynb") else name
+    if not name or name.startswith("."):
+        raise ValueError(f"lesson must be a lesson's name like 'fcn' (or its notebook path), got {lesson!r}")
+    return name
+
+
+def lesson_source(lesson: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """The notebook whose source a lesson's record hashes.
+
+    The master ``masters/lessons/<lesson>.ipynb`` when it exists (the student version in
+    ``lessons/`` is derived from it), else ``lessons/<lesson>.ipynb``. This is the one
+    place that rule lives.
+    """
+    root = Path(root) if root is not None else project_root()
+    if root is None:
+        raise ValueError("not inside the book's repository (no folder with vizlib/ and lessons/)")
+    name = _lesson_name(lesson)
+    master = root / "masters" / "lessons" / f"{name}.ipynb"
+    return master if master.is_file() else root / "lessons" / f"{name}.ipynb"
+
+
+# -- the source hash --------------------------------------------------------------------
+
+def _normalise(source) -> str:
+    text = "".join(source) if isinstance(source, list) else str(source)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+def source_hash(notebook: str | os.PathLike) -> str:
+    """``"sha256:<hex>"`` over the notebook's cell sources, in order.
+
+    Only what a reader sees as the lesson counts: each cell's type and source (code,
+    markdown and raw cells). Outputs, execution counts and metadata do not, nor do
+    line endings, trailing spaces or empty cells, so executing or re-saving a notebook
+    keeps its hash, and any edit to its text changes it.
+    """
+    path = Path(notebook)
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"notebook {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"notebook {path} is not valid JSON: {exc}") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise ValueError(f"{path} is not a notebook (no list of cells)")
+    digest = hashlib.sha256()
+    for cell in nb["cells"]:
+        text = _normalise(cell.get("source", ""))
+        if not text:
+            continue
+        digest.update(str(cell.get("cell_type", "")).encode() + b"\0")
+        digest.update(text.encode("utf-8") + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+# -- writing --------------------------------------------------------------------------
+
+def environment() -> dict:
+    """The device and versions a run used: device name, torch, torchvision, Python."""
+    import torch
+
+    try:
+        import torchvision
+
+        tv = torchvision.__version__
+    except ImportError:  # pragma: no cover - torchvision is a requirement
+        tv = None
+    from . import __version__, device
+
+    dev = device()
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    else:
+        cpu = platform.processor() or platform.machine() or "unknown"
+        name = f"{dev.type}: {cpu} ({os.cpu_count()} cores)"
+    return {"device": name, "device_type": dev.type, "torch": torch.__version__,
+            "torchvision": tv, "python": platform.python_version(), "vizlib": __version__}
+
+
+def target_met(metrics: dict, target: dict) -> bool:
+    """Whether ``metrics[target["metric"]]`` satisfies the target's comparison."""
+    value = metrics[target["metric"]]
+    op = target["comparison"]
+    return {">=": value >= target["value"], ">": value > target["value"],
+            "<=": value <= target["value"], "<": value < target["value"]}[op]
+
+
+def _check_target(metrics: dict, target) -> dict:
+    if not isinstance(target, dict) or set(target) - {"metric", "value", "comparison"} or \
+            not {"metric", "value"} <= set(target):
+        raise ValueError("target must be a dict {'metric': name, 'value': number, "
+                         f"'comparison': one of {COMPARISONS}}}, got {target!r}")
+    target = {"comparison": ">=", **target}
+    if target["metric"] not in metrics:
+        raise ValueError(f"target metric {target['metric']!r} is not among the metrics {sorted(metrics)}")
+    if target["comparison"] not in COMPARISONS:
+        raise ValueError(f"target comparison must be one of {COMPARISONS}, got {target['comparison']!r}")
+    if not _is_number(target["value"]):
+        raise ValueError(f"target value must be a finite number, got {target['value']!r}")
+    target["value"] = float(target["value"])
+    return target
+
+
+def _is_number(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _kernel_seconds() -> float | None:
+    """Seconds since this process (the notebook's kernel) started."""
+    try:
+        import psutil
+
+        return time.time() - psutil.Process().create_time()
+    except Exception:  # pragma: no cover - psutil is a requirement; be safe anyway
+        return None
+
+
+def write_record(lesson: str, metrics: dict, target: dict, *, train_seconds: float,
+                 total_seconds: float | None = None, notebook: str | os.PathLike | None = None,
+                 root: str | os.PathLike | None = None, overwrite: bool = False) -> Path | None:
+    """Record a lesson's full run in ``lessons/results/<lesson>.json``.
+
+    Args:
+        lesson (str): the lesson's name, its notebook's stem (``"fcn"``).
+        metrics (dict[str, float]): the lesson's evaluation results.
+        target (dict): the lesson's stated target, e.g.
+            ``{"metric": "mIoU", "value": 0.6, "comparison": ">="}`` (comparison
+            defaults to ``">="``); ``metric`` must be a key of ``metrics``.
+        train_seconds (float): time spent training (``history.seconds``).
+        total_seconds (float, optional): the whole run; default: since the kernel started.
+        notebook (path, optional): the notebook to hash; default :func:`lesson_source`.
+        root (path, optional): the repository root; default :func:`project_root`.
+        overwrite (bool): replace a GPU run's record with one from a CPU.
+
+    Returns:
+        Path or None: the record written, or None when nothing was written (not the
+        full profile; not in the repository; a GPU record kept), with a printed reason.
+    """
+    from . import profile
+
+    name = _lesson_name(lesson)
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(f"metrics must be a non-empty dict of numbers, got {metrics!r}")
+    clean = {}
+    for k, v in metrics.items():
+        if hasattr(v, "item"):
+            v = v.item()
+        if not _is_number(v):
+            raise ValueError(f"metric {k!r} must be a finite number, got {v!r}")
+        clean[str(k)] = float(v)
+    target = _check_target(clean, target)
+    if not _is_number(train_seconds) or train_seconds < 0:
+        raise ValueError(f"train_seconds must be a number >= 0, got {train_seconds!r}")
+    if total_seconds is None:
+        total_seconds = _kernel_seconds()
+    if total_seconds is not None and (not _is_number(total_seconds) or total_seconds < 0):
+        raise ValueError(f"total_seconds must be a number >= 0, got {total_seconds!r}")
+
+    met = target_met(clean, target)
+    summary = (f"{target['metric']} {clean[target['metric']]:.4g} "
+               f"(target {target['comparison']} {target['value']:g}: {'met' if met else 'NOT met'})")
+    current = profile()
+    if current != "full":
+        print(f"{summary}; no record written: this is the {current!r} profile, and only a "
+              "full run records its results")
+        return None
+    root = Path(root) if root is not None else project_root()
+    if root is None:
+        print(f"{summary}; no record written: not inside the book's repository")
+        return None
+    source = Path(notebook) if notebook is not None else lesson_source(name, root)
+    env = environment()
+    path = root / RESULTS / f"{name}.json"
+    if path.is_file() and not overwrite and env["device_type"] != "cuda":
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        if old.get("device_type") == "cuda":
+            print(f"{summary}; kept the GPU record {path.relative_to(root)} ({old.get('device')}): "
+                  "a CPU run does not replace it (overwrite=True would)")
+            return None
+    try:
+        rel_source = source.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        rel_source = str(source)
+    record = {
+        "record_format": RECORD_FORMAT,
+        "lesson": name,
+        "notebook": rel_source,
+        "source_hash": source_hash(source),
+        "profile": current,
+        "metrics": clean,
+        "target": target,
+        "target_met": met,
+        "train_seconds": round(float(train_seconds), 2),
+        "total_seconds": None if total_seconds is None else round(float(total_seconds), 2),
+        **env,
+        "date": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    train = f"train {train_seconds:.0f} s"
+    total = f", total {total_seconds:.0f} s" if total_seconds is not None else ""
+    print(f"{summary}; {train}{total} on {env['device']}; recorded in {path.relative_to(root)}")
+    return path
+
+
+# -- reading and checking ---------------------------------------------------------------
+
+def read_records(root: str | os.PathLike | None = None) -> list[dict]:
+    """Every record in ``lessons/results/``, sorted by lesson name (empty if none)."""
+    root = Path(root) if root is not None else project_root()
+    if root is None:
+        return []
+    records = []
+    for path in sorted((root / RESULTS).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(record, dict) or "lesson" not in record:
+            raise ValueError(f"{path} is not a run record (no 'lesson' key)")
+        record["_path"] = str(path)
+        records.append(record)
+    return records
+
+
+def _stale_reason(record: dict, root: Path) -> str | None:
+    source = lesson_source(record["lesson"], root)
+    if not source.is_file():
+        return f"its notebook {source.relative_to(root)} does not exist"
+    if record.get("source_hash") != source_hash(source):
+        return (f"{source.relative_to(root)} changed after its recorded full run of "
+                f"{record.get('date', '?')} on {record.get('device', '?')}")
+    return None
+
+
+def stale_records(root: str | os.PathLike | None = None) -> list[tuple[str, str]]:
+    """``(lesson, reason)`` for every record whose lesson source changed since the run.
+
+    A stale record means the outputs stored in the published notebook came from other
+    code: re-run the lesson in the full profile (``tools/gpu_run.py``).
+    """
+    root = Path(root) if root is not None else project_root()
+    if root is None:
+        return []
+    out = []
+    for record in read_records(root):
+        reason = _stale_reason(record, root)
+        if reason:
+            out.append((record["lesson"], reason))
+    return out
+
+
+class RecordsTable:
+    """The records as a table: HTML in a notebook, aligned text in a terminal."""
+
+    columns = ("lesson", "result", "target", "met", "train", "total", "device", "torch",
+               "date", "source")
+
+    def __init__(self, records: list[dict], root: Path | None) -> None:
+        self.root = root
+        toc = root / "_toc.yml" if root is not None else None
+        toc_text = toc.read_text(encoding="utf-8") if toc is not None and toc.is_file() else ""
+        self.linked = set()  # lessons with a page in the book, so the link resolves
+        self.rows = []
+        for r in records:
+            t = r.get("target", {})
+            metric = t.get("metric")
+            value = r.get("metrics", {}).get(metric)
+            stale = _stale_reason(r, root) if root is not None else None
+            if f"lessons/{r['lesson']}" in toc_text:
+                self.linked.add(r["lesson"])
+            self.rows.append({
+                "lesson": r["lesson"],
+                "result": f"{metric} {value:.3g}" if value is not None else "?",
+                "target": f"{t.get('comparison', '')} {t.get('value', '')}",
+                "met": "yes" if r.get("target_met") else "no",
+                "train": _duration(r.get("train_seconds")),
+                "total": _duration(r.get("total_seconds")),
+                "device": str(r.get("device", "?")),
+                "torch": str(r.get("torch", "?")),
+                "date": str(r.get("date", "?"))[:10],
+                "source": "changed since" if stale else "up to date",
+            })
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _empty(self) -> str:
+        if self.root is None:
+            return ("The records live in the book's repository (lessons/results/); "
+                    "open this page from a checkout of it to see them.")
+        return "No full runs recorded yet."
+
+    def __str__(self) -> str:
+        if not self.rows:
+            return self._empty()
+        widths = {c: max(len(c), *(len(row[c]) for row in self.rows)) for c in self.columns}
+        lines = ["  ".join(c.ljust(widths[c]) for c in self.columns)]
+        lines += ["  ".join(row[c].ljust(widths[c]) for c in self.columns) for row in self.rows]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        if not self.rows:
+            return f"<p>{html.escape(self._empty())}</p>"
+        head = "".join(f"<th>{c}</th>" for c in self.columns)
+        body = []
+        for row in self.rows:
+            cells = []
+            for c in self.columns:
+                text = html.escape(row[c])
+                if c == "lesson" and row[c] in self.linked:  # its page in the built book
+                    text = f'<a href="../lessons/{text}.html">{text}</a>'
+                cells.append(f"<td>{text}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        style = ("<style>.vizlib-records th, .vizlib-records td {padding: 2px 10px; "
+                 "text-align: left; white-space: nowrap}</style>")
+        return (f'{style}<table class="vizlib-records"><thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "?"
+    seconds = float(seconds)
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def records_table(root: str | os.PathLike | None = None) -> RecordsTable:
+    """All records of ``lessons/results/`` as a table (shows in a notebook as HTML)."""
+    root = Path(root) if root is not None else project_root()
+    return RecordsTable(read_records(root) if root is not None else [], root)
+
+
+if __name__ == "__main__":  # python -m vizlib.records: print the table and stale records
+    print(records_table())
+    for lesson, reason in stale_records():
+        print(f"STALE {lesson}: {reason}", file=sys.stderr)
