@@ -37,6 +37,15 @@ from .datasets import (
     masks_to_tight_boxes,
     scene_to_sample,
 )
+from .real import (
+    VOC_CLASSES,
+    DataNotFoundError,
+    PennFudanPedestrians,
+    coco_subset,
+    make_coco_subset,
+    voc_detection,
+    voc_segmentation,
+)
 from .scenes import *  # noqa: F401,F403
 from .scenes import __all__ as _scenes_all
 from .transforms import eval_transforms, train_transforms
@@ -67,5 +76,12 @@ __all__ = list(_scenes_all) + [
     "masks_to_tight_boxes",
     "scene_to_sample",
     "train_transforms",
+    "VOC_CLASSES",
+    "DataNotFoundError",
+    "PennFudanPedestrians",
+    "coco_subset",
+    "make_coco_subset",
+    "voc_detection",
+    "voc_segmentation",
     "eval_transforms",
 ]
