@@ -21,6 +21,10 @@ WIDGETS = {
     "TransposedConvWidget": "transposed_conv",
     "ReceptiveFieldWidget": "receptive_field",
     "FocalLossWidget": "focal_loss",
+    "IoUWidget": "iou",
+    "AnchorsWidget": "anchors",
+    "NMSWidget": "nms",
+    "PRCurveWidget": "pr_curve",
 }
 
 __all__ = ["Control", "Widget", "WIDGETS", "all_widget_classes", *WIDGETS]
