@@ -72,7 +72,7 @@ def _describe_exit(status: int | None) -> str:
             name = signal.Signals(sig).name
         except ValueError:
             name = f"signal {sig}"
-        return f"killed by {name}"
+        return f"was killed by {name}"
     return f"exited with code {os.WEXITSTATUS(status)}"
 
 
