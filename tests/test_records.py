@@ -4,6 +4,8 @@ that fails when a lesson changed after its recorded full run."""
 from __future__ import annotations
 
 import json
+import sys
+import tarfile
 from pathlib import Path
 
 import nbformat
@@ -53,7 +55,7 @@ def make_repo(tmp_path: Path, master: bool = False) -> Path:
     nbformat.write(nb, tmp_path / "lessons" / "fcn.ipynb")
     if master:
         (tmp_path / "masters" / "lessons").mkdir(parents=True)
-        nb.cells.append(nbformat.v4.new_code_cell("# BEGIN SOLUTION\nanswer = 42"))
+        nb.cells.append(nbformat.v4.new_code_cell("answer = 42  # only in the master"))
         nbformat.write(nb, tmp_path / "masters" / "lessons" / "fcn.ipynb")
     return tmp_path
 
@@ -222,3 +224,86 @@ def test_the_results_page_runs_and_is_listed_in_the_toc(monkeypatch):
     assert len(result) == len(read_records(ROOT))
     assert "<table" in result._repr_html_() or "No full runs recorded yet" in result._repr_html_()
     assert "book/results" in (ROOT / "_toc.yml").read_text()
+
+
+# -- tools/gpu_run.py: bringing a run back ---------------------------------------------
+
+def _gpu_run():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_run", ROOT / "tools" / "gpu_run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("gpu_run", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bundle(tmp_path: Path, root: Path, name: str = "fcn", error: bool = False) -> Path:
+    """What a device call brings back: an executed notebook and the record it wrote."""
+    bundle = tmp_path / "bundle"
+    (bundle / "notebooks").mkdir(parents=True)
+    (bundle / "results").mkdir()
+    source = lesson_source(name, root)
+    nb = nbformat.read(source, as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="epoch 1/1  loss 0.1\n")]
+    if error:
+        code.outputs.append(nbformat.v4.new_output("error", ename="RuntimeError", evalue="CUDA", traceback=[]))
+    nbformat.write(nb, bundle / "notebooks" / f"{name}.ipynb")
+    write_record(name, {"mIoU": 0.7}, TARGET, train_seconds=60, total_seconds=90, root=root)
+    (root / "lessons" / "results" / f"{name}.json").rename(bundle / "results" / f"{name}.json")
+    return bundle
+
+
+def test_collect_installs_an_executed_lesson_and_its_record(tmp_path, full):
+    gpu_run = _gpu_run()
+    root = make_repo(tmp_path / "repo")
+    bundle = _bundle(tmp_path, root)
+    rows = gpu_run.collect(bundle, root)
+    assert [(r.lesson, r.status) for r in rows] == [("fcn", "installed")]
+    installed = nbformat.read(root / "lessons" / "fcn.ipynb", as_version=4)
+    assert installed.cells[1].outputs[0]["text"].startswith("epoch 1/1")
+    assert (root / "lessons" / "results" / "fcn.json").is_file()
+    assert stale_records(root) == []
+
+
+def test_collect_refuses_a_stale_or_failed_run(tmp_path, full):
+    gpu_run = _gpu_run()
+    root = make_repo(tmp_path / "repo")
+    bundle = _bundle(tmp_path, root)
+    edit(root / "lessons" / "fcn.ipynb", lambda nb: nb.cells.append(nbformat.v4.new_code_cell("later = 1")))
+    rows = gpu_run.collect(bundle, root)
+    assert rows[0].status == "refused" and "changed since this run" in rows[0].note
+    assert not (root / "lessons" / "results" / "fcn.json").exists()
+
+    root = make_repo(tmp_path / "repo2")
+    failed = _bundle(tmp_path / "b2", root, error=True)
+    with tarfile.open(tmp_path / "gpu_run.tar.gz", "w:gz") as tar:  # as the device packs it
+        tar.add(failed / "notebooks", arcname="notebooks")
+        tar.add(failed / "results", arcname="results")
+    rows = gpu_run.collect(tmp_path / "gpu_run.tar.gz", root)
+    assert rows[0].status == "refused" and "RuntimeError" in rows[0].note
+
+
+def test_collect_with_a_master_regenerates_the_student_version(tmp_path, full):
+    gpu_run = _gpu_run()
+    root = make_repo(tmp_path / "repo", master=True)
+    bundle = _bundle(tmp_path, root)
+    rows = gpu_run.collect(bundle, root)
+    assert rows[0].status == "installed", rows[0].note
+    master = nbformat.read(root / "masters" / "lessons" / "fcn.ipynb", as_version=4)
+    student = nbformat.read(root / "lessons" / "fcn.ipynb", as_version=4)
+    assert master.cells[1].outputs and student.cells[1].outputs  # the run's outputs kept
+
+
+def test_prepare_splits_lessons_into_calls_that_fit(tmp_path):
+    gpu_run = _gpu_run()
+    root = make_repo(tmp_path)
+    paths = [root / "lessons" / f"l{i}.ipynb" for i in range(4)]
+    (root / "lessons" / "results").mkdir()
+    for i, p in enumerate(paths):
+        (root / "lessons" / "results" / f"{p.stem}.json").write_text(json.dumps(
+            {"device_type": "cuda", "total_seconds": [300, 100, 250, 400][i]}))
+    calls = gpu_run.plan_calls(paths, root, budget=540)
+    assert [[p.stem for p in c] for c in calls] == [["l0", "l1"], ["l2"], ["l3"]]
+    assert all(sum(gpu_run._recorded_seconds(p, root) for p in c) <= 540 for c in calls)
