@@ -68,6 +68,8 @@ def _escape_cell(subs: Path, out: Path) -> str:
             if ctypes.CDLL(None).open(b"../escape2.txt", os.O_WRONLY | os.O_CREAT, 0o644) < 0:
                 raise PermissionError("libc open failed")
         attempt("write through libc", libc_write)
+        import subprocess
+        subprocess.Popen(["sleep", "4242"], start_new_session=True)  # a process left behind
         """)
     if landlock_abi() >= 6:  # signals are scoped: the grader cannot be killed
         attacks += 'attempt("kill the grader", lambda: os.kill(os.getppid(), signal.SIGKILL))\n'
@@ -161,6 +163,13 @@ def _digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("grading")
@@ -171,10 +180,11 @@ def graded(tmp_path_factory):
     before = _digest(subs)
     grades = grade(subs, ["box_area", "iou"], limits=LIMITS, jobs=2)
     after = _digest(subs)
+    left_behind = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p) == "sleep 4242"]
     sentinel = (out / "grades.csv").read_text()
     write_results(grades, ["box_area", "iou"], out)
     return {"grades": {g.student: g for g in grades}, "expected": expected, "root": root, "out": out,
-            "before": before, "after": after, "sentinel": sentinel}
+            "before": before, "after": after, "sentinel": sentinel, "left_behind": left_behind}
 
 
 def test_every_submission_gets_its_expected_score(graded):
@@ -198,6 +208,7 @@ def test_no_submission_reaches_outside_its_folder(graded):
     assert graded["before"] == graded["after"], "a submission changed the submissions folder"
     assert graded["sentinel"] == "instructor's previous file\n", "a submission wrote into the results"
     assert not list(graded["root"].rglob("escape*.txt"))
+    assert not graded["left_behind"], "a process a submission started outlived the grading"
     printed = graded["grades"]["escape"].output["box_area"]
     assert printed.count("ATTACK") >= 6 and "SUCCEEDED" not in printed, printed
 

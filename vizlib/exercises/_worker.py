@@ -23,6 +23,7 @@ import re
 import select
 import shutil
 import signal
+import sys
 import time
 
 PRELOAD = ("numpy", "torch", "torchvision", "matplotlib", "vizlib", "vizlib.boxes",
@@ -399,7 +400,45 @@ def run_notebook(nb: dict, folder: str, limits: dict, env: dict) -> dict:
 # ---------------------------------------------------------------- the job loop
 
 
+def _children() -> set[int]:
+    found: set[int] = set()
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as f:
+                found.update(int(p) for p in f.read().split())
+    except OSError:
+        pass
+    return found
+
+
+def _reap_descendants() -> None:
+    """Kill every process this job process adopted (it is their subreaper), then reap them."""
+    for _ in range(100):  # each round also catches the orphans the last one made
+        children = _children()
+        if not children:
+            return
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for _ in children:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+
+
 def run_job(job: dict) -> dict:
+    """Grade one submission: each exercise in its own child, then the whole notebook.
+
+    The job process is the subreaper of everything its children start, so a submission
+    that leaves a process behind (a daemon, a double fork) has it killed at the end.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     root = job["folder"]
     limits, env = job["limits"], job["env"]
     out = {"exercises": {}, "notebook": None}
@@ -409,6 +448,8 @@ def run_job(job: dict) -> dict:
         if job.get("notebook"):
             out["notebook"] = run_notebook(job["notebook"], os.path.join(root, "nb"), limits, env)
     finally:
+        if sys.platform.startswith("linux"):
+            _reap_descendants()
         shutil.rmtree(root, ignore_errors=True)
     return out
 

@@ -202,7 +202,10 @@ def _run_jobs(jobs: list[dict], n_workers: int, budget: float, tmp: str, quiet: 
                     w.buffer += chunk
                     while b"\n" in w.buffer:
                         line, w.buffer = w.buffer.split(b"\n", 1)
-                        message = json.loads(line)
+                        try:
+                            message = json.loads(line)
+                        except ValueError:
+                            message = {"worker_error": "the grading worker sent a garbled report"}
                         if message.get("ready"):
                             w.ready = True
                         elif w.job is not None:
@@ -401,7 +404,12 @@ def grade(submissions: Path, exercise_ids: list[str], *, limits: Limits = Limits
                 "env": env, "exercises": job_exercises,
                 "notebook": {"name": path.name, "text": text, "cells": code_cells} if run_notebooks else None,
             })
-        n_workers = jobs or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if jobs:
+            n_workers = jobs
+        elif hasattr(os, "sched_getaffinity"):
+            n_workers = len(os.sched_getaffinity(0))
+        else:
+            n_workers = os.cpu_count() or 1
         budget = limits.check_timeout * (len(exercises) + 1) + limits.timeout + 120
         reports = _run_jobs(job_list, n_workers, budget, tmp, quiet) if job_list else []
     finally:

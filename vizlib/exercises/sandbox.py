@@ -80,7 +80,7 @@ def system_read_roots() -> list[str]:
     the submissions); ``vizlib`` itself is added by its package folder.
     """
     roots = ["/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc", "/opt", "/proc",
-             "/sys", "/dev", "/run"]
+             "/sys", "/dev"]
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
                 os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
     roots += sorted(prefixes)
@@ -96,7 +96,8 @@ def system_read_roots() -> list[str]:
     import vizlib
 
     extra.append(os.path.dirname(vizlib.__file__))
-    return [r for r in dict.fromkeys(roots + extra) if os.path.exists(r)]
+    # never the whole file system (a Python installed with prefix "/" would give it)
+    return [r for r in dict.fromkeys(roots + extra) if os.path.exists(r) and os.path.realpath(r) != "/"]
 
 
 def _landlock(write_dirs: list[str], read_dirs: list[str], rw_files: list[str], abi: int) -> None:
