@@ -2,8 +2,10 @@
 
 :func:`coco_evaluate` gives the same 12 summary numbers as pycocotools'
 ``COCOeval(gt, dt, iouType='bbox')`` followed by ``evaluate()``, ``accumulate()`` and
-``summarize()`` (the tests check all 12 to 1e-6), a few times faster, because each step
-works on arrays instead of Python loops over thresholds and objects.
+``summarize()`` (the tests check all 12 to 1e-6), several times faster
+(``benchmarks/bench_coco_eval.py``), because each step works on arrays instead of Python
+loops over thresholds and objects, and each IoU matrix is computed once and shared by the
+four area ranges.
 
 The protocol (Lin et al., ECCV 2014; pycocotools ``cocoeval.py``):
 
@@ -267,8 +269,8 @@ def _load_coco_format(gt, dt):
             "gt must be a COCO dataset dict with 'images', 'annotations' and 'categories' "
             "(or a pycocotools COCO, a JSON path, or a list of per-image target dicts)"
         )
-    image_ids = sorted({img["id"] for img in gt["images"]})
-    category_ids = sorted({c["id"] for c in gt["categories"]})
+    image_ids = sorted(set(_column("gt['images']", gt["images"], "id")))
+    category_ids = sorted(set(_column("gt['categories']", gt["categories"], "id")))
     images = {v: i for i, v in enumerate(image_ids)}
     categories = {v: k for k, v in enumerate(category_ids)}
     gts = _from_coco_anns("gt['annotations']", gt["annotations"], images, categories, True, True)
@@ -288,99 +290,92 @@ def _load_coco_format(gt, dt):
     return len(image_ids), category_ids, gts, dts
 
 
-def _tensor_column(name: str, d: dict, key: str, n: int, dtype, default=None) -> np.ndarray:
+def _per_box(name: str, d: dict, key: str, n: int, default=None) -> np.ndarray | None:
+    """``d[key]`` as a numpy array of shape ``[n]``; ``default`` when the key is absent."""
     if key not in d:
         if default is None:
             raise ValueError(f"{name} has no {key!r} (keys: {sorted(d)})")
-        return np.full(n, default, dtype=dtype)
-    t = d[key]
-    a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+        return default
+    v = d[key]
+    a = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
     if a.shape != (n,):
         raise ValueError(f"{name}[{key!r}] must have shape [{n}] (one per box), got {a.shape}")
-    return a.astype(dtype)
+    return a
 
 
-def _load_tensor_form(gt: list, dt):
-    if not isinstance(dt, (list, tuple)) or len(dt) != len(gt):
+def _boxes_xywh(name: str, d) -> np.ndarray:
+    """``d['boxes']`` (xyxy) as a float64 ``[n, 4]`` array in COCO's (x, y, w, h)."""
+    if not isinstance(d, dict) or "boxes" not in d:
+        raise ValueError(f"{name} must be a dict with 'boxes' (Tensor[N, 4], x1 y1 x2 y2)")
+    b = d["boxes"]
+    b = (
+        b.detach().cpu()
+        if isinstance(b, torch.Tensor)
+        else torch.as_tensor(np.asarray(b, dtype=np.float64))
+    )
+    try:
+        return box_convert(
+            b.double().reshape(-1, 4) if b.numel() == 0 else b.double(), "xyxy", "xywh"
+        ).numpy()
+    except ValueError as exc:
+        raise ValueError(f"{name}['boxes']: {exc}") from None
+
+
+def _tensor_form_to_coco(targets: list, predictions) -> tuple[dict, list]:
+    """torchvision-style per-image dicts -> a COCO dataset dict and a results list.
+
+    The same translation as torchvision's detection reference (``convert_to_coco_api``):
+    boxes to (x, y, w, h), ``area`` defaulting to the box area, ``iscrowd`` to 0, and the
+    categories being the labels present in the ground truth.
+    """
+    if not isinstance(predictions, (list, tuple)) or len(predictions) != len(targets):
+        got = type(predictions).__name__
+        if isinstance(predictions, (list, tuple)):
+            got += f" of length {len(predictions)}"
         raise ValueError(
             "dt must be a list of per-image prediction dicts (boxes, scores, labels), one per "
-            f"entry of gt ({len(gt)}), got {type(dt).__name__}"
-            + (f" of length {len(dt)}" if isinstance(dt, (list, tuple)) else "")
+            f"entry of gt ({len(targets)}), got {got}"
         )
+    images, annotations, results = [], [], []
+    for i, (target, pred) in enumerate(zip(targets, predictions, strict=True)):
+        image_id = target.get("image_id", i) if isinstance(target, dict) else i
+        image_id = int(image_id.item()) if isinstance(image_id, torch.Tensor) else image_id
+        images.append({"id": image_id})
 
-    def boxes_xywh(name: str, d) -> np.ndarray:
-        if not isinstance(d, dict) or "boxes" not in d:
-            raise ValueError(f"{name} must be a dict with 'boxes' (Tensor[N, 4], x1 y1 x2 y2)")
-        b = d["boxes"]
-        b = (
-            b.detach().cpu().double()
-            if isinstance(b, torch.Tensor)
-            else torch.as_tensor(np.asarray(b, dtype=np.float64))
-        )
-        try:
-            return box_convert(b.reshape(-1, 4) if b.numel() == 0 else b, "xyxy", "xywh").numpy()
-        except ValueError as exc:
-            raise ValueError(f"{name}['boxes']: {exc}") from None
-
-    parts = {"gt": [], "dt": []}
-    image_keys = []
-    for i, (g, d) in enumerate(zip(gt, dt, strict=True)):
-        gb = boxes_xywh(f"gt[{i}]", g)
-        db = boxes_xywh(f"dt[{i}]", d)
-        image_keys.append(g.get("image_id", i))
-        parts["gt"].append(
-            (
-                gb,
-                _tensor_column(f"gt[{i}]", g, "labels", len(gb), np.int64),
-                _tensor_column(f"gt[{i}]", g, "area", len(gb), np.float64, default=np.nan),
-                np.ones(len(gb)),
-                _tensor_column(f"gt[{i}]", g, "iscrowd", len(gb), bool, default=False),
+        gt_boxes = _boxes_xywh(f"gt[{i}]", target)
+        n = len(gt_boxes)
+        labels = _per_box(f"gt[{i}]", target, "labels", n)
+        area = _per_box(f"gt[{i}]", target, "area", n, default=gt_boxes[:, 2] * gt_boxes[:, 3])
+        crowd = _per_box(f"gt[{i}]", target, "iscrowd", n, default=np.zeros(n))
+        for box, label, a, c in zip(
+            gt_boxes.tolist(), labels.tolist(), area.tolist(), crowd.tolist(), strict=True
+        ):
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": label,
+                    "bbox": box,
+                    "area": a,
+                    "iscrowd": int(c),
+                }
             )
-        )
-        score = _tensor_column(f"dt[{i}]", d, "scores", len(db), np.float64)
-        if not np.isfinite(score).all():
+
+        dt_boxes = _boxes_xywh(f"dt[{i}]", pred)
+        labels = _per_box(f"dt[{i}]", pred, "labels", len(dt_boxes))
+        scores = _per_box(f"dt[{i}]", pred, "scores", len(dt_boxes)).astype(np.float64)
+        if not np.isfinite(scores).all():
             raise ValueError(f"dt[{i}]['scores'] must be finite")
-        parts["dt"].append(
-            (
-                db,
-                _tensor_column(f"dt[{i}]", d, "labels", len(db), np.int64),
-                db[:, 2] * db[:, 3],
-                score,
-                np.zeros(len(db), dtype=bool),
+        for box, label, score in zip(
+            dt_boxes.tolist(), labels.tolist(), scores.tolist(), strict=True
+        ):
+            results.append(
+                {"image_id": image_id, "category_id": label, "bbox": box, "score": score}
             )
-        )
-    image_keys = [int(k) if isinstance(k, torch.Tensor) else k for k in image_keys]
-    if len(set(image_keys)) != len(image_keys):
+    if len({img["id"] for img in images}) != len(images):
         raise ValueError("gt: every image needs a distinct 'image_id'")
-    image_rank = {k: r for r, k in enumerate(sorted(image_keys))}  # COCO visits images by id
-    image_index = [image_rank[k] for k in image_keys]
-
-    category_ids = sorted(
-        set(np.concatenate([p[1] for p in parts["gt"]] + [np.zeros(0, np.int64)]).tolist())
-    )
-    categories = {c: k for k, c in enumerate(category_ids)}
-    out = []
-    for key in ("gt", "dt"):
-        rows = parts[key]
-        image = np.concatenate(
-            [np.full(len(p[0]), image_index[i]) for i, p in enumerate(rows)] + [np.zeros(0)]
-        ).astype(np.int64)
-        bbox = np.concatenate([p[0] for p in rows] + [np.zeros((0, 4))])
-        labels = np.concatenate([p[1] for p in rows] + [np.zeros(0, np.int64)])
-        area = np.concatenate([p[2] for p in rows] + [np.zeros(0)])
-        area = np.where(np.isnan(area), bbox[:, 2] * bbox[:, 3], area)
-        score = np.concatenate([p[3] for p in rows] + [np.zeros(0)])
-        crowd = np.concatenate([p[4] for p in rows] + [np.zeros(0, bool)])
-        keep = np.array(
-            [c in categories for c in labels.tolist()], dtype=bool
-        )  # drop unknown classes
-        category = np.array([categories.get(c, -1) for c in labels.tolist()], dtype=np.int64)
-        out.append(
-            _Annotations(
-                image[keep], category[keep], bbox[keep], area[keep], score[keep], crowd[keep]
-            )
-        )
-    return len(image_keys), category_ids, out[0], out[1]
+    categories = [{"id": c} for c in sorted({a["category_id"] for a in annotations})]
+    return {"images": images, "annotations": annotations, "categories": categories}, results
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -402,13 +397,9 @@ def _match_all(num_images: int, num_categories: int, gts: _Annotations, dts: _An
     num_areas, num_thr = len(COCO_AREA_RANGES), len(COCO_IOU_THRESHOLDS)
     # Objects ignored in each area range: crowds, and objects whose area is out of range.
     gt_ignore = gts.iscrowd[None, :] | _area_outside(gts.area)  # [A, G]
-    num_positives = np.stack(
-        [
-            np.bincount(gts.category[~gt_ignore[a]], minlength=num_categories)
-            for a in range(num_areas)
-        ],
-        axis=1,
-    )  # [K, A]
+    # [K, A]: the objects that count, per category and area range (recall's denominator)
+    counted = [gts.category[~gt_ignore[a]] for a in range(num_areas)]
+    num_positives = np.stack([np.bincount(c, minlength=num_categories) for c in counted], axis=1)
 
     # Group both by (category, image). Within a pair, detections by descending score; the
     # stable sorts keep the input order among ties, as pycocotools' mergesort does.
@@ -433,23 +424,18 @@ def _match_all(num_images: int, num_categories: int, gts: _Annotations, dts: _An
     # Only pairs holding both objects and detections need matching.
     gt_sorted_pair = gt_pair[gt_order]
     both = np.intersect1d(gt_sorted_pair, sorted_pair)
-    g_lo, g_hi = (
-        np.searchsorted(gt_sorted_pair, both, "left"),
-        np.searchsorted(gt_sorted_pair, both, "right"),
-    )
-    d_lo, d_hi = (
-        np.searchsorted(sorted_pair, both, "left"),
-        np.searchsorted(sorted_pair, both, "right"),
-    )
+    g_lo = np.searchsorted(gt_sorted_pair, both, "left")
+    g_hi = np.searchsorted(gt_sorted_pair, both, "right")
+    d_lo = np.searchsorted(sorted_pair, both, "left")
+    d_hi = np.searchsorted(sorted_pair, both, "right")
     area_index = np.arange(num_areas)[:, None, None]  # [A, 1, 1]
     for g0, g1, d0, d1 in zip(g_lo, g_hi, d_lo, d_hi, strict=True):
         g = gt_order[g0:g1]
         d = dt_order[d0:d1]
         ious = _coco_iou_xywh(dts.bbox[d], gts.bbox[g], gts.iscrowd[g])  # [d, g], computed once
         pair_ignore = gt_ignore[:, g]  # [A, g]
-        match = _greedy_match_coco(
-            ious, COCO_IOU_THRESHOLDS, pair_ignore, gts.iscrowd[g]
-        )  # [A, T, d]
+        # [A, T, d]: the object each detection claims, per area range and threshold
+        match = _greedy_match_coco(ious, COCO_IOU_THRESHOLDS, pair_ignore, gts.iscrowd[g])
         hit = match != NO_MATCH  # [A, T, d]
         matched[:, :, d0:d1] = hit
         # A detection matched to an ignored object is ignored; an unmatched one keeps its default.
@@ -465,9 +451,8 @@ def _accumulate(num_categories, category, score, rank, matched, ignored, num_pos
     num_rec, num_max = len(COCO_RECALL_THRESHOLDS), len(COCO_MAX_DETS)
     precision = np.full((num_thr, num_rec, num_categories, num_areas, num_max), NO_GROUND_TRUTH)
     recall = np.full((num_thr, num_categories, num_areas, num_max), NO_GROUND_TRUTH)
-    bounds = np.searchsorted(
-        category, np.arange(num_categories + 1)
-    )  # detections are grouped by category
+    # Detections are grouped by category: category k's are bounds[k]:bounds[k + 1].
+    bounds = np.searchsorted(category, np.arange(num_categories + 1))
     for k in range(num_categories):
         lo, hi = bounds[k], bounds[k + 1]
         # Pool the category's detections of all images; stable, so ties keep image order.
@@ -538,9 +523,8 @@ def coco_evaluate(gt, dt) -> CocoEvaluation:
         ``recall`` [10, K, 4, 3] as pycocotools' ``eval``, and ``category_ids``.
     """
     if isinstance(gt, (list, tuple)):
-        num_images, category_ids, gts, dts = _load_tensor_form(list(gt), dt)
-    else:
-        num_images, category_ids, gts, dts = _load_coco_format(gt, dt)
+        gt, dt = _tensor_form_to_coco(list(gt), dt)
+    num_images, category_ids, gts, dts = _load_coco_format(gt, dt)
     num_categories = len(category_ids)
     category, score, rank, matched, ignored, num_positives = _match_all(
         num_images, num_categories, gts, dts

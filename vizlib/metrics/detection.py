@@ -90,11 +90,13 @@ def _greedy_match_coco(
     regular = ~gt_ignore[:, None, :]  # [S, 1, G]
     claimed = np.zeros((num_settings, len(thresholds), num_gt), dtype=bool)  # [S, T, G]
     matched = np.full((num_settings, len(thresholds), num_dt), NO_MATCH, dtype=np.int64)
+    if num_gt == 0:
+        return matched
     gt_index = np.arange(num_gt)
-    for d in range(num_dt):
+    # A detection whose best IoU is below every threshold stays unmatched: skip it.
+    can_match = ious.max(axis=1, initial=0.0) >= thr.min()  # [D]
+    for d in np.nonzero(can_match)[0]:
         above = ious[d] >= thr  # [T, G]
-        if not above.any():  # overlaps no object well enough: unmatched everywhere
-            continue
         candidates = above & (~claimed | gt_crowd)  # [S, T, G]; crowds can be re-claimed
         # A regular object beats any ignored one; try ignored objects only if none qualifies.
         preferred = candidates & regular  # [S, T, G]
@@ -188,9 +190,8 @@ def match_detections(
         ious = box_iou(dt[order].double(), gt.double()).numpy()  # [N, M]
 
     if rule == "coco":
-        matched_sorted = _greedy_match_coco(ious, np.array([threshold]), ignore[None, :], crowd)[
-            0, 0
-        ]
+        thresholds = np.array([threshold])  # [T = 1]
+        matched_sorted = _greedy_match_coco(ious, thresholds, ignore[None, :], crowd)[0, 0]  # [N]
         is_ignored = np.zeros(len(dt), dtype=bool)
         hit = matched_sorted != NO_MATCH
         is_ignored[hit] = ignore[matched_sorted[hit]]

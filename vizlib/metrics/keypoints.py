@@ -126,12 +126,10 @@ def oks(pred_keypoints, gt_keypoints, gt_areas, sigmas=None, gt_boxes=None) -> t
         x, y, w, h = box_convert(boxes, "xyxy", "xywh").unbind(dim=1)  # [M] each
         x0, x1, y0, y1 = x - w, x + w * 2, y - h, y + h * 2  # [M] each
         px, py = dt[:, None, :, 0], dt[:, None, :, 1]  # [N, 1, K]
-        out_x = (x0[None, :, None] - px).clamp(min=0) + (px - x1[None, :, None]).clamp(
-            min=0
-        )  # [N, M, K]
-        out_y = (y0[None, :, None] - py).clamp(min=0) + (py - y1[None, :, None]).clamp(
-            min=0
-        )  # [N, M, K]
+        x0, x1 = x0[None, :, None], x1[None, :, None]  # [1, M, 1]
+        y0, y1 = y0[None, :, None], y1[None, :, None]  # [1, M, 1]
+        out_x = (x0 - px).clamp(min=0) + (px - x1).clamp(min=0)  # [N, M, K]
+        out_y = (y0 - py).clamp(min=0) + (py - y1).clamp(min=0)  # [N, M, K]
         none = ~any_visible[None, :, None]  # [1, M, 1]
         dx = torch.where(none, out_x, dx)
         dy = torch.where(none, out_y, dy)

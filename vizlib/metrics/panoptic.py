@@ -186,9 +186,8 @@ class PanopticQuality:
 
         # IoU of same-category pairs; predicted pixels on void do not count in the union.
         union = pred_area[None, :] + gt_area[:, None] - inter - on_void[None, :]  # [G, P]
-        same = (
-            (gt_cat[:, None] == pred_cat[None, :]) & gt_real[:, None] & pred_real[None, :]
-        )  # [G, P]
+        same = gt_cat[:, None] == pred_cat[None, :]  # [G, P]
+        same &= gt_real[:, None] & pred_real[None, :]  # [G, P]: never void, never a crowd
         iou = np.where(same & (inter > 0), inter / np.maximum(union, 1.0), 0.0)  # [G, P]
         match = iou > MATCH_IOU  # [G, P]: at most one True per row and column
         for g, p in zip(*np.nonzero(match), strict=True):
