@@ -381,3 +381,36 @@ def test_inputs_are_not_modified():
     gt_copy, dts_copy = copy.deepcopy(gt), copy.deepcopy(dts)
     coco_evaluate(gt, dts)
     assert gt == gt_copy and dts == dts_copy
+
+
+def test_accepts_json_paths(tmp_path):
+    import json
+
+    gt, dts = synthetic_coco(8, n_images=10)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dt.json").write_text(json.dumps(dts))
+    np.testing.assert_array_equal(
+        coco_evaluate(str(tmp_path / "gt.json"), tmp_path / "dt.json").stats,
+        coco_evaluate(gt, dts).stats,
+    )
+    with pytest.raises(ValueError, match="gt"):
+        coco_evaluate(str(tmp_path / "missing.json"), dts)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: coco_box_iou(torch.ones(2, 3), torch.ones(1, 4)), "boxes1"),
+        (lambda: coco_box_iou(torch.ones(2, 4), torch.tensor([[2.0, 0, 1, 1]])), "boxes2"),
+        (
+            lambda: coco_box_iou(
+                torch.ones(2, 4), torch.ones(1, 4), torch.ones(2, dtype=torch.bool)
+            ),
+            "iscrowd",
+        ),
+        (lambda: coco_box_iou(torch.ones(2, 4), torch.ones(1, 4), torch.ones(1)), "iscrowd"),
+    ],
+)
+def test_coco_box_iou_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

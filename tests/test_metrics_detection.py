@@ -313,3 +313,18 @@ def test_inputs_are_not_modified():
     assert (
         torch.equal(dt, before[0]) and torch.equal(gt, before[1]) and torch.equal(scores, before[2])
     )
+
+
+def test_accepts_tensors_that_require_grad():
+    """Model outputs straight from a forward pass (with autograd on) are fine."""
+    dt = boxes([0, 0, 10, 10], [1, 1, 9, 9]).requires_grad_()
+    scores = torch.tensor([0.2, 0.8], requires_grad=True)
+    m = match_detections(dt, scores, boxes([0, 0, 10, 10]), 0.5)
+    assert m.tp.tolist() == [False, True]
+    c = precision_recall_curve(scores, m.tp, 1)
+    assert average_precision(c.precision.requires_grad_(), c.recall, "voc") == 1.0
+    r = mean_average_precision(
+        [{"boxes": dt, "scores": scores, "labels": torch.tensor([1, 1])}],
+        [{"boxes": boxes([0, 0, 10, 10]), "labels": torch.tensor([1])}],
+    )
+    assert r.map == 1.0

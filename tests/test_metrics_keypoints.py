@@ -152,3 +152,12 @@ def test_pck_by_hand():
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_accepts_tensors_that_require_grad():
+    gt = torch.tensor([[[0.0, 0.0, 2], [10.0, 0.0, 2]]])
+    pred = gt[:, :, :2].clone().requires_grad_()
+    assert oks(pred, gt, torch.tensor([100.0]), torch.tensor([0.1, 0.1])).item() == pytest.approx(
+        1.0
+    )
+    assert pck(pred, gt, 0.1, torch.tensor([10.0])).mean == 1.0

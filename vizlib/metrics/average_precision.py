@@ -66,7 +66,11 @@ def _as_flags(name: str, value, n: int | None = None) -> torch.Tensor:
     """A 1-D bool tensor (bool, or integers 0/1)."""
     if not isinstance(value, (torch.Tensor, np.ndarray, list, tuple)):
         raise ValueError(f"{name} must be a bool tensor of shape [N], got {type(value).__name__}")
-    t = torch.as_tensor(np.asarray(value)) if not isinstance(value, torch.Tensor) else value
+    t = (
+        value.detach().cpu()
+        if isinstance(value, torch.Tensor)
+        else torch.as_tensor(np.asarray(value))
+    )
     if t.dim() != 1:
         raise ValueError(f"{name} must have shape [N], got {tuple(t.shape)}")
     if t.dtype != torch.bool:
@@ -103,7 +107,7 @@ def precision_recall_curve(scores, is_tp, num_gt: int, ignored=None) -> Precisio
         (``Tensor[K]``, the input's dtype), ``K`` the number of kept detections, highest
         score first.
     """
-    s = as_float_tensor("scores", scores)
+    s = as_float_tensor("scores", scores).detach().cpu()  # metrics are computed on the CPU
     if s.dim() != 1:
         raise ValueError(f"scores must have shape [N], got {tuple(s.shape)}")
     tp = _as_flags("is_tp", is_tp, s.numel())
@@ -141,7 +145,7 @@ def precision_envelope(precision) -> torch.Tensor:
     Returns:
         Tensor[..., K]: ``max(precision[..., i:])`` at ``i``, monotone non-increasing.
     """
-    p = as_float_tensor("precision", precision)
+    p = as_float_tensor("precision", precision).detach().cpu()
     if p.dim() == 0:
         raise ValueError("precision must have at least one dimension [..., K], got a scalar")
     return torch.from_numpy(_envelope(p.double().numpy()).copy())
@@ -201,8 +205,8 @@ def average_precision(precision, recall, method: str = "coco") -> float:
     """
     if method not in AP_METHODS:
         raise ValueError(f"method must be one of {AP_METHODS}, got {method!r}")
-    p = as_float_tensor("precision", precision)
-    r = as_float_tensor("recall", recall)
+    p = as_float_tensor("precision", precision).detach().cpu()
+    r = as_float_tensor("recall", recall).detach().cpu()
     if p.dim() != 1:
         raise ValueError(f"precision must have shape [K], got {tuple(p.shape)}")
     if r.dim() != 1:

@@ -65,12 +65,16 @@ def coco_box_iou(boxes1, boxes2, iscrowd=None) -> torch.Tensor:
         Tensor[N, M] float64: the overlap of ``boxes1[i]`` with ``boxes2[j]`` at ``[i, j]``,
         in [0, 1]. Computed in float64 in COCO's ``(x, y, w, h)`` format, like pycocotools.
     """
-    b1 = check_boxes("boxes1", boxes1).double()
-    b2 = check_boxes("boxes2", boxes2).double()
+    b1 = check_boxes("boxes1", boxes1).detach().cpu().double()
+    b2 = check_boxes("boxes2", boxes2).detach().cpu().double()
     if iscrowd is None:
         crowd = np.zeros(len(b2), dtype=bool)
     else:
-        c = iscrowd if isinstance(iscrowd, torch.Tensor) else torch.as_tensor(np.asarray(iscrowd))
+        c = (
+            iscrowd.detach().cpu()
+            if isinstance(iscrowd, torch.Tensor)
+            else torch.as_tensor(np.asarray(iscrowd))
+        )
         if c.dim() != 1 or c.numel() != len(b2):
             raise ValueError(
                 f"iscrowd must have shape [M] = [{len(b2)}] (one flag per box of boxes2), "

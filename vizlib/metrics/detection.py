@@ -130,7 +130,11 @@ def _greedy_match_voc(ious: np.ndarray, threshold: float, gt_ignore: np.ndarray)
 def _as_mask(name: str, value, n: int) -> np.ndarray:
     if value is None:
         return np.zeros(n, dtype=bool)
-    t = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    t = (
+        value.detach().cpu()
+        if isinstance(value, torch.Tensor)
+        else torch.as_tensor(np.asarray(value))
+    )
     if t.dim() != 1 or t.numel() != n:
         raise ValueError(
             f"{name} must have shape [M] = [{n}] (one flag per object), got {tuple(t.shape)}"
@@ -172,9 +176,10 @@ def match_detections(
     """
     if rule not in MATCH_RULES:
         raise ValueError(f"rule must be one of {MATCH_RULES}, got {rule!r}")
-    dt = check_boxes("pred_boxes", pred_boxes)
-    gt = check_boxes("gt_boxes", gt_boxes)
-    scores = as_float_tensor("pred_scores", pred_scores)
+    # Metrics are computed on the CPU, outside autograd: model outputs may be on a GPU.
+    dt = check_boxes("pred_boxes", pred_boxes).detach().cpu()
+    gt = check_boxes("gt_boxes", gt_boxes).detach().cpu()
+    scores = as_float_tensor("pred_scores", pred_scores).detach().cpu()
     if scores.dim() != 1 or scores.numel() != len(dt):
         raise ValueError(
             f"pred_scores must have shape [N] = [{len(dt)}] (one per box), got {tuple(scores.shape)}"

@@ -61,7 +61,7 @@ COCO_PERSON_SIGMAS = (
 
 
 def _keypoints(name: str, value, coords: tuple[int, ...]) -> torch.Tensor:
-    t = as_float_tensor(name, value)
+    t = as_float_tensor(name, value).detach().cpu()  # computed on the CPU
     if t.dim() != 3 or t.shape[2] not in coords:
         want = " or ".join(f"[N, K, {c}]" for c in coords)
         raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
@@ -92,12 +92,16 @@ def oks(pred_keypoints, gt_keypoints, gt_areas, sigmas=None, gt_boxes=None) -> t
             f"pred_keypoints and gt_keypoints must have the same K, got {dt.shape[1]} and {gt.shape[1]}"
         )
     num_kpts = gt.shape[1]
-    area = as_float_tensor("gt_areas", gt_areas).double()
+    area = as_float_tensor("gt_areas", gt_areas).detach().cpu().double()
     if area.dim() != 1 or area.numel() != len(gt):
         raise ValueError(f"gt_areas must have shape [M] = [{len(gt)}], got {tuple(area.shape)}")
     if bool((area < 0).any()):
         raise ValueError("gt_areas must be >= 0")
-    sig = COCO_PERSON_SIGMAS if sigmas is None else as_float_tensor("sigmas", sigmas).double()
+    sig = (
+        COCO_PERSON_SIGMAS
+        if sigmas is None
+        else as_float_tensor("sigmas", sigmas).detach().cpu().double()
+    )
     if sig.dim() != 1 or sig.numel() != num_kpts:
         raise ValueError(f"sigmas must have shape [K] = [{num_kpts}], got {tuple(sig.shape)}")
     if bool((sig <= 0).any()):
@@ -111,7 +115,7 @@ def oks(pred_keypoints, gt_keypoints, gt_areas, sigmas=None, gt_boxes=None) -> t
                 "measures the distance to twice their box"
             )
     if gt_boxes is not None:
-        boxes = check_boxes("gt_boxes", gt_boxes).double()
+        boxes = check_boxes("gt_boxes", gt_boxes).detach().cpu().double()
         if len(boxes) != len(gt):
             raise ValueError(
                 f"gt_boxes must have shape [M, 4] = [{len(gt)}, 4], got {tuple(boxes.shape)}"
@@ -176,7 +180,7 @@ def pck(pred_keypoints, gt_keypoints, threshold: float, normaliser) -> PCKResult
     if isinstance(normaliser, (int, float)) and not isinstance(normaliser, bool):
         norm = torch.full((len(gt),), float(normaliser), dtype=torch.float64)
     else:
-        norm = as_float_tensor("normaliser", normaliser).double()
+        norm = as_float_tensor("normaliser", normaliser).detach().cpu().double()
     if norm.dim() != 1 or norm.numel() != len(gt):
         raise ValueError(
             f"normaliser must be a number or have shape [N] = [{len(gt)}], got {tuple(norm.shape)}"

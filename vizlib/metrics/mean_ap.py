@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from vizlib._checks import as_float_tensor, check_fraction
@@ -51,14 +52,33 @@ def _check_image_dict(name: str, i: int, d, keys: tuple[str, ...]) -> None:
         raise ValueError(f"{name}[{i}] lacks the key(s) {missing}; expected {keys}")
 
 
+def _cpu(value) -> torch.Tensor:
+    """A tensor on the CPU, outside autograd (model outputs may live on a GPU)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    return torch.as_tensor(np.asarray(value))
+
+
 def _labels(name: str, i: int, labels, n: int) -> torch.Tensor:
-    t = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels)
+    t = _cpu(labels)
     if t.is_floating_point() or t.dtype == torch.bool or t.dim() != 1 or t.numel() != n:
         raise ValueError(
             f"{name}[{i}]['labels'] must be an integer tensor of shape [{n}] (one per box), "
             f"got dtype {t.dtype} shape {tuple(t.shape)}"
         )
     return t.long()
+
+
+def _flags(i: int, target: dict, key: str, n: int) -> torch.Tensor:
+    """``targets[i][key]`` as a bool tensor ``[n]``, all False when absent."""
+    if target.get(key) is None:
+        return torch.zeros(n, dtype=torch.bool)
+    t = _cpu(target[key])
+    if t.shape != (n,):
+        raise ValueError(
+            f"targets[{i}][{key!r}] must have shape [{n}] (one per box), got {tuple(t.shape)}"
+        )
+    return t.bool()
 
 
 def mean_average_precision(
@@ -112,25 +132,12 @@ def mean_average_precision(
     for i, (pred, target) in enumerate(zip(predictions, targets, strict=True)):
         _check_image_dict("predictions", i, pred, ("boxes", "scores", "labels"))
         _check_image_dict("targets", i, target, ("boxes", "labels"))
-        pred_labels = _labels("predictions", i, pred["labels"], len(pred["boxes"]))
-        gt_labels = _labels("targets", i, target["labels"], len(target["boxes"]))
-        difficult = target.get("difficult")
-        crowd = target.get("iscrowd")
-        difficult = (
-            torch.zeros(len(gt_labels), dtype=torch.bool)
-            if difficult is None
-            else torch.as_tensor(difficult).bool()
-        )
-        crowd = (
-            torch.zeros(len(gt_labels), dtype=torch.bool)
-            if crowd is None
-            else torch.as_tensor(crowd).bool()
-        )
-        if difficult.shape != gt_labels.shape or crowd.shape != gt_labels.shape:
-            raise ValueError(
-                f"targets[{i}]['difficult'] and ['iscrowd'] must have shape [{len(gt_labels)}]"
-            )
-        pred_scores = as_float_tensor(f"predictions[{i}]['scores']", pred["scores"])
+        pred_boxes, gt_boxes = _cpu(pred["boxes"]), _cpu(target["boxes"])
+        pred_labels = _labels("predictions", i, pred["labels"], len(pred_boxes))
+        gt_labels = _labels("targets", i, target["labels"], len(gt_boxes))
+        difficult = _flags(i, target, "difficult", len(gt_boxes))
+        crowd = _flags(i, target, "iscrowd", len(gt_boxes))
+        pred_scores = as_float_tensor(f"predictions[{i}]['scores']", pred["scores"]).detach().cpu()
         if pred_scores.shape != pred_labels.shape:
             raise ValueError(
                 f"predictions[{i}]['scores'] must have shape [{len(pred_labels)}] (one per box), "
@@ -140,9 +147,9 @@ def mean_average_precision(
             p, g = pred_labels == c, gt_labels == c
             try:
                 m = match_detections(
-                    torch.as_tensor(pred["boxes"])[p],
+                    pred_boxes[p],
                     pred_scores[p],
-                    torch.as_tensor(target["boxes"])[g],
+                    gt_boxes[g],
                     threshold,
                     gt_ignore=difficult[g],
                     gt_crowd=crowd[g],

@@ -60,7 +60,7 @@ def _as_label_map(name: str, value) -> torch.Tensor:
             f"{name} must hold integer class indices, got dtype {value.dtype} "
             "(for logits [B, C, H, W], take .argmax(dim=1) first)"
         )
-    return value.long()
+    return value.detach().cpu().long()  # counted on the CPU
 
 
 def confusion_matrix(
@@ -101,13 +101,15 @@ def confusion_matrix(
         bad = int(p[(p < 0) | (p >= num_classes)][0])
         raise ValueError(f"pred holds {bad} at a counted pixel, outside [0, {num_classes})")
     # One bincount: pair (i, j) -> bin i * C + j.
-    counts = torch.bincount(t.cpu() * num_classes + p.cpu(), minlength=num_classes * num_classes)
+    counts = torch.bincount(t * num_classes + p, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)
 
 
 def _check_confmat(confmat) -> torch.Tensor:
     if isinstance(confmat, np.ndarray):
         confmat = torch.from_numpy(confmat)
+    if isinstance(confmat, torch.Tensor):
+        confmat = confmat.detach().cpu()
     if (
         not isinstance(confmat, torch.Tensor)
         or confmat.dim() != 2
