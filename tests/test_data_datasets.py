@@ -85,9 +85,11 @@ def test_geometric_transforms_keep_boxes_masks_keypoints_and_pixels_aligned(inde
         if mask.sum() < 12:
             continue  # tiny remnants at the crop border say little
         tight = masks_to_tight_boxes(mask[None])[0]
-        if kind == "affine":
-            # torchvision moves the box's corners and takes their box: it contains the
-            # rotated mask's tight box
+        if kind in ("affine", "crop"):
+            # torchvision moves the box's corners and takes their box (then clips it to
+            # the crop): it contains the moved mask's tight box, but may be looser (a
+            # rotated box; a crop that cuts away the part of the thing that set the
+            # box's top). This is why the datasets recompute boxes from masks.
             assert (tight[:2] >= boxes[i, :2] - 2).all() and (tight[2:] <= boxes[i, 2:] + 2).all()
         else:
             assert (tight - boxes[i]).abs().max() <= 2.5, (kind, tight, boxes[i])
@@ -140,9 +142,17 @@ def test_clamped_point_fallback_for_old_torchvision_agrees(index, kind, torch_se
         results.append(finish_sample(*_geometric(kind)(image, target))[1]["keypoints"])
     exact, clamped = results
     assert exact.shape == clamped.shape
-    torch.testing.assert_close(exact[..., 2], clamped[..., 2])
-    shown = exact[..., 2] > 0
-    torch.testing.assert_close(exact[..., :2][shown], clamped[..., :2][shown], atol=1e-3, rtol=0)
+    for e, c in zip(exact, clamped, strict=True):
+        # the same visible points, with the same visibility
+        def shown(kp):
+            return sorted((round(x, 2), round(y, 2), v) for x, y, v in kp.tolist() if v > 0)
+
+        assert shown(e) == shown(c)
+        # and in the same slots, unless a ring point left the image: the clamped path
+        # lost where it went, so "topmost first" may pick another start (documented)
+        used = (e[:, :2] != 0).any(dim=1)
+        if (e[used, 2] > 0).all():
+            torch.testing.assert_close(e, c, atol=1e-3, rtol=0)
 
 
 def test_every_view_and_the_default_augmentations_accept_empty_images():

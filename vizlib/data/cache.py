@@ -19,7 +19,7 @@ from .scenes import Scene, SceneConfig, make_scene
 
 __all__ = ["SceneCache"]
 
-_ARRAYS = ("image", "semantic", "instances", "labels", "boxes", "masks", "keypoints")
+_ARRAYS = ("image", "semantic", "instances", "labels", "boxes", "keypoints")
 
 
 class SceneCache:

@@ -167,8 +167,9 @@ def to_coco(source, task: str = "instances", out_dir=None, write_images: bool = 
             coco["annotations"].append(_panoptic_annotation(scene, out))
             continue
         bboxes = coco_bboxes(scene.boxes)
+        masks = scene.masks  # [N, H, W]
         for i in range(scene.num_objects):
-            mask = scene.masks[i]
+            mask = masks[i]
             ann = {
                 "id": next_id,
                 "image_id": int(scene.index),
@@ -202,9 +203,9 @@ def _write_png(out: Path | None, folder: str, name: str, array: np.ndarray) -> N
 def _panoptic_annotation(scene: Scene, out: Path) -> dict:
     segment_ids = np.zeros(scene.semantic.shape, dtype=np.int64)
     segments = []
-    for i in range(scene.num_objects):
-        segment_ids[scene.masks[i]] = i + 1
-        segments.append((i + 1, int(scene.labels[i]), scene.masks[i]))
+    for i, mask in enumerate(scene.masks):
+        segment_ids[mask] = i + 1
+        segments.append((i + 1, int(scene.labels[i]), mask))
     for stuff_id in STUFF_IDS:
         region = (scene.semantic == stuff_id) & (scene.instances == 0)
         if region.any():

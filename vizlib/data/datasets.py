@@ -77,7 +77,9 @@ TASKS = ("segmentation", "detection", "keypoints", "localisation", "panoptic")
 # every transform: x -> W - x for a flip, where pixel j spans [j, j + 1).
 #: True where BoundingBoxes take ``clamping_mode=None`` (torchvision >= 0.23): points
 #: outside the image then keep their exact position. Before, transforms clamp boxes to
-#: the image, and a point found exactly on the border is taken to have left it.
+#: the image, and a point found exactly on the border is taken to have left it; where
+#: it went is lost, so if it was a ring's topmost point the canonical order starts at
+#: another point (only for rings with a point outside the image).
 UNCLAMPED_POINTS = "clamping_mode" in inspect.signature(tv_tensors.BoundingBoxes.__new__).parameters
 
 

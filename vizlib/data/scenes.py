@@ -231,6 +231,8 @@ class SceneConfig:
             raise ValueError(f"image_size must be >= 16 pixels, got {self.image_size}")
         check_positive_int("min_objects", self.min_objects, allow_zero=True)
         check_positive_int("max_objects", self.max_objects, allow_zero=True)
+        if self.max_objects > 255:
+            raise ValueError(f"max_objects must be <= 255 (instance ids are uint8), got {self.max_objects}")
         if self.max_objects < self.min_objects:
             raise ValueError(
                 f"max_objects ({self.max_objects}) must be >= min_objects ({self.min_objects})"
@@ -269,14 +271,15 @@ class Scene:
     Attributes:
         image: ``uint8 (H, W, 3)`` RGB.
         semantic: ``uint8 (H, W)`` class id per pixel: things 1..5, stuff 6..8.
-        instances: ``int32 (H, W)`` 0 where no thing is visible, ``i + 1`` on thing ``i``.
+        instances: ``uint8 (H, W)`` 0 where no thing is visible, ``i + 1`` on thing ``i``.
         labels: ``int64 (N,)`` thing class ids in 1..NUM_THINGS, in painting order
             (later things lie on top).
         boxes: ``float32 (N, 4)`` xyxy, absolute pixels: the tight box of each visible
             mask (pixel ``j`` spans ``[j, j + 1)``).
-        masks: ``bool (N, H, W)`` the visible part of each thing.
         keypoints: ``float32 (N, NUM_KEYPOINTS, 3)`` (x, y, visibility) per slot.
         seed, index: where the scene comes from.
+        masks: ``bool (N, H, W)`` the visible part of each thing (computed from
+            ``instances`` on access, so a cached scene stores no redundant masks).
     """
 
     image: np.ndarray
@@ -284,7 +287,6 @@ class Scene:
     instances: np.ndarray
     labels: np.ndarray
     boxes: np.ndarray
-    masks: np.ndarray
     keypoints: np.ndarray
     seed: int
     index: int
@@ -293,6 +295,11 @@ class Scene:
     @property
     def num_objects(self) -> int:
         return len(self.labels)
+
+    @property
+    def masks(self) -> np.ndarray:
+        ids = np.arange(1, self.num_objects + 1, dtype=self.instances.dtype)
+        return self.instances[None] == ids[:, None, None]  # [N, H, W]
 
     @property
     def stuff_ids(self) -> np.ndarray:
@@ -534,7 +541,7 @@ def make_scene(seed: int, index: int, config: SceneConfig | None = None, *, num_
     else:
         count = check_positive_int("num_objects", num_objects, allow_zero=True)
     things, visible = _place_things(rng, config, count, x, y, force=num_objects is not None)
-    instances = np.zeros((size, size), dtype=np.int32)
+    instances = np.zeros((size, size), dtype=np.uint8)  # max_objects <= 255
     shade = 0.9 + 0.1 * rng.random((size, size, 1), dtype=np.float32)  # [H, W, 1] a little grain
     for i, thing in enumerate(things):
         image = np.where(thing.mask[..., None], thing.colour * shade, image)
@@ -543,9 +550,8 @@ def make_scene(seed: int, index: int, config: SceneConfig | None = None, *, num_
 
     # 3. annotations from the visible masks
     n = len(things)
-    masks = np.stack(visible) if n else np.zeros((0, size, size), dtype=bool)
     boxes = np.zeros((n, 4), dtype=np.float32)
-    for i, m in enumerate(masks):
+    for i, m in enumerate(visible):
         rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
         boxes[i] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
     labels = np.array([t.label for t in things], dtype=np.int64)
@@ -556,7 +562,6 @@ def make_scene(seed: int, index: int, config: SceneConfig | None = None, *, num_
         instances=instances,
         labels=labels,
         boxes=boxes,
-        masks=masks,
         keypoints=keypoints,
         seed=seed,
         index=index,

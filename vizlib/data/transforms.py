@@ -53,7 +53,10 @@ def train_transforms(
         resized_crop = v2.RandomResizedCrop(image_size, scale=(min_scale, 1.0), antialias=True)
         steps.append(v2.RandomApply([resized_crop], p=crop))
     if colour > 0:
-        steps.append(v2.ColorJitter(brightness=colour, contrast=colour, saturation=colour, hue=0.02))
+        # no hue jitter: it converts to HSV and back, which alone took a fifth of the
+        # time of a whole sample (benchmarks/bench_scenes.py); things already come in
+        # every hue
+        steps.append(v2.ColorJitter(brightness=colour, contrast=colour, saturation=colour))
     return v2.Compose(steps)
 
 
