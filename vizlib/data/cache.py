@@ -1,7 +1,7 @@
 """Keep generated scenes so that an epoch does not regenerate them.
 
 Generation is deterministic, so a cache never changes what a data set returns, only
-how fast: at 64 px a scene takes about a millisecond on one core (a GPU training a
+how fast: at 64 px a scene takes about 1.5 ms on one core (a GPU training a
 small model eats far more per second than that, so the data loader keeps them); at
 256 px it is several times slower, and a folder on disk lets DataLoader workers and
 later runs share the work. See ``benchmarks/bench_scenes.py`` for the measured rates.

@@ -38,7 +38,7 @@ COCO: 2 visible, 1 inside the image but hidden under a later thing, 0 outside th
 (a mirror flip turns clockwise into anticlockwise).
 
 Everything is vectorised numpy on coordinate grids (no per-pixel Python loop): a
-64 x 64 scene takes about a millisecond on one core (see ``benchmarks/bench_scenes.py``).
+64 x 64 scene takes about 1.5 ms on one core (700 a second; ``benchmarks/bench_scenes.py``).
 """
 
 from __future__ import annotations
