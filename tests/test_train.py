@@ -213,6 +213,30 @@ def test_fit_config_and_keywords_combine():
     assert len(h["loss"]) == 2
 
 
+def test_amp_is_cuda_only_and_the_header_says_what_runs(capsys):
+    model, loader, opt = make_problem()
+    fit(model, loader, opt, epochs=1, **{**COMMON, "progress": "text", "amp": "bf16"})
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("fit: 1 epochs x 4 steps (4 steps) on cpu")
+    assert "autocast" not in header and "warm-up 3 steps, then cosine" in header
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("amp, dtype", [("bf16", "bfloat16"), ("fp16", "float16")])
+def test_mixed_precision_on_cuda_trains_and_resumes(tmp_path, amp, dtype, capsys):
+    model, loader, opt = make_problem()
+    settings = {**COMMON, "device": "cuda", "amp": amp, "clip_grad_norm": 1.0,
+                "progress": "text", "checkpoint_dir": tmp_path}
+    h = fit(model, loader, opt, epochs=2, **settings)
+    assert f"{dtype} autocast" in capsys.readouterr().out
+    assert all(math.isfinite(v) for v in h["loss"]) and h["loss"][-1] < h["loss"][0]
+    state, _ = load_latest(tmp_path)
+    assert (state["scaler"] is not None) == (amp == "fp16")  # a GradScaler only for fp16
+    model2, loader, opt2 = make_problem(seed=5)
+    fit(model2, loader, opt2, epochs=2, **settings)  # complete already: loads the weights
+    assert same_weights(model2, model)
+
+
 # -- checkpoints and resuming ------------------------------------------------------------
 
 class Interrupt(Exception):

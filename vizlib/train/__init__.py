@@ -1,6 +1,6 @@
 """Training: the loop every chapter shares, and the checks around it.
 
-* :func:`fit` trains a model and returns a :class:`History` (``fit.py``);
+* :func:`fit` trains a model and returns a :class:`History` (``loop.py``);
 * :func:`overfit_one_batch` checks in seconds that a model and its loss can learn
   at all, before the real training (``overfit.py``);
 * :func:`lr_factor` is the warm-up + cosine learning-rate schedule (``schedule.py``);
@@ -21,8 +21,8 @@ A chapter's training cell::
 """
 
 from .checkpoint import load_latest, save_atomic
-from .fit import FitConfig, compute_losses, fit, move_to
 from .history import History
+from .loop import FitConfig, compute_losses, fit, move_to
 from .overfit import OverfitError, OverfitReport, overfit_one_batch
 from .schedule import lr_factor
 

@@ -22,7 +22,7 @@ import torch
 
 from .. import device as default_device
 from .._checks import check_positive_int
-from .fit import _split_batch, compute_losses, move_to
+from .loop import _split_batch, compute_losses, move_to
 
 __all__ = ["OverfitError", "OverfitReport", "overfit_one_batch"]
 

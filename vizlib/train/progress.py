@@ -163,7 +163,8 @@ class LiveProgress(TextProgress):
 
         super().start(header, n_epochs)
         self.t0 = time.perf_counter()
-        self.last_bar = self.last_curve = -1e9
+        self.last_bar = -1e9
+        self.last_curve = self.t0  # the first curve after curve_every s: a short run draws once, at the end
         self.epoch = 0
         self.bar = display(self._bar_bundle(0, 0, 1, None), raw=True, display_id=True)
         self.curve = display({"text/plain": "(the loss curve appears after the first steps)"},

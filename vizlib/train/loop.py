@@ -1,4 +1,4 @@
-"""``fit``: the one training loop every chapter shares.
+"""``fit``: the one training loop every chapter shares (``vizlib.train.fit``).
 
 The loop itself is the textbook one (forward, loss, backward, step); what it adds is
 what a chapter should not have to re-write each time:
