@@ -31,7 +31,7 @@ class OverfitError(AssertionError):
     """The model could not overfit one batch: the model or its loss is broken."""
 
 
-@dataclass
+@dataclass(repr=False)
 class OverfitReport:
     """The verdict of :func:`overfit_one_batch`.
 
@@ -55,6 +55,8 @@ class OverfitReport:
 
     def __str__(self) -> str:
         return self.message
+
+    __repr__ = __str__  # a cell ending in overfit_one_batch(...) shows the verdict
 
 
 def overfit_one_batch(model: torch.nn.Module, batch, *, lr: float = 1e-3,
