@@ -243,7 +243,7 @@ class Interrupt(Exception):
     pass
 
 
-def test_an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+def test_an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path, capsys, monkeypatch):
     model_a, loader, opt = make_problem()
     full = fit(model_a, loader, opt, epochs=3, **COMMON)
 
@@ -265,12 +265,23 @@ def test_an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path)
     assert without_seconds(resumed) == without_seconds(full)
     assert [e for e, _ in list_checkpoints(tmp_path)] == [3, 2]  # keeps the newest two
 
-    # Running the finished fit again trains nothing and loads the final weights.
+    # Running the finished fit again trains nothing, loads the final weights, and still
+    # prints every epoch's line (the log of a resumed run is complete).
     model_d, loader, opt = make_problem(seed=7)
     again = fit(model_d, loader, opt, epochs=3, checkpoint_dir=tmp_path,
-                on_step=lambda *a: pytest.fail("trained again"), **COMMON)
+                on_step=lambda *a: pytest.fail("trained again"), **{**COMMON, "progress": "text"})
     assert same_weights(model_d, model_a)
     assert without_seconds(again) == without_seconds(full)
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "epoch 3/3  loss" in out and "already complete" in out
+
+    # VIZLIB_RESUME=0 (a run recorded for publishing) ignores the checkpoints.
+    monkeypatch.setenv("VIZLIB_RESUME", "0")
+    model_e, loader, opt = make_problem()
+    steps_run.clear()
+    fit(model_e, loader, opt, epochs=3, checkpoint_dir=tmp_path,
+        on_step=lambda s, e, losses: steps_run.append(s), **COMMON)
+    assert steps_run == list(range(1, 13)) and same_weights(model_e, model_a)
 
 
 def test_resuming_with_another_plan_is_refused_clearly(tmp_path):

@@ -16,7 +16,8 @@ through a shell command, so this is two commands around one tool call:
 
    On the GPU machine that script installs the wheels, executes each notebook top to
    bottom in a fresh kernel with ``VIZLIB_PROFILE=full`` and ``VIZLIB_BOOK=1`` (plain
-   text progress and self-contained figures: what the published book shows), and packs
+   text progress and self-contained figures: what the published book shows) and
+   ``VIZLIB_RESUME=0`` (trained from scratch, never from an old checkpoint), and packs
    the executed notebooks, the records they wrote (``lessons/results/*.json``) and the
    log into one file, ``$OUT/gpu_run.tar.gz`` (the tool brings back at most 8 files).
    A lesson's master (``masters/lessons/<name>.ipynb``) runs when it exists, else the
@@ -75,7 +76,7 @@ bash .gpu/setup.sh || exit 1
 work=$(mktemp -d)
 mkdir -p "$work/notebooks" "$work/results"
 stamp="$work/stamp"; touch "$stamp"
-export VIZLIB_PROFILE=full VIZLIB_BOOK=1 VIZLIB_MODE=static PYTHONUNBUFFERED=1
+export VIZLIB_PROFILE=full VIZLIB_BOOK=1 VIZLIB_MODE=static VIZLIB_RESUME=0 PYTHONUNBUFFERED=1
 python3 .gpu/run_notebooks.py --out "$work/notebooks" "$@" 2>&1 | tee "$work/run.log"
 rc=${PIPESTATUS[0]}
 if [ -d lessons/results ]; then
@@ -280,7 +281,8 @@ def run_local(lessons: list[str], root: Path, shared: Path) -> list[Collected]:
         bundle = Path(scratch)
         (bundle / "notebooks").mkdir()
         (bundle / "results").mkdir()
-        env = {**os.environ, "VIZLIB_PROFILE": "full", "VIZLIB_BOOK": "1", "VIZLIB_MODE": "static"}
+        env = {**os.environ, "VIZLIB_PROFILE": "full", "VIZLIB_BOOK": "1", "VIZLIB_MODE": "static",
+               "VIZLIB_RESUME": "0"}  # a recorded run trains from scratch, whatever checkpoints exist
         subprocess.run([sys.executable, str(runner), "--out", str(bundle / "notebooks"),
                         *[str(p) for p in paths]], cwd=root, env=env, check=False)
         for path in paths:  # the notebooks wrote their records straight into lessons/results

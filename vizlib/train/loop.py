@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -71,7 +72,9 @@ class FitConfig:
         checkpoint_dir (path): save a checkpoint there after every epoch and resume from
             the newest one; ``None``: no checkpoints.
         resume (bool): resume from ``checkpoint_dir`` if it holds a checkpoint (True);
-            False starts afresh and overwrites.
+            False starts afresh and overwrites. The environment variable
+            ``VIZLIB_RESUME=0`` turns resuming off everywhere: a run recorded for
+            publishing (``tools/gpu_run.py``) trains from scratch.
         keep_checkpoints (int): how many epoch checkpoints to keep (newest first).
         seed (int): seed every random-number generator at the start (and the data
             loader's own generator, if it has one).
@@ -179,7 +182,8 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
     model.to(dev)
 
     history, start_epoch, step, note = History(), 0, 0, None
-    if cfg.checkpoint_dir is not None and cfg.resume:
+    resume = cfg.resume and os.environ.get("VIZLIB_RESUME", "1").strip() != "0"
+    if cfg.checkpoint_dir is not None and resume:
         found = load_latest(cfg.checkpoint_dir)
         if found is not None:
             state, path = found
@@ -192,6 +196,8 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
 
     reporter = make_progress(cfg.progress)
     reporter.start(_header(plan, dev, amp_dtype, cfg, note), plan["epochs"])
+    for summary in history.epochs:  # a resumed run shows the epochs it inherited too
+        reporter.end_epoch(summary, history)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     session_start = time.perf_counter()
     seconds_before = history.seconds
