@@ -182,3 +182,22 @@ def test_prediction_gallery_picks_best_worst_and_typical_failures():
     assert prediction_gallery([0.9, 0.8], k=2).typical_failures == []  # nothing fails
     with pytest.raises(ValueError, match="k"):
         prediction_gallery(scores, k=0)
+
+
+def test_a_torchvision_detector_trains_with_fit_and_evaluates():
+    """The real thing, tiny: torchvision's dict of four losses through fit, then COCO AP."""
+    import torchvision
+
+    from vizlib.train import fit
+
+    data = DetectionScenes(4, seed=1, config=SceneConfig(image_size=64))
+    torch.manual_seed(0)
+    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None, weights_backbone=None, num_classes=6, min_size=64, max_size=64)
+    loader = DataLoader(data, batch_size=2, collate_fn=collate_detection)
+    history = fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.01), epochs=1,
+                  device="cpu", progress="off", clip_grad_norm=10.0)
+    assert history.terms == ["loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"]
+    assert not model.training
+    ev = evaluate_detection(model, data)
+    assert 0.0 <= ev["bbox/AP"] <= 1.0 and len(ev.per_image) == 4
