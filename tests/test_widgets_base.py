@@ -36,6 +36,8 @@ def test_control_validation():
         Control("a", "a", values=[1, 2], default=3)
     with pytest.raises(ValueError, match="kind"):
         Control("a", "a", values=[1, 2], default=1, kind="knob")
+    with pytest.raises(ValueError, match="None"):
+        Control("a", "a", values=[None, 1], default=1)
     with pytest.raises(ValueError, match="identifier"):
         Control("not a name", "a", values=[1], default=1)
     with pytest.raises(ValueError, match="labels"):

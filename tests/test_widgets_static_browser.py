@@ -115,26 +115,37 @@ def test_every_slider_changes_the_plot(site, browser, name):
     page.goto(f"{site}/{name}.html")
     page.wait_for_function("() => document.querySelector('.plotly-graph-div[data-vizlib-frame]')")
     first = page.evaluate(STATE_JS)
-    sliders = WIDGETS[name]().static_figure().layout.sliders
+    # (name, number of steps) of each slider, as the page has them
+    sliders = page.evaluate("""() => document.querySelector('.plotly-graph-div').layout.sliders
+                                   .map(s => [s.name, s.steps.length])""")
     assert len(first["actives"]) == len(sliders) >= 1
-    actives = list(first["actives"])
-    for k, sl in enumerate(sliders):
-        n = len(sl.steps)
-        targets = []
-        for j in (n - 1, 0, n // 2):  # two moves per slider, each to a new position
-            if j != (targets[-1] if targets else actives[k]) and j not in targets:
-                targets.append(j)
-        for i in targets[:2]:
-            before = page.evaluate(STATE_JS)
-            _click_step(page, k, i, n)
-            actives[k] = i
-            want = "-".join(map(str, actives))
-            page.wait_for_function(
-                "(w) => document.querySelector('.plotly-graph-div').getAttribute('data-vizlib-frame') === w",
-                arg=want, timeout=10_000)
-            after = page.evaluate(STATE_JS)
-            assert after["actives"] == actives
-            assert after["plot"] != before["plot"], f"{name}: slider {sl.name} step {i} did not change the plot"
+    default = list(first["actives"])
+    actives = list(default)
+
+    def move(k, i, must_change=True):
+        before = page.evaluate(STATE_JS)
+        _click_step(page, k, i, sliders[k][1])
+        actives[k] = i
+        want = "-".join(map(str, actives))
+        page.wait_for_function(
+            "(w) => document.querySelector('.plotly-graph-div').getAttribute('data-vizlib-frame') === w",
+            arg=want, timeout=10_000)
+        after = page.evaluate(STATE_JS)
+        assert after["actives"] == actives
+        if must_change:
+            assert after["plot"] != before["plot"], f"{name}: slider {sliders[k][0]} step {i} did not change the plot"
+
+    # each slider, the others at their defaults: two new positions, then back
+    for k, (_, n) in enumerate(sliders):
+        targets = [j for j in dict.fromkeys((n - 1, 0, n // 2)) if j != default[k]][:2]
+        for i in targets:
+            move(k, i)
+        move(k, default[k])
+    # then all sliders away from their defaults at once: the frame keeps every slider's value
+    for k, (_, n) in enumerate(sliders):
+        move(k, n - 1 if default[k] != n - 1 else 0, must_change=False)
+    final = page.evaluate(STATE_JS)
+    assert final["plot"] != first["plot"]
     assert not errors, f"{name}: console errors {errors}"
     assert not foreign, f"{name}: requests outside the local server {foreign}"
     page.close()

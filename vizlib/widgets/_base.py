@@ -58,7 +58,8 @@ class Control:
         name (str): the keyword passed to :meth:`Widget.figure`.
         label (str): what the reader sees next to the control.
         values (Sequence): the discrete values offered (live slider options and static
-            slider steps), in display order. Any Python values (numbers, strings, tuples).
+            slider steps), in display order. Any Python values (numbers, strings, tuples)
+            except ``None``, which ipywidgets reads as "nothing selected".
         default: the value shown first; must be one of ``values``.
         kind (str): ``'slider'``, ``'dropdown'`` or ``'toggle'`` (live mode only: in the
             static book every control is a plotly slider).
@@ -82,6 +83,9 @@ class Control:
         self.values = list(self.values)
         if not self.values:
             raise ValueError(f"Control {self.name!r}: values must not be empty")
+        if any(v is None for v in self.values):
+            # ipywidgets' selection widgets use None for "nothing selected"
+            raise ValueError(f"Control {self.name!r}: None cannot be a value; use a string such as 'none'")
         if self.kind not in KINDS:
             raise ValueError(f"Control {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.default not in self.values:
@@ -166,7 +170,7 @@ SLIDER_SCRIPT = """
 
 # Vertical space (pixels) that one plotly slider with its current-value line takes.
 _SLIDER_HEIGHT = 72
-_SLIDER_TOP = 46  # gap between the plot area and the first slider (room for tick labels)
+_SLIDER_GAP = 10  # below the last slider
 
 
 class Widget:
@@ -365,17 +369,21 @@ class Widget:
 
         fig_dict = {"data": base_data, "layout": dict(base_json["layout"]), "frames": frames}
         layout = fig_dict["layout"]
+        # The sliders go under everything the figure drew in its own bottom margin (tick
+        # labels, axis titles, a legend): the margin and the height grow by their room.
         n = len(sliders)
         margin = dict(layout.get("margin") or {})
-        margin["b"] = int(margin.get("b", 40)) + _SLIDER_TOP + _SLIDER_HEIGHT * n - 20
+        bottom = int(margin.get("b", 80))  # plotly's default bottom margin
+        room = _SLIDER_GAP + _SLIDER_HEIGHT * n
+        margin["b"] = bottom + room
         layout["margin"] = margin
         if layout.get("height"):
-            layout["height"] = int(layout["height"]) + _SLIDER_TOP + _SLIDER_HEIGHT * n - 20
+            layout["height"] = int(layout["height"]) + room
         layout["sliders"] = [
             {
                 "active": base_idx[k],
                 "currentvalue": {"prefix": f"{c.label}: ", "font": {"size": 13}},
-                "pad": {"t": _SLIDER_TOP + _SLIDER_HEIGHT * k, "b": 0},
+                "pad": {"t": bottom + _SLIDER_HEIGHT * k, "b": 0},
                 "x": 0.0,
                 "len": 1.0,
                 "y": 0,
