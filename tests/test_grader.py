@@ -128,6 +128,9 @@ def _submissions(subs: Path, out: Path) -> dict[str, tuple]:
                   (0, 3, "output flood in cell", ["box_area: output flood"])),
         "corrupt": (_notebook()[:700], (0, 0, "not run: unreadable", ["not a readable notebook"])),
         "empty": ("", (0, 0, "not run: unreadable", ["the file is empty"])),
+        "malformed": ('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", '
+                      '"source": {"a": 1}, "metadata": {}, "outputs": [], "execution_count": null}]}',
+                      (0, 0, "runs", ["box_area: no exercise cell found"])),
         "escape": (_notebook(area=_escape_cell(subs, out)),
                    (2, 3, "runs", ["tried to write outside its folder (blocked)", "escape.txt"])),
         "tamper": (_notebook(

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,9 @@ def _read_submission(path: Path) -> tuple[str | None, object | None, str | None]
     except (OSError, UnicodeDecodeError) as exc:
         return None, None, f"the file cannot be read as text: {exc}"
     try:
-        nb = nbformat.reads(text, as_version=4, capture_validation_error={})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a student's notebook may be old or sloppy
+            nb = nbformat.reads(text, as_version=4, capture_validation_error={})
         cells = nb.get("cells")
         if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
             raise ValueError("it has no list of cells")
@@ -142,6 +145,31 @@ def _exercise_source(nb, ex: Exercise) -> str | None:
         if cell.get("cell_type") == "code" and pattern.search(_source(cell)):
             return _source(cell)
     return None
+
+
+def _prepare(g: SubmissionGrade, nb, text: str, filename: str, exercises: list[Exercise],
+             encoded_cases: dict, run_notebooks: bool) -> dict:
+    """The worker's job for one readable submission (exercises it cannot grade go in ``g``)."""
+    job_exercises = []
+    for ex in exercises:
+        source = _exercise_source(nb, ex)
+        if source is None:
+            problem = (f"no exercise cell found (the cell starting '# EXERCISE {ex.id}', "
+                       f"defining {ex.function}())")
+        else:
+            used = forbidden_in_source(source, ex.forbidden, ex.function)
+            problem = forbidden_message(used) if used else None
+        if problem:
+            g.checks[ex.id] = CheckResult(ex, [CaseResult(c, False, problem) for c in ex.cases()],
+                                          problem=problem)
+            g.issues.append(f"{ex.id}: {problem}")
+            continue
+        job_exercises.append({"id": ex.id, "function": ex.function, "source": source,
+                              "cases": encoded_cases[ex.id]})
+    code_cells = [[i + 1, _source(c)] for i, c in enumerate(nb.get("cells", []))
+                  if c.get("cell_type") == "code" and _source(c).strip()]
+    notebook = {"name": filename, "text": text, "cells": code_cells} if run_notebooks else None
+    return {"exercises": job_exercises, "notebook": notebook}
 
 
 # ---------------------------------------------------------------- workers
@@ -371,39 +399,26 @@ def grade(submissions: Path, exercise_ids: list[str], *, limits: Limits = Limits
             g = SubmissionGrade(student, str(path))
             grades.append(g)
             text, nb, unreadable = _read_submission(path)
+            if not unreadable:
+                try:
+                    job = _prepare(g, nb, text, path.name, exercises, encoded_cases, run_notebooks)
+                except Exception as exc:  # noqa: BLE001 - a malformed notebook must not stop the class
+                    unreadable = f"a malformed notebook: {type(exc).__name__}: {exc}"[:300]
             if unreadable:
-                g.issues.append(unreadable)
+                g.checks.clear()
+                g.issues[:] = [unreadable]
                 g.notebook = "not run: unreadable"
                 for ex in exercises:
                     g.checks[ex.id] = CheckResult(
                         ex, [CaseResult(c, False, unreadable) for c in ex.cases()], problem=unreadable)
                 continue
-            job_exercises = []
-            for ex in exercises:
-                source = _exercise_source(nb, ex)
-                if source is None:
-                    problem = (f"no exercise cell found (the cell starting '# EXERCISE {ex.id}', "
-                               f"defining {ex.function}())")
-                else:
-                    used = forbidden_in_source(source, ex.forbidden, ex.function)
-                    problem = forbidden_message(used) if used else None
-                if problem:
-                    g.checks[ex.id] = CheckResult(ex, [CaseResult(c, False, problem) for c in ex.cases()],
-                                                  problem=problem)
-                    g.issues.append(f"{ex.id}: {problem}")
-                    continue
-                job_exercises.append({"id": ex.id, "function": ex.function, "source": source,
-                                      "cases": encoded_cases[ex.id]})
-            code_cells = [[i + 1, _source(c)] for i, c in enumerate(nb.get("cells", []))
-                          if c.get("cell_type") == "code" and _source(c).strip()]
-            job_of[len(grades) - 1] = len(job_list)
-            job_list.append({
+            job.update({
                 "folder": os.path.join(tmp, f"s{len(job_list)}"),
                 "limits": {"timeout": limits.timeout, "check_timeout": limits.check_timeout,
                            "memory_mb": limits.memory_mb, "max_output": limits.max_output_kb * 1024},
-                "env": env, "exercises": job_exercises,
-                "notebook": {"name": path.name, "text": text, "cells": code_cells} if run_notebooks else None,
-            })
+                "env": env})
+            job_of[len(grades) - 1] = len(job_list)
+            job_list.append(job)
         if jobs:
             n_workers = jobs
         elif hasattr(os, "sched_getaffinity"):

@@ -34,7 +34,7 @@ _END = re.compile(r"^\s*#\s*END SOLUTION\b")
 
 def _source(cell) -> str:
     src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
+    return "".join(str(s) for s in src) if isinstance(src, list) else str(src)
 
 
 def exercise_id_of(cell) -> str | None:
