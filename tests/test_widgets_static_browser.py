@@ -98,6 +98,7 @@ STATE_JS = """() => {
 def _click_step(page, k, i, n):
     """Click slider ``k`` at step ``i`` of ``n`` (plotly moves to the nearest step)."""
     rail = page.locator(".slider-group").nth(k).locator("rect.slider-rail-touch-rect")
+    rail.scroll_into_view_if_needed()  # a mouse click must land inside the viewport
     box = rail.bounding_box()
     # the rail's usable width is inset by the grip's half-width at each end
     inset = 10
@@ -107,7 +108,7 @@ def _click_step(page, k, i, n):
 
 @pytest.mark.parametrize("name", list(WIDGETS))
 def test_every_slider_changes_the_plot(site, browser, name):
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
     errors, foreign = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "BOOK_WIDTH",
     "COLORSCALE_COUNTS",
     "COLORSCALE_SIGNED",
     "COLORSCALE_VALUES",
@@ -174,13 +175,21 @@ def rect_trace(rects, panel: int = 0, *, color: str = "#D55E00", width: float = 
     return {"type": "scatter", **kwargs}
 
 
+# The width of the book's text column (Jupyter Book 1, PyData theme, desktop): a figure
+# wider than this is cut off on the page, sliders included.
+BOOK_WIDTH = 740
+
+
 def panel_layout(
     shapes: Sequence[tuple[int, int]],
     titles: Sequence[str] | None = None,
     *,
+    rows: Sequence[Sequence[int]] | None = None,
     cell: float | Sequence[float] = 22.0,
-    gap: float = 60.0,
-    height: int | None = None,
+    gap: float = 50.0,
+    row_gap: float = 75.0,
+    row_heights: Sequence[float] | None = None,
+    max_width: float = BOOK_WIDTH,
     top: int = 60,
     bottom: int = 40,
     left: int = 40,
@@ -188,56 +197,73 @@ def panel_layout(
     grid_panels: Sequence[bool] | None = None,
     title: str | None = None,
 ) -> dict:
-    """A plotly layout with one panel per grid, side by side, cells square.
+    """A plotly layout with one panel per grid, in one or more rows, cells square.
 
-    Each panel's width is proportional to its number of columns (``cell`` pixels per
-    cell, all shrunk together when the figure would exceed 1100 px); rows are drawn
+    Each panel is ``cols * cell`` pixels wide and ``rows * cell`` high (its own ``cell``
+    when one is given per panel). When the widest row would not fit in ``max_width``
+    (the book's text column), every panel shrinks by the same factor. Grids are drawn
     top-down (row 0 at the top) with ``scaleanchor`` keeping the cells square.
 
     Args:
-        shapes (sequence of (rows, cols)): the size of each panel's grid, in cells.
-            A panel that is not a grid (a curve) gives its width in "cells" and sets
+        shapes (sequence of (rows, cols)): the size of each panel, in cells. A panel that
+            is not a grid (a curve, a bar chart) gives its size in cells too and sets
             ``grid_panels[k] = False``.
         titles (sequence of str, optional): a title over each panel.
+        rows (sequence of sequence of int, optional): which panels go in each row, top
+            row first, e.g. ``[[0, 1], [2]]``; by default all panels in one row.
         cell (float or sequence of float): pixels per cell before shrinking, for all
             panels or one per panel.
-        gap (float): pixels between panels.
-        height (int, optional): figure height; by default from the tallest grid.
+        gap (float): pixels between panels of a row.
+        row_gap (float): pixels between rows (room for tick labels and the next titles).
+        row_heights (sequence of float, optional): the height of each row in pixels, so
+            that the figure keeps its size when the grids change; a grid taller than its
+            row shrinks to fit. By default each row is as high as its tallest panel.
+        max_width (float): the most pixels the figure may take.
         top, bottom, left, right (int): margins in pixels.
         grid_panels (sequence of bool, optional): which panels are grids (reversed y,
             square cells, integer ticks); all by default.
-        title (str, optional): the figure title.
+        title (str, optional): the figure's title, drawn above the panel titles (HTML
+            allowed, e.g. a second line in ``<sub>``).
 
     Returns:
         dict: layout keys (``xaxis``, ``yaxis``, ``xaxis2``, ..., ``annotations``,
-        ``width``, ``height``, ``margin``), ready for ``go.Figure(data, layout)``.
+        ``width``, ``height``, ``margin``), ready for :func:`figure`.
     """
     shapes = [(int(r), int(c)) for r, c in shapes]
-    if not shapes:
+    n = len(shapes)
+    if not n:
         raise ValueError("shapes must list at least one panel")
     if any(r < 1 or c < 1 for r, c in shapes):
         raise ValueError(f"every panel needs at least one row and one column, got {shapes}")
-    n = len(shapes)
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles has {len(titles)} entries for {n} panels")
     grid_panels = [True] * n if grid_panels is None else [bool(g) for g in grid_panels]
     if len(grid_panels) != n:
         raise ValueError(f"grid_panels has {len(grid_panels)} entries for {n} panels")
-
+    rows = [list(range(n))] if rows is None else [[int(k) for k in row] for row in rows]
+    if sorted(k for row in rows for k in row) != list(range(n)) or any(not row for row in rows):
+        raise ValueError(f"rows must place each of the {n} panels exactly once, got {rows}")
+    if row_heights is not None and len(row_heights) != len(rows):
+        raise ValueError(f"row_heights has {len(row_heights)} entries for {len(rows)} rows")
     cells = [float(cell)] * n if np.isscalar(cell) else [float(c) for c in cell]
     if len(cells) != n or min(cells) <= 0:
         raise ValueError(f"cell must be a positive number or one per panel, got {cell!r}")
-    max_width = 1100.0
-    natural = sum(c * px for (_, c), px in zip(shapes, cells, strict=True))
-    shrink = min(1.0, (max_width - left - right - gap * (n - 1)) / natural)
-    cells = [max(px * shrink, 3.0) for px in cells]
-    widths = [c * px for (_, c), px in zip(shapes, cells, strict=True)]
-    plot_w = sum(widths) + gap * (n - 1)
-    tallest = [r * px for (r, _), px, g in zip(shapes, cells, grid_panels, strict=True) if g]
-    plot_h = max(max(tallest, default=160.0), 160.0)
+
+    def row_width(row, px):
+        return sum(shapes[k][1] * px[k] for k in row) + gap * (len(row) - 1)
+
+    # one factor for every panel, so that the widest row fits the page
+    shrink = min(
+        [1.0] + [(max_width - left - right - gap * (len(row) - 1)) / sum(shapes[k][1] * cells[k] for k in row)
+                 for row in rows]
+    )
+    cells = [px * shrink for px in cells]
+    plot_w = max(row_width(row, cells) for row in rows)
+    natural_h = [max(shapes[k][0] * cells[k] for k in row) for row in rows]
+    heights = [float(h) for h in row_heights] if row_heights is not None else natural_h
+    plot_h = sum(heights) + row_gap * (len(rows) - 1)
     width = int(round(plot_w + left + right))
-    height = int(height) if height else int(round(plot_h + top + bottom))
-    plot_h = height - top - bottom
+    height = int(round(plot_h + top + bottom))
 
     layout: dict = {
         "width": width,
@@ -255,31 +281,35 @@ def panel_layout(
             "xanchor": "left", "yanchor": "bottom", "yshift": 32, "showarrow": False,
             "align": "left", "font": {"size": 15},
         })
-    x = 0.0
-    for k, ((rows, cols), is_grid, w, px) in enumerate(zip(shapes, grid_panels, widths, cells, strict=True)):
-        x0, x1 = x / plot_w, (x + w) / plot_w
-        x += w + gap
-        xa, ya = axis_ids(k)
-        key = "" if k == 0 else str(k + 1)
-        xaxis = {"domain": [round(x0, 4), round(min(x1, 1.0), 4)], "anchor": ya, "zeroline": False}
-        yaxis = {"anchor": xa, "zeroline": False}
-        if is_grid:
-            h = rows * px
-            xaxis.update(range=[-0.5, cols - 0.5], showgrid=False, tickmode="auto", nticks=min(cols, 8),
-                         constrain="domain", fixedrange=True)
-            yaxis.update(range=[rows - 0.5, -0.5], showgrid=False, tickmode="auto", nticks=min(rows, 8),
-                         scaleanchor=xa, scaleratio=1, constrain="domain", fixedrange=True,
-                         domain=[round(max(1.0 - h / plot_h, 0.0), 4), 1.0])
-        else:
-            yaxis.update(domain=[0.0, 1.0])
-        layout[f"xaxis{key}"] = xaxis
-        layout[f"yaxis{key}"] = yaxis
-        if titles is not None and titles[k]:
-            layout["annotations"].append({
-                "text": titles[k], "x": (x0 + x1) / 2, "y": 1.0, "xref": "paper", "yref": "paper",
-                "xanchor": "center", "yanchor": "bottom", "yshift": 8, "showarrow": False,
-                "font": {"size": 13},
-            })
+    y_top = 0.0  # pixels from the top of the plot area
+    for row, row_h in zip(rows, heights, strict=True):
+        x = 0.0
+        for k in row:
+            (n_rows, n_cols), px, is_grid = shapes[k], cells[k], grid_panels[k]
+            w, h = n_cols * px, min(n_rows * px, row_h)
+            x0, x1 = x / plot_w, min((x + w) / plot_w, 1.0)
+            y1 = 1.0 - y_top / plot_h
+            y0 = max(1.0 - (y_top + (h if is_grid else row_h)) / plot_h, 0.0)
+            x += w + gap
+            xa, ya = axis_ids(k)
+            key = "" if k == 0 else str(k + 1)
+            xaxis = {"domain": [round(x0, 4), round(x1, 4)], "anchor": ya, "zeroline": False}
+            yaxis = {"domain": [round(y0, 4), round(y1, 4)], "anchor": xa, "zeroline": False}
+            if is_grid:
+                xaxis.update(range=[-0.5, n_cols - 0.5], showgrid=False, tickmode="auto",
+                             nticks=min(n_cols, 8), constrain="domain", fixedrange=True)
+                yaxis.update(range=[n_rows - 0.5, -0.5], showgrid=False, tickmode="auto",
+                             nticks=min(n_rows, 8), scaleanchor=xa, scaleratio=1,
+                             constrain="domain", fixedrange=True)
+            layout[f"xaxis{key}"] = xaxis
+            layout[f"yaxis{key}"] = yaxis
+            if titles is not None and titles[k]:
+                layout["annotations"].append({
+                    "text": titles[k], "x": (x0 + x1) / 2, "y": y1, "xref": "paper", "yref": "paper",
+                    "xanchor": "center", "yanchor": "bottom", "yshift": 6, "showarrow": False,
+                    "font": {"size": 13},
+                })
+        y_top += row_h + row_gap
     return layout
 
 

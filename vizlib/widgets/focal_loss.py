@@ -98,8 +98,8 @@ class FocalLossWidget(Widget):
                  f"at p_t = 0.968 {float(ratio[1]):.0f}×; total loss of the batch: "
                  f"CE {ce_total:.0f}, focal {fl_total:.1f}</sub>")
         layout = grids.panel_layout(
-            [(10, 26), (10, 20)], ["loss against p_t", "share of the total loss"],
-            grid_panels=[False, False], cell=18.0, gap=190, height=420, top=105, bottom=80, title=title,
+            [(14, 15), (14, 13)], ["loss against p_t", "share of the total loss"],
+            grid_panels=[False, False], cell=20.0, gap=135, top=105, bottom=100, title=title,
         )
         layout["xaxis"].update(title={"text": "p_t, probability of the true class"}, range=[0, 1.0])
         layout["yaxis"].update(title={"text": "loss"}, range=[0, 5.0])
@@ -142,7 +142,7 @@ class FocalLossWidget(Widget):
                 hovertemplate="%{y}: " + group + " %{x:.1f}%<extra></extra>",
             ))
         # a second legend, for the groups, under the bars
-        layout["legend2"] = {"x": layout["xaxis2"]["domain"][0], "xanchor": "left", "y": -0.28,
+        layout["legend2"] = {"x": layout["xaxis2"]["domain"][0], "xanchor": "left", "y": -0.24,
                              "yanchor": "top", "orientation": "h", "font": {"size": 11},
                              "traceorder": "normal"}
         return grids.figure(data, layout)

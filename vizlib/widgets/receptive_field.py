@@ -121,18 +121,20 @@ class ReceptiveFieldWidget(Widget):
 
         in_cell = 9.0
         layout = grids.panel_layout(
-            [(INPUT, INPUT), (out_h, out_w), (INPUT, 30)],
+            [(INPUT, INPUT), (out_h, out_w), (11, 32)],
             [f"input {INPUT}×{INPUT}: gradient of the unit", f"output {out_h}×{out_w}",
              "receptive field size vs depth"],
-            cell=[in_cell, in_cell * INPUT / max(out_h, out_w), 9.0],
-            grid_panels=[True, True, False], gap=55, top=105, height=430, title=title,
+            rows=[[0, 1], [2]], cell=[in_cell, in_cell * INPUT / max(out_h, out_w), 20.0],
+            grid_panels=[True, True, False], row_heights=[in_cell * INPUT, 220], row_gap=80,
+            gap=55, top=105, bottom=50, title=title,
         )
         # the curve panel: log2 axis, since strides and dilations double the field
         layout["xaxis3"].update(title={"text": "convolutions L"}, dtick=1, range=[0.7, MAX_CONVS + 0.3])
         layout["yaxis3"].update(type="log", title={"text": "size (pixels)"}, range=[0.3, 2.2],
                                 tickvals=[3, 5, 7, 9, 15, 31, 63, 127])
         layout["showlegend"] = True
-        layout["legend"] = {"x": layout["xaxis3"]["domain"][0] + 0.01, "y": 1.0, "xanchor": "left",
+        layout["legend"] = {"x": layout["xaxis3"]["domain"][0] + 0.01, "y": layout["yaxis3"]["domain"][1],
+                            "xanchor": "left",
                             "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)", "font": {"size": 11}}
 
         data = [

@@ -115,10 +115,14 @@ class TransposedConvWidget(Widget):
                                   colorscale=grids.COLORSCALE_COUNTS))
         overlaps = ", ".join(str(v) for v in sorted(set(overlap.flatten().tolist())))
         layout = grids.panel_layout(
-            [tuple(p.shape) for p in panels], titles, cell=22 if dim == "1D" else [20, 9, 20, 20], gap=45,
+            [tuple(p.shape) for p in panels], titles,
+            # 1D: the matrices above, the stamps below; 2D: the images above, the matrix below
+            rows=[[0, 1], [2, 3]] if dim == "1D" else [[0, 2, 3], [1]],
+            cell=22 if dim == "1D" else [22, 10, 22, 22], gap=45,
+            row_heights=[220, 110] if dim == "1D" else [176, 154],  # the same height in 1D and 2D
             title=(f"{dim} transposed convolution: kernel {kernel_size}, stride {stride}, "
                    f"padding {padding}<br><sub>{check}; stamps per output pixel: {overlaps}</sub>"),
-            height=360, top=105,
+            top=105,
         )
         if dim == "1D":
             # mark the sum row of the stamps panel

@@ -126,17 +126,18 @@ class UpsamplingWidget(Widget):
         row = PROFILE_ROW * factor + factor // 2
         big = 8 * 21.0  # every 4f x 4f panel is drawn 168 px wide, whatever f
         layout = grids.panel_layout(
-            [(n, n), (SIZE, SIZE), (n, n), (n, 17)],
+            [(n, n), (SIZE, SIZE), (n, n), (9, 30)],
             [f"encoder map E ({n}×{n})", f"X = max-pool(E, {factor}) (4×4)",
              f"output ({n}×{n})", f"row {row}: E, X and the output"],
-            cell=[big / n, 28.0, big / n, 20.0], grid_panels=[True, True, True, False],
-            gap=45, top=105, height=330, title=title,
+            rows=[[0, 1, 2], [3]], cell=[big / n, 28.0, big / n, 20.0],
+            grid_panels=[True, True, True, False], row_heights=[big, 180], row_gap=80,
+            gap=55, top=105, bottom=50, title=title,
         )
         layout["xaxis4"].update(range=[-0.5, n - 0.5], title={"text": "column (output pixels)"}, showgrid=True)
         layout["yaxis4"].update(range=[-1.6, 10.0], showgrid=True, zeroline=True)
         layout["showlegend"] = True
-        layout["legend"] = {"x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "top", "font": {"size": 10},
-                            "bgcolor": "rgba(255,255,255,0.8)"}
+        layout["legend"] = {"x": 1.0, "xanchor": "right", "y": layout["yaxis4"]["domain"][1], "yanchor": "top",
+                            "font": {"size": 10}, "bgcolor": "rgba(255,255,255,0.8)"}
 
         text_big = False  # 64+ cells: the numbers would not fit; hover shows them
         zmax = 9.0
