@@ -1,0 +1,183 @@
+"""The live widgets in a real JupyterLab, driven by a real browser (Playwright + chromium).
+
+Starts ``jupyter lab`` (from the project's virtualenv) on a free local port with a known
+token and temporary config, settings, workspace, runtime and data directories; copies the
+NMS and anchors concept notebooks into a temporary folder; opens each, runs all its
+cells, moves one slider of its widget and checks that the plotly figure drawn by the
+widget changed (its ``data`` before and after). Requests to any host but the local server
+are blocked, so the test also shows that the live mode needs no network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("VIZLIB_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+JUPYTER = Path(sys.executable).parent / "jupyter"
+SHOTS = Path(os.environ.get("VIZLIB_TEST_SHOTS", "/tmp"))  # screenshots when something fails
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)",
+                allow_module_level=True)
+if not JUPYTER.exists():
+    pytest.skip(f"jupyter not found next to {sys.executable}", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A running JupyterLab: yields (base url, token, notebook folder)."""
+    tmp = tmp_path_factory.mktemp("jupyterlab")
+    work = tmp / "notebooks"
+    work.mkdir()
+    for page in ("nms.ipynb", "anchors.ipynb"):
+        shutil.copy(ROOT / "book" / page, work / page)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ)
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR",
+                "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR"):
+        (tmp / var.lower()).mkdir()
+        env[var] = str(tmp / var.lower())
+    env.update(OMP_NUM_THREADS="1", VIZLIB_MODE="live", PYTHONPATH=str(ROOT))
+    env.pop("VIZLIB_BOOK", None)
+    log = open(tmp / "lab.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(JUPYTER), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", "--allow-root",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
+         "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate"],
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("jupyter lab did not start:\n" + (tmp / "lab.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield base, token, work
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+# The data of the plotly figure inside the widget's output (the last plotly div on the page).
+FIGURE_JS = """() => {
+  const divs = document.querySelectorAll('.jp-Notebook .js-plotly-plot');
+  if (!divs.length) { return null; }
+  const gd = divs[divs.length - 1];
+  return JSON.stringify(gd.data);
+}"""
+
+
+def _run_and_move_slider(page, base, token, name, slider_label):
+    t0 = time.monotonic()
+    # a workspace of its own (and ?reset): JupyterLab must not reopen the other notebook
+    page.goto(f"{base}/lab/workspaces/{name.split('.')[0]}/tree/{name}?reset&token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # wait for the kernel, then Run > Run All Cells
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    page.locator(".jp-Notebook .jp-Cell").first.click()  # focus the notebook: enables the menu
+    for _ in range(3):  # Run > Run All Cells, until a cell shows it ran or is queued
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('.jp-InputPrompt'))"
+                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=10_000)
+            break
+        except sync_api.TimeoutError:
+            page.keyboard.press("Escape")
+    else:
+        page.screenshot(path=str(SHOTS / f"{name}-not-run.png"))
+        pytest.fail(f"{name}: Run All Cells did not start")
+    # the widget's slider, found by its label, and the figure it drew
+    slider = page.locator(".widget-slider", has=page.locator("label", has_text=slider_label)).first
+    # attached, not visible: JupyterLab skips rendering off-screen cells (content-visibility)
+    try:
+        slider.wait_for(state="attached", timeout=90_000)
+    except sync_api.TimeoutError:
+        page.screenshot(path=str(SHOTS / f"{name}-no-widget.png"), full_page=True)
+        raise
+    slider.scroll_into_view_if_needed()
+    page.wait_for_function(f"() => ({FIGURE_JS})() !== null", timeout=60_000)
+    before = page.evaluate(FIGURE_JS)
+    t1 = time.monotonic()
+    readout = slider.locator(".widget-readout")
+    value_before = readout.inner_text()
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        f"(b) => {{ const d = ({FIGURE_JS})(); return d !== null && d !== b; }}",
+        arg=before, timeout=30_000)
+    after = page.evaluate(FIGURE_JS)
+    assert readout.inner_text() != value_before
+    print(f"{name}: figure drawn after {t1 - t0:.1f} s, redrawn after {time.monotonic() - t1:.1f} s")
+    return json.loads(before), json.loads(after)
+
+
+def test_nms_and_anchors_widgets_update_live_in_jupyterlab(lab, browser):
+    base, token, _ = lab
+    start = time.monotonic()
+    errors, foreign = [], []
+
+    def new_page():
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
+                   else (foreign.append(route.request.url), route.abort()))
+        return page
+
+    page = new_page()
+    before, after = _run_and_move_slider(page, base, token, "nms.ipynb", "IoU threshold")
+    assert before != after  # moving the IoU threshold redrew the boxes
+    assert len(before) == len(after)  # the same traces, new data
+    page.close()
+
+    page = new_page()
+    before, after = _run_and_move_slider(page, base, token, "anchors.ipynb", "location")
+    assert before != after
+    page.close()
+    assert not errors, f"page errors: {errors}"
+    print("blocked requests to other hosts:", foreign)
+    assert time.monotonic() - start < 115, "the JupyterLab test must stay under 2 minutes"
