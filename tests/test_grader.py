@@ -27,7 +27,9 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 MASTER = nbformat.read(str(REPO / "masters" / "book" / "exercises.ipynb"), as_version=4)
 AREA_CELL, IOU_CELL = (find_exercise_cells(MASTER)[k] for k in ("box_area", "iou"))
-LIMITS = Limits(timeout=15, check_timeout=6, memory_mb=512, max_output_kb=64)
+# Generous enough for a cold torch import on a loaded 2-core CI machine (15 s was tight
+# there); the infinite loop pays the full notebook limit.
+LIMITS = Limits(timeout=45, check_timeout=15, memory_mb=512, max_output_kb=64)
 
 
 def _area(body: str) -> str:
@@ -116,7 +118,7 @@ def _submissions(subs: Path, out: Path) -> dict[str, tuple]:
         "exception": (_notebook(area=_area("return boxes[:, 7]\n"), extra=("raise RuntimeError('boom')",)),
                       (0, 3, f"error in cell {n_check}: RuntimeError: boom", [])),
         "infinite_loop": (_notebook(iou=_iou("while True:\n    pass\n")),
-                          (2, 0, "timed out in cell", ["iou: timed out after 6 s"])),
+                          (2, 0, "timed out in cell", [f"iou: timed out after {LIMITS.check_timeout} s"])),
         "os_exit": (_notebook(area="# EXERCISE box_area\nimport os\nos._exit(3)\n"),
                     (0, 3, f"kernel died in cell {AREA_CELL + 1}", ["exited with code 3"])),
         "segfault": (_notebook(iou=_iou("import ctypes\nreturn ctypes.string_at(0)\n")),

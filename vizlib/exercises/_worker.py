@@ -330,19 +330,28 @@ def run_notebook(nb: dict, folder: str, limits: dict, env: dict) -> dict:
         report.update(status=status, cell=cell, error=error)
 
     try:
-        # wait for the kernel: ask for kernel_info until it answers
+        # Wait for the kernel: ask for kernel_info until it answers on the shell channel
+        # AND its status reaches us on iopub. A zmq subscriber misses what is published
+        # before it has connected ("slow joiner"); without the iopub half, the first
+        # cell's 'idle' could be lost and a correct notebook would time out.
         ready = False
+        asked: set[str] = set()
+        answered = heard = False
         while not ready and alive() and time.monotonic() < deadline:
-            msg_id = kc.kernel_info()
-            until = time.monotonic() + 2
-            while time.monotonic() < until and alive():
-                try:
-                    reply = kc.get_shell_msg(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    ready = True
-                    break
+            asked.add(kc.kernel_info())
+            until = time.monotonic() + 1
+            while not ready and time.monotonic() < until and alive():
+                for get in (kc.get_shell_msg, kc.get_iopub_msg):
+                    try:
+                        msg = get(timeout=0.05)
+                    except queue.Empty:
+                        continue
+                    if msg["parent_header"].get("msg_id") in asked:
+                        if get == kc.get_shell_msg:
+                            answered = True
+                        else:
+                            heard = True
+                ready = answered and heard
         if not ready:
             fail("died" if exit_status is not None else "timeout", None,
                  f"the kernel did not start ({_describe_exit(exit_status)})")
