@@ -157,7 +157,7 @@ def _step_text(n: dict) -> str:
 
 
 def nms_figure(iou_threshold: float, score_threshold: float, step: int | None = None,
-               height: int = 430):
+               height: int = 400):
     """The widget's figure for one state (see :func:`nms_numbers`).
 
     Left, greedy NMS: kept boxes green, the box kept at this step blue (thick), the boxes
@@ -220,8 +220,8 @@ def nms_figure(iou_threshold: float, score_threshold: float, step: int | None = 
                         f"{len(solid)} boxes ≥ {SOFT_SHOWN}, finds {n['found_soft']}/4 people, "
                         f"{n['fp_soft']} false"), "font": {"size": 13}, "x": 0.01, "y": 0.97,
                "yanchor": "top"},
-        height=height, margin={"l": 10, "r": 10, "t": 95, "b": 10}, plot_bgcolor="white",
-        legend={"orientation": "h", "y": -0.02, "yanchor": "top", "x": 0, "font": {"size": 11}},
+        height=height, margin={"l": 10, "r": 10, "t": 120, "b": 10}, plot_bgcolor="white",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
     )
     return fast_figure(data, layout)
 

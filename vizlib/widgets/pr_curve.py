@@ -194,7 +194,7 @@ class PRCurveWidget(Widget):
                 values=[0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95], default=0.5,
                 static_values=[0.5, 0.7, 0.9]),
         Control("method", "AP", values=list(AP_METHODS), default="voc", kind="toggle",
-                labels=[AP_LABELS[a] for a in AP_METHODS]),
+                labels=["VOC 11-pt", "all-point", "COCO 101-pt"]),
     ]
 
     def figure(self, score_threshold, iou_threshold, method):
