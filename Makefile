@@ -32,5 +32,18 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab
 
+# Instructors (see book/for_instructors.md):
+#   make student               rewrite the committed student versions from masters/
+#   make student OUT=handout   the same files under handout/, to hand out
+#   make grade SUBMISSIONS=dir ASSIGNMENT=masters/lessons/fcn.ipynb [OUT=grades]
+OUT ?=
+student: $(STAMP)
+	$(BIN)/python -m vizlib.exercises.student $(if $(OUT),--out $(OUT))
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" -a -n "$(ASSIGNMENT)" || \
+	  { echo "usage: make grade SUBMISSIONS=<folder of .ipynb> ASSIGNMENT=<master notebook> [OUT=grades]"; exit 2; }
+	$(BIN)/python -m vizlib.exercises.grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) --out $(or $(OUT),grades)
+
 clean:
 	rm -rf _build

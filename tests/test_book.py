@@ -197,6 +197,12 @@ def test_page_in_browser(browser, served_book, built_book, page_name):
                 "Array.from(document.querySelectorAll('.plotly-graph-div')).map(d => !!d.querySelector('svg.main-svg'))"
             )
             assert all(drawn), f"{page_name}: plotly figures not drawn: {drawn}"
+        n_widgets = html.count("application/vnd.jupyter.widget-view+json")
+        if n_widgets:  # ipywidgets outputs drawn from their saved state by the local manager
+            page.wait_for_function(
+                f"document.querySelectorAll('.widget-view, .jupyter-widgets.widget-container, "
+                f".jupyter-widgets.widget-inline-hbox').length >= {n_widgets}", timeout=20_000,
+            )
         if 'class="math' in html:
             page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
             leftover = page.evaluate(

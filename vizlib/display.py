@@ -46,6 +46,8 @@ def figure_html(fig, post_script: str | None = None, include_plotlyjs: bool | st
         include_mathjax=False,
         full_html=False,
         post_script=post_script,
+        # a figure with frames would otherwise play them all once on load (plotly's default)
+        auto_play=False,
         config={"displaylogo": False, "responsive": True},
     )
 
