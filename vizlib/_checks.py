@@ -17,6 +17,8 @@ __all__ = [
     "check_boxes",
     "check_finite",
     "check_fraction",
+    "check_int_pair",
+    "check_int_tensor",
     "check_positive_int",
     "check_same_length",
 ]
@@ -116,3 +118,30 @@ def check_same_length(**named) -> int:
         desc = ", ".join(f"{k} has {n}" for k, n in lengths.items())
         raise ValueError(f"expected the same number of entries: {desc}")
     return next(iter(lengths.values())) if lengths else 0
+
+
+def check_int_pair(name: str, value, allow_zero: bool = False) -> tuple[int, int]:
+    """An int or a pair of ints ``(height, width)`` as a pair, each checked positive."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair (height, width), got {value!r}")
+        return (
+            check_positive_int(f"{name}[0]", value[0], allow_zero),
+            check_positive_int(f"{name}[1]", value[1], allow_zero),
+        )
+    v = check_positive_int(name, value, allow_zero)
+    return v, v
+
+
+def check_int_tensor(name: str, value, what: str = "") -> torch.Tensor:
+    """``value`` must be an integer tensor (not float, complex or bool); ``what`` ends the
+    message, e.g. ``"[N] (a class per box)"``."""
+    if (
+        not isinstance(value, torch.Tensor)
+        or value.is_floating_point()
+        or value.is_complex()
+        or value.dtype == torch.bool
+    ):
+        got = f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{name} must be an integer tensor{' ' + what if what else ''}, got {got}")
+    return value

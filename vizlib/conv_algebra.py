@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._checks import as_float_tensor, check_positive_int
+from ._checks import as_float_tensor, check_int_pair, check_positive_int
 
 __all__ = [
     "Stamped",
@@ -58,17 +58,6 @@ class Stamped(NamedTuple):
 # argument checks
 
 
-def _pair(name: str, value, allow_zero: bool = False) -> tuple[int, int]:
-    """An int or a pair of ints (height, width) as a pair, each checked."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair (height, width), got {value!r}")
-        return (
-            check_positive_int(f"{name}[0]", value[0], allow_zero),
-            check_positive_int(f"{name}[1]", value[1], allow_zero),
-        )
-    v = check_positive_int(name, value, allow_zero)
-    return v, v
 
 
 def _kernel(kernel, ndim: int) -> torch.Tensor:
@@ -318,10 +307,10 @@ def conv_matrix_2d(
         Tensor[out_h * out_w, H * W]: same dtype as ``kernel``.
     """
     kernel = _kernel(kernel, 2)
-    h, w = _pair("input_hw", input_hw)
-    sh, sw = _pair("stride", stride)
-    ph, pw = _pair("padding", padding, allow_zero=True)
-    dh, dw = _pair("dilation", dilation)
+    h, w = check_int_pair("input_hw", input_hw)
+    sh, sw = check_int_pair("stride", stride)
+    ph, pw = check_int_pair("padding", padding, allow_zero=True)
+    dh, dw = check_int_pair("dilation", dilation)
     kh, kw = kernel.shape
     out_h = conv_output_size(h, kh, sh, ph, dh)
     out_w = conv_output_size(w, kw, sw, pw, dw)
@@ -360,11 +349,11 @@ def conv_transpose_matrix_2d(
         Tensor[out_h * out_w, H * W]: same dtype as ``kernel``.
     """
     kernel = _kernel(kernel, 2)
-    h, w = _pair("input_hw", input_hw)
-    sh, sw = _pair("stride", stride)
-    ph, pw = _pair("padding", padding, allow_zero=True)
-    dh, dw = _pair("dilation", dilation)
-    qh, qw = _pair("output_padding", output_padding, allow_zero=True)
+    h, w = check_int_pair("input_hw", input_hw)
+    sh, sw = check_int_pair("stride", stride)
+    ph, pw = check_int_pair("padding", padding, allow_zero=True)
+    dh, dw = check_int_pair("dilation", dilation)
+    qh, qw = check_int_pair("output_padding", output_padding, allow_zero=True)
     _check_output_padding(qh, sh, dh, "[0]")
     _check_output_padding(qw, sw, dw, "[1]")
     kh, kw = kernel.shape
@@ -448,10 +437,10 @@ def conv_transpose_by_stamping_2d(
     if x.dim() != 2 or x.numel() == 0:
         raise ValueError(f"x must be a non-empty 2D tensor [H, W], got shape {tuple(x.shape)}")
     kernel = _kernel(kernel, 2)
-    sh, sw = _pair("stride", stride)
-    ph, pw = _pair("padding", padding, allow_zero=True)
-    dh, dw = _pair("dilation", dilation)
-    qh, qw = _pair("output_padding", output_padding, allow_zero=True)
+    sh, sw = check_int_pair("stride", stride)
+    ph, pw = check_int_pair("padding", padding, allow_zero=True)
+    dh, dw = check_int_pair("dilation", dilation)
+    qh, qw = check_int_pair("output_padding", output_padding, allow_zero=True)
     _check_output_padding(qh, sh, dh, "[0]")
     _check_output_padding(qw, sw, dw, "[1]")
     (h, w), (kh, kw) = x.shape, kernel.shape

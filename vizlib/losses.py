@@ -20,7 +20,7 @@ from numbers import Real
 import torch
 import torch.nn.functional as F
 
-from vizlib._checks import as_float_tensor
+from vizlib._checks import as_float_tensor, check_int_tensor
 
 __all__ = [
     "REDUCTIONS",
@@ -245,17 +245,7 @@ def multitask_loss(
     if logits.dim() != 2:
         raise ValueError(f"class_logits must have shape [N, C], got {tuple(logits.shape)}")
     n, num_classes = logits.shape
-    labels = class_targets
-    if (
-        not isinstance(labels, torch.Tensor)
-        or labels.is_floating_point()
-        or labels.is_complex()
-        or labels.dtype == torch.bool
-    ):
-        what = (
-            f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
-        )
-        raise ValueError(f"class_targets must be an integer tensor [N], got {what}")
+    labels = check_int_tensor("class_targets", class_targets, "[N]")
     if labels.shape != (n,):
         raise ValueError(f"class_targets must have shape [N] = [{n}], got {tuple(labels.shape)}")
     if n and bool(((labels < 0) | (labels >= num_classes)).any()):

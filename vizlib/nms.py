@@ -20,7 +20,13 @@ from numbers import Real
 
 import torch
 
-from vizlib._checks import as_float_tensor, check_boxes, check_fraction, check_same_length
+from vizlib._checks import (
+    as_float_tensor,
+    check_boxes,
+    check_fraction,
+    check_int_tensor,
+    check_same_length,
+)
 from vizlib.boxes import _box_iou_unchecked
 
 __all__ = ["NMSStep", "nms", "batched_nms", "soft_nms", "nms_trace", "SOFT_NMS_METHODS"]
@@ -88,16 +94,7 @@ def nms(boxes, scores, iou_threshold: float) -> torch.Tensor:
 
 
 def _check_labels(labels, n: int) -> torch.Tensor:
-    if (
-        not isinstance(labels, torch.Tensor)
-        or labels.is_floating_point()
-        or labels.is_complex()
-        or labels.dtype == torch.bool
-    ):
-        what = (
-            f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
-        )
-        raise ValueError(f"labels must be an integer tensor [N] (a class per box), got {what}")
+    check_int_tensor("labels", labels, "[N] (a class per box)")
     if labels.dim() != 1:
         raise ValueError(f"labels must have shape [N], got {tuple(labels.shape)}")
     check_same_length(boxes=torch.empty(n), labels=labels)

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_positive_int
+from ._checks import check_int_pair, check_positive_int
 from .conv_algebra import conv_output_size
 
 __all__ = [
@@ -52,16 +52,6 @@ __all__ = [
 KINDS = ("conv", "pool")
 
 
-def _pair(name: str, value, allow_zero: bool = False) -> tuple[int, int]:
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair (height, width), got {value!r}")
-        return (
-            check_positive_int(f"{name}[0]", value[0], allow_zero),
-            check_positive_int(f"{name}[1]", value[1], allow_zero),
-        )
-    v = check_positive_int(name, value, allow_zero)
-    return v, v
 
 
 @dataclass(frozen=True)
@@ -93,10 +83,10 @@ class Layer:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         # frozen dataclass: normalise through object.__setattr__
-        object.__setattr__(self, "kernel", _pair("kernel", self.kernel))
-        object.__setattr__(self, "stride", _pair("stride", self.stride))
-        object.__setattr__(self, "padding", _pair("padding", self.padding, allow_zero=True))
-        object.__setattr__(self, "dilation", _pair("dilation", self.dilation))
+        object.__setattr__(self, "kernel", check_int_pair("kernel", self.kernel))
+        object.__setattr__(self, "stride", check_int_pair("stride", self.stride))
+        object.__setattr__(self, "padding", check_int_pair("padding", self.padding, allow_zero=True))
+        object.__setattr__(self, "dilation", check_int_pair("dilation", self.dilation))
         if not isinstance(self.ceil_mode, bool):
             raise ValueError(f"ceil_mode must be a bool, got {self.ceil_mode!r}")
 
@@ -152,7 +142,7 @@ def receptive_field_table(layers, input_hw=None) -> list[RFRow]:
         Three 3x3 stride-1 convolutions: sizes 3, 5, 7 (the ``1 + 2L`` rule).
     """
     layers = _check_layers(layers)
-    hw = None if input_hw is None else _pair("input_hw", input_hw)
+    hw = None if input_hw is None else check_int_pair("input_hw", input_hw)
     size, jump, start = [1, 1], [1, 1], [0.0, 0.0]
     rows = []
     for layer in layers:
@@ -195,7 +185,7 @@ def receptive_field_of_unit(layers, unit, input_hw) -> torch.Tensor:
     layers = _check_layers(layers)
     if not layers:
         raise ValueError("layers must hold at least one Layer")
-    hw = _pair("input_hw", input_hw)
+    hw = check_int_pair("input_hw", input_hw)
     if not isinstance(unit, (tuple, list)) or len(unit) != 2:
         raise ValueError(f"unit must be a pair (row, col), got {unit!r}")
     last = receptive_field_table(layers, hw)[-1]
