@@ -1,6 +1,7 @@
 """The web book builds with warnings as errors, every page in _toc.yml is there, links
-resolve, and in a real browser every page draws its figures and formulas, logs no console
-error and asks no host but the local server for anything."""
+resolve, and in a real browser every page draws its figures and formulas, every slider of
+a static widget changes its plot, no page logs a console error and none asks a host but
+the local server for anything."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ class _Links(HTMLParser):
             self.links.append(attrs.get("src") or attrs.get("href"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse(path: Path) -> _Links:
     parser = _Links()
     parser.feed(path.read_text(encoding="utf-8"))
@@ -181,6 +182,46 @@ def open_page(browser, url):
     return page, errors, foreign
 
 
+_PLOT_STATE = """gd => {
+  const layout = Object.assign({}, gd.layout); delete layout.sliders;
+  return {frame: gd.getAttribute('data-vizlib-frame'),
+          plot: JSON.stringify(gd.data) + JSON.stringify(layout)};
+}"""
+
+
+def _every_slider_moves_its_plot(page, page_name, html):
+    """Static widgets (vizlib.widgets): drag each slider of each one to another step and
+    see the frame named by all sliders shown and the plot changed, with no kernel."""
+    n_static = html.count("gd.on('plotly_sliderchange', update)")  # one per static widget
+    if not n_static:
+        return
+    page.wait_for_function(
+        f"document.querySelectorAll('.plotly-graph-div[data-vizlib-frame]').length >= {n_static}",
+        timeout=20_000)
+    widgets = page.locator(".plotly-graph-div[data-vizlib-frame]")
+    assert widgets.count() == n_static
+    for w in range(widgets.count()):
+        gd = widgets.nth(w)
+        sliders = gd.evaluate("gd => gd.layout.sliders.map(s => [s.name, s.steps.length, s.active || 0])")
+        actives = [active for _, _, active in sliders]
+        for k, (name, n, active) in enumerate(sliders):
+            target = n - 1 if active != n - 1 else 0
+            before = gd.evaluate(_PLOT_STATE)
+            rail = gd.locator(".slider-group").nth(k).locator("rect.slider-rail-touch-rect")
+            rail.evaluate("el => el.scrollIntoView({block: 'center'})")  # clear of the sticky header
+            box = rail.bounding_box()
+            inset = 10  # the rail's usable width is inset by the grip's half-width at each end
+            x = box["x"] + inset + (box["width"] - 2 * inset) * (target / max(n - 1, 1))
+            page.mouse.click(x, box["y"] + box["height"] / 2)
+            actives[k] = target
+            want = "-".join(map(str, actives))
+            page.wait_for_function("([el, want]) => el.getAttribute('data-vizlib-frame') === want",
+                                   arg=[gd.element_handle(), want], timeout=10_000)
+            after = gd.evaluate(_PLOT_STATE)
+            assert after["plot"] != before["plot"], (
+                f"{page_name}: widget {w}, slider {name!r} to step {target} did not change the plot")
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("page_name", toc_files())
 def test_page_in_browser(browser, served_book, built_book, page_name):
@@ -197,6 +238,7 @@ def test_page_in_browser(browser, served_book, built_book, page_name):
                 "Array.from(document.querySelectorAll('.plotly-graph-div')).map(d => !!d.querySelector('svg.main-svg'))"
             )
             assert all(drawn), f"{page_name}: plotly figures not drawn: {drawn}"
+            _every_slider_moves_its_plot(page, page_name, html)
         n_widgets = html.count("application/vnd.jupyter.widget-view+json")
         if n_widgets:  # ipywidgets outputs drawn from their saved state by the local manager
             page.wait_for_function(
@@ -214,6 +256,16 @@ def test_page_in_browser(browser, served_book, built_book, page_name):
         assert not foreign, f"{page_name}: requests to other hosts: {foreign}"
     finally:
         page.context.close()
+
+
+def test_concept_pages_publish_static_widgets(built_book):
+    """The browser test drags the sliders of every static widget; make sure there are some:
+    each concept page built around a widget publishes it in static form."""
+    pages = ["upsampling", "transposed_convolution", "receptive_fields", "iou", "anchors", "nms",
+             "pr_curves_map", "focal_loss"]
+    for name in pages:
+        html = (built_book / "book" / f"{name}.html").read_text(encoding="utf-8")
+        assert "gd.on('plotly_sliderchange', update)" in html, f"book/{name}: no static widget"
 
 
 def test_toc_parser_finds_the_root():
