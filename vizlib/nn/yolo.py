@@ -49,7 +49,8 @@ from .._checks import check_fraction, check_positive_int
 from ..boxes import _check_image_size, box_iou, clip_boxes_to_image, decode_yolo, encode_yolo
 from ..nms import batched_nms
 from .backbone import VGGBackbone
-from .blocks import ConvBlock, check_image_batch
+from .blocks import ConvBlock
+from .localisation import _as_batch as _stack_images
 
 __all__ = [
     "YOLOv1",
@@ -472,7 +473,7 @@ class YOLOv1(nn.Module):
         boxes_per_cell (int): ``B``.
         backbone (nn.Module, optional): returns a list of maps (the last is used) and has
             ``out_channels``; default ``VGGBackbone((16, 32, 64, 128), convs_per_stage=1)``
-            minus nothing: output stride 16.
+            (output stride 16: a 64-pixel image gives a 4 x 4 grid).
         head_channels (int): channels of the head's 3x3 convolutions.
         lambda_coord, lambda_noobj, conf_target: see :func:`yolo_loss`.
         score_threshold, nms_threshold, max_detections: see :func:`yolo_postprocess`.
@@ -533,16 +534,7 @@ class YOLOv1(nn.Module):
 
 
 def _as_batch(images) -> torch.Tensor:
-    if isinstance(images, (list, tuple)):
-        if not images:
-            raise ValueError("images is an empty list")
-        shapes = {tuple(im.shape) for im in images}
-        if len(shapes) != 1:
-            raise ValueError(f"images must all have the same size, got {sorted(shapes)}")
-        images = torch.stack([im.as_subclass(torch.Tensor) for im in images])
-    elif isinstance(images, torch.Tensor):
-        images = images.as_subclass(torch.Tensor)
-    x = check_image_batch(images)
+    x = _stack_images(images)
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"images must be square (an S x S grid), got {tuple(x.shape[-2:])}")
     return x

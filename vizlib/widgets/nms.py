@@ -7,6 +7,10 @@ show. The left panel is greedy NMS (:func:`vizlib.nms.nms_trace`, identical to
 :func:`vizlib.nms.nms` and ``torchvision.ops.nms``); the right one is linear soft-NMS
 (:func:`vizlib.nms.soft_nms`) at the same IoU threshold. Which people each finds is
 counted with :func:`vizlib.metrics.match_detections` at IoU 0.5. This module only draws.
+
+Any other scene can be given instead (``NMSWidget(scene=(image, target, boxes, scores))``,
+see :func:`check_nms_scene`), e.g. a trained detector's raw boxes on one image before its
+own NMS: the detection chapters do that.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from vizlib.viz._figure import fast_figure, set_image_axes, subplot_layout
 from vizlib.viz.boxes import PALETTE, box_trace, image_trace, label_trace
 from vizlib.widgets._base import Control, Widget
 
-__all__ = ["NMSWidget", "nms_scene", "nms_numbers", "nms_figure", "SOFT_SHOWN", "MAX_STEPS"]
+__all__ = ["NMSWidget", "NMSScene", "check_nms_scene", "nms_scene", "nms_numbers", "nms_figure", "SOFT_SHOWN",
+           "MAX_STEPS"]
 
 #: Soft-NMS keeps every box with a lowered score; boxes at or above this are drawn solid.
 SOFT_SHOWN = 0.3
@@ -57,6 +62,72 @@ def nms_scene() -> tuple[np.ndarray, dict, torch.Tensor, torch.Tensor]:
     return image.copy(), {k: v.clone() for k, v in target.items()}, boxes.clone(), scores.clone()
 
 
+class NMSScene:
+    """A scene for the widget: an image, its true boxes, and scored boxes to suppress.
+
+    Made by :func:`check_nms_scene`. Compared and hashed by identity, so the widget's
+    caches hold each scene apart.
+
+    Attributes:
+        image (uint8 [H, W, 3]), target (dict: ``boxes`` ``Tensor[M, 4]`` float32 xyxy),
+        boxes (``Tensor[K, 4]`` float32 xyxy), scores (``Tensor[K]`` float32),
+        noun (str): what the objects are called in the title ("people", "objects").
+    """
+
+    __slots__ = ("image", "target", "boxes", "scores", "noun", "_trace")
+
+    def __init__(self, image: np.ndarray, target: dict, boxes: torch.Tensor, scores: torch.Tensor,
+                 noun: str):
+        self.image, self.target, self.boxes, self.scores, self.noun = image, target, boxes, scores, noun
+        self._trace: str | None = None
+
+    def __iter__(self):  # unpacks like nms_scene(): image, target, boxes, scores
+        return iter((self.image, self.target, self.boxes, self.scores))
+
+    def image_trace_json(self) -> str:
+        if self._trace is None:
+            self._trace = json.dumps(image_trace(self.image))  # encoded to PNG once
+        return self._trace
+
+
+def check_nms_scene(scene, noun: str = "objects") -> NMSScene:
+    """Validate ``(image, target, boxes, scores)`` and copy it into an :class:`NMSScene`.
+
+    Args:
+        scene (tuple): ``image`` (``[H, W, 3]`` uint8, or a ``[3, H, W]`` float tensor in
+            [0, 1] as torchvision's models take), ``target`` (a dict with ``boxes``
+            ``Tensor[M, 4]`` xyxy pixels: the true objects), ``boxes`` (``Tensor[K, 4]``
+            xyxy: the scored boxes NMS works on, e.g. a detector's raw predictions) and
+            ``scores`` (``Tensor[K]`` in [0, 1]).
+        noun (str): what the objects are called in the figure's title.
+
+    Returns:
+        NMSScene: copies (changing the inputs later changes nothing).
+    """
+    from vizlib._checks import check_boxes
+    from vizlib.viz.boxes import as_uint8_image
+
+    if isinstance(scene, NMSScene):
+        return scene
+    if not isinstance(scene, (tuple, list)) or len(scene) != 4:
+        raise ValueError("scene must be a tuple (image, target, boxes, scores)")
+    image, target, boxes, scores = scene
+    image = as_uint8_image(image).copy()
+    if not isinstance(target, dict) or "boxes" not in target:
+        raise ValueError("scene's target must be a dict with 'boxes' [M, 4]")
+    gt = check_boxes("target['boxes']", target["boxes"]).detach().cpu().float().clone()
+    boxes = check_boxes("boxes", boxes).detach().cpu().float().clone()
+    scores = torch.as_tensor(scores).detach().cpu().float().clone()
+    if scores.shape != (len(boxes),):
+        raise ValueError(f"scores must have shape [K] = [{len(boxes)}] (one per box), got {tuple(scores.shape)}")
+    if not bool(((scores >= 0) & (scores <= 1)).all()):
+        raise ValueError("scores must be in [0, 1]")
+    if not isinstance(noun, str) or not noun:
+        raise ValueError(f"noun must be a non-empty string, got {noun!r}")
+    labels = torch.ones(len(gt), dtype=torch.int64)
+    return NMSScene(image, {"boxes": gt, "labels": labels}, boxes, scores, noun)
+
+
 @lru_cache(maxsize=1)
 def _scene() -> tuple[np.ndarray, dict, torch.Tensor, torch.Tensor]:
     yy, xx = np.mgrid[0:_H, 0:_W].astype(np.float32)  # [H, W] each
@@ -80,12 +151,12 @@ def _scene() -> tuple[np.ndarray, dict, torch.Tensor, torch.Tensor]:
 
 
 @lru_cache(maxsize=64)
-def _run_nms(iou_threshold: float, score_threshold: float):
-    """Greedy NMS, soft-NMS and their matches to the people for one pair of thresholds.
+def _run_nms(iou_threshold: float, score_threshold: float, scene: NMSScene | None = None):
+    """Greedy NMS, soft-NMS and their matches to the objects for one pair of thresholds.
 
     Cached: the step slider only re-slices the trace, so moving it costs no maths.
     """
-    _, target, boxes, scores = _scene()
+    _, target, boxes, scores = _scene() if scene is None else scene
     candidates = torch.nonzero(scores >= score_threshold).flatten()  # [K]
     local = nms_trace(boxes[candidates], scores[candidates], iou_threshold)
     # back to indices into all the boxes
@@ -103,7 +174,8 @@ def _run_nms(iou_threshold: float, score_threshold: float):
     return trace, candidates, soft_keep, soft_scores, m_nms, m_soft
 
 
-def nms_numbers(iou_threshold: float, score_threshold: float, step: int | None = None) -> dict:
+def nms_numbers(iou_threshold: float, score_threshold: float, step: int | None = None,
+                scene=None) -> dict:
     """Greedy NMS and soft-NMS on the scene, for one state of the widget.
 
     Args:
@@ -111,6 +183,8 @@ def nms_numbers(iou_threshold: float, score_threshold: float, step: int | None =
         score_threshold (float): boxes scoring below it are dropped before NMS.
         step (int, optional): how many greedy steps are done; the last one done is
             highlighted as "now". ``None``: all of them, nothing highlighted.
+        scene (optional): ``(image, target, boxes, scores)`` or an :class:`NMSScene`
+            (see :func:`check_nms_scene`); default the street (:func:`nms_scene`).
 
     Returns:
         dict: ``candidates`` (``Tensor[K]`` indices of the boxes above the score
@@ -122,8 +196,9 @@ def nms_numbers(iou_threshold: float, score_threshold: float, step: int | None =
         final greedy result and by the soft-NMS boxes scoring >= :data:`SOFT_SHOWN`),
         ``fp_nms``, ``fp_soft``.
     """
+    scene = None if scene is None else check_nms_scene(scene)
     trace, candidates, soft_keep, soft_scores, m_nms, m_soft = _run_nms(
-        float(iou_threshold), float(score_threshold))
+        float(iou_threshold), float(score_threshold), scene)
     done = len(trace) if step is None else min(step, len(trace))
     # the last step done is "now", unless every step is shown (step None)
     before = done if step is None else max(done - 1, 0)
@@ -157,16 +232,19 @@ def _step_text(n: dict) -> str:
 
 
 def nms_figure(iou_threshold: float, score_threshold: float, step: int | None = None,
-               height: int = 400):
+               height: int = 400, scene=None):
     """The widget's figure for one state (see :func:`nms_numbers`).
 
     Left, greedy NMS: kept boxes green, the box kept at this step blue (thick), the boxes
     it suppresses now red, boxes suppressed earlier faded red, boxes not yet visited grey.
     Right, soft-NMS: every box keeps a (lowered) score; solid if it stays >= 0.3.
-    Black dotted: the true boxes.
+    Black dotted: the true boxes. ``scene``: see :func:`nms_numbers`.
     """
-    _, target, boxes, scores = _scene()
-    n = nms_numbers(iou_threshold, score_threshold, step)
+    scene = None if scene is None else check_nms_scene(scene)
+    image, target, boxes, scores = _scene() if scene is None else scene
+    height_px, width_px = image.shape[:2]
+    noun = "people" if scene is None else scene.noun
+    n = nms_numbers(iou_threshold, score_threshold, step, scene)
     layout, refs = subplot_layout([(1, 1), (1, 2)], rows=1, cols=2, horizontal_spacing=0.03)
     left, right = refs[(1, 1)], refs[(1, 2)]
 
@@ -183,7 +261,7 @@ def nms_figure(iou_threshold: float, score_threshold: float, step: int | None = 
     faint = [i for i in soft if new[i] < SOFT_SHOWN]
     data = [
         # left: greedy NMS (the same 8 traces in every state)
-        {**_image_trace(), **left},
+        {**_image_trace(scene), **left},
         {**box_trace(target["boxes"], color=_GTC, dash="dot", width=1.5, name="true boxes",
                      legendgroup="gt"), **left},
         {**box_trace(sel(n["waiting"]), color=_WAIT, width=1.5, name="not yet visited",
@@ -199,7 +277,7 @@ def nms_figure(iou_threshold: float, score_threshold: float, step: int | None = 
         {**label_trace(sel(labelled), tags(labelled), color="#000000", size=10, name="scores"),
          **left},
         # right: soft-NMS
-        {**_image_trace(), **right},
+        {**_image_trace(scene), **right},
         {**box_trace(target["boxes"], color=_GTC, dash="dot", width=1.5, name="true boxes",
                      showlegend=False, legendgroup="gt"), **right},
         {**box_trace(sel(faint), color=_SUPP, width=1, dash="dot", opacity=0.5,
@@ -210,14 +288,15 @@ def nms_figure(iou_threshold: float, score_threshold: float, step: int | None = 
         {**label_trace(sel(solid), [f"{new[i]:.2f}" for i in solid], color="#000000", size=10,
                        name="new scores"), **right},
     ]
-    set_image_axes(layout, left, _W, _H, show_ticks=False)
-    set_image_axes(layout, right, _W, _H, show_ticks=False)
+    set_image_axes(layout, left, width_px, height_px, show_ticks=False)
+    set_image_axes(layout, right, width_px, height_px, show_ticks=False)
     final = n["all"] or n["steps_done"] == len(n["trace"])
-    greedy = (f"greedy NMS: {len(n['trace'])} kept, finds {n['found_nms']}/4 people"
+    total = len(target["boxes"])
+    greedy = (f"greedy NMS: {len(n['trace'])} kept, finds {n['found_nms']}/{total} {noun}"
               if final else "greedy NMS, step by step")
     layout.update(
         title={"text": (f"{_step_text(n)}<br>{greedy}  |  soft-NMS (linear): "
-                        f"{len(solid)} boxes ≥ {SOFT_SHOWN}, finds {n['found_soft']}/4 people, "
+                        f"{len(solid)} boxes ≥ {SOFT_SHOWN}, finds {n['found_soft']}/{total} {noun}, "
                         f"{n['fp_soft']} false"), "font": {"size": 13}, "x": 0.01, "y": 0.97,
                "yanchor": "top"},
         height=height, margin={"l": 10, "r": 10, "t": 120, "b": 10}, plot_bgcolor="white",
@@ -231,9 +310,9 @@ def _image_trace_cached() -> str:
     return json.dumps(image_trace(_scene()[0]))
 
 
-def _image_trace() -> dict:
+def _image_trace(scene: NMSScene | None = None) -> dict:
     """The scene as an image trace (encoded to PNG once)."""
-    return json.loads(_image_trace_cached())
+    return json.loads(_image_trace_cached() if scene is None else scene.image_trace_json())
 
 
 class NMSWidget(Widget):
@@ -242,6 +321,12 @@ class NMSWidget(Widget):
     At the default IoU threshold 0.5 greedy NMS deletes the best box of the person
     standing behind another (their true boxes overlap with IoU 0.56): the failure case.
     Soft-NMS only lowers that box's score, and it survives.
+
+    Args:
+        scene (optional): another scene, ``(image, target, boxes, scores)`` (see
+            :func:`check_nms_scene`), e.g. a detector's raw boxes on one image.
+        noun (str): what the scene's objects are called in the title.
+        **defaults: the controls' starting values.
     """
 
     controls = [
@@ -253,5 +338,10 @@ class NMSWidget(Widget):
     ]
     static_controls = ("iou_threshold", "step")
 
+    def __init__(self, scene=None, noun: str = "objects", **defaults):
+        self.scene = None if scene is None else check_nms_scene(scene, noun)
+        super().__init__(**defaults)
+
     def figure(self, iou_threshold, score_threshold, step):
-        return nms_figure(iou_threshold, score_threshold, None if step == MAX_STEPS else step)
+        return nms_figure(iou_threshold, score_threshold, None if step == MAX_STEPS else step,
+                          scene=self.scene)

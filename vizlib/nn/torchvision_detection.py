@@ -1,0 +1,135 @@
+"""torchvision's one-stage detectors, sized to train next to the book's on small scenes.
+
+torchvision's ``fcos_resnet50_fpn`` and ``retinanet_resnet50_fpn`` have 32 and 34 million
+parameters and resize every image to 800 pixels: far too big to train from scratch on
+64-pixel scenes in a chapter's time. The builders here use torchvision's own detector
+classes (``FCOS``, ``RetinaNet``: their heads, target assignment, losses, decoding and
+NMS, untouched) on the book's small :class:`~vizlib.nn.backbone.VGGBackbone`, with
+torchvision's :class:`~torchvision.ops.FeaturePyramidNetwork` on its last stages, untrained,
+and with the resizing set to the scenes' own size. A chapter can then compare its own
+detector with torchvision's on the same backbone, data and training budget.
+
+:class:`PyramidBackbone` is the adapter: torchvision's detectors want a module with an
+``out_channels`` attribute whose forward returns an ordered dict of feature maps, one per
+pyramid level, all with ``out_channels`` channels.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .._checks import check_positive_int
+from .backbone import VGGBackbone
+
+__all__ = ["PyramidBackbone", "torchvision_fcos", "torchvision_retinanet"]
+
+
+class PyramidBackbone(nn.Module):
+    """A VGG backbone with a feature pyramid (Lin et al., 2017) on some of its stages.
+
+    Args:
+        backbone (VGGBackbone, optional): default ``VGGBackbone((16, 32, 64, 128),
+            convs_per_stage=1)`` (strides 2, 4, 8, 16).
+        levels (sequence of int): indices of the backbone stages that get a pyramid level.
+        out_channels (int): channels of every pyramid level.
+
+    Shape:
+        ``forward(x [N, 3, H, W])`` returns an ``OrderedDict`` ``{"p<stride>": [N,
+        out_channels, H / stride, W / stride]}``, finest level first.
+
+    Attributes:
+        strides (list[int]): the stride of each level.
+    """
+
+    def __init__(self, backbone: VGGBackbone | None = None, levels=(2, 3), out_channels: int = 64):
+        super().__init__()
+        from torchvision.ops import FeaturePyramidNetwork
+
+        self.body = VGGBackbone((16, 32, 64, 128), convs_per_stage=1) if backbone is None else backbone
+        levels = [int(i) for i in levels]
+        if not levels or sorted(set(levels)) != levels or levels[0] < 0 or levels[-1] >= len(self.body.channels):
+            raise ValueError(f"levels must be increasing stage indices in [0, {len(self.body.channels)}), "
+                             f"got {levels}")
+        self.levels = levels
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        self.strides = [self.body.strides[i] for i in levels]
+        self.fpn = FeaturePyramidNetwork([self.body.channels[i] for i in levels], self.out_channels)
+
+    def forward(self, x: torch.Tensor) -> OrderedDict:
+        stages = self.body(x)
+        picked = OrderedDict((f"p{self.body.strides[i]}", stages[i]) for i in self.levels)
+        return self.fpn(picked)
+
+
+def _anchor_generator(strides, ratios=(1.0,), scales=(1.0,)):
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    sizes = tuple(tuple(float(s * k) for k in scales) for s in strides)
+    return AnchorGenerator(sizes=sizes, aspect_ratios=(tuple(ratios),) * len(strides))
+
+
+def torchvision_fcos(num_classes: int, image_size: int, backbone: PyramidBackbone | None = None,
+                     head_convs: int = 4, **kwargs):
+    """torchvision's FCOS (Tian et al., 2019) on a small pyramid backbone, untrained.
+
+    One "anchor" per location and level, of the level's stride: FCOS uses it only for
+    the location's centre and the level's size range (objects whose largest distance to
+    the box sides is in ``[4, 8] x stride`` go to that level; the finest level takes
+    everything smaller, the coarsest everything bigger).
+
+    Args:
+        num_classes (int): classes including background (label 0), as torchvision counts.
+        image_size (int): side of the (square) training images; torchvision's transform
+            resizes to it, so a scene is not blown up to 800 pixels.
+        backbone (PyramidBackbone, optional): default ``PyramidBackbone()``; its
+            ``out_channels`` must be a multiple of 32 (the head's ``GroupNorm(32, C)``).
+        head_convs (int): 3x3 convolutions in each head branch (torchvision: 4).
+        **kwargs: passed to ``torchvision.models.detection.FCOS`` (``score_thresh``,
+            ``nms_thresh``, ``detections_per_img``, ``center_sampling_radius``...).
+
+    Returns:
+        torchvision.models.detection.FCOS
+    """
+    from torchvision.models.detection import FCOS
+    from torchvision.models.detection.fcos import FCOSHead
+
+    num_classes = check_positive_int("num_classes", num_classes)
+    image_size = check_positive_int("image_size", image_size)
+    backbone = PyramidBackbone() if backbone is None else backbone
+    if backbone.out_channels % 32:
+        raise ValueError(f"backbone.out_channels must be a multiple of 32 (FCOS's head uses "
+                         f"GroupNorm with 32 groups), got {backbone.out_channels}")
+    head = FCOSHead(backbone.out_channels, 1, num_classes, num_convs=check_positive_int("head_convs", head_convs))
+    return FCOS(backbone, num_classes, min_size=image_size, max_size=image_size,
+                anchor_generator=_anchor_generator(backbone.strides), head=head, **kwargs)
+
+
+def torchvision_retinanet(num_classes: int, image_size: int, backbone: PyramidBackbone | None = None,
+                          ratios=(0.5, 1.0, 2.0), scales=(1.0, 2.0), **kwargs):
+    """torchvision's RetinaNet (Lin et al., 2017) on a small pyramid backbone, untrained.
+
+    Anchors at every level: sizes ``stride * scales`` in each of the ``ratios``.
+
+    Args:
+        num_classes (int): classes including background (label 0).
+        image_size (int): side of the (square) training images.
+        backbone (PyramidBackbone, optional): default ``PyramidBackbone()``.
+        ratios, scales: the anchors of each location.
+        **kwargs: passed to ``torchvision.models.detection.RetinaNet``.
+
+    Returns:
+        torchvision.models.detection.RetinaNet
+    """
+    from torchvision.models.detection import RetinaNet
+    from torchvision.models.detection.retinanet import RetinaNetHead
+
+    num_classes = check_positive_int("num_classes", num_classes)
+    image_size = check_positive_int("image_size", image_size)
+    backbone = PyramidBackbone() if backbone is None else backbone
+    anchors = _anchor_generator(backbone.strides, ratios, scales)
+    head = RetinaNetHead(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes)
+    return RetinaNet(backbone, num_classes, min_size=image_size, max_size=image_size,
+                     anchor_generator=anchors, head=head, **kwargs)
