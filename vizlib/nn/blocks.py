@@ -74,6 +74,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
         itself when nothing needs padding.
     """
     multiple = check_positive_int("multiple", multiple)
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        raise ValueError(f"x must be a tensor [..., H, W], got {type(x).__name__} "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}".rstrip())
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
     if pad_h == 0 and pad_w == 0:
@@ -83,7 +86,11 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 def crop_to(x: torch.Tensor, size) -> torch.Tensor:
     """The top-left ``size = (H, W)`` of ``x`` (undoes :func:`pad_to_multiple`)."""
-    h, w = int(size[0]), int(size[1])
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+        raise ValueError(f"size must be (H, W), got {size!r}")
+    h, w = check_positive_int("size", size[0]), check_positive_int("size", size[1])
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        raise ValueError(f"x must be a tensor [..., H, W], got {type(x).__name__}")
     if x.shape[-2] < h or x.shape[-1] < w:
         raise ValueError(f"cannot crop {tuple(x.shape[-2:])} to a larger size {(h, w)}")
     return x[..., :h, :w]

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_positive_int
+from .._checks import check_fraction, check_positive_int
 from ..upsampling import bilinear_conv_transpose, bilinear_kernel
 from .backbone import DEFAULT_CHANNELS, VGGBackbone
 from .blocks import check_image_batch, crop_to, pad_to_multiple
@@ -48,6 +48,10 @@ class FCNHead(nn.Sequential):
     """
 
     def __init__(self, in_channels: int, num_classes: int, hidden: int = 256, dropout: float = 0.1):
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("hidden", hidden)
+        dropout = check_fraction("dropout", dropout)
         super().__init__(
             nn.Conv2d(in_channels, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
             nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
@@ -112,6 +116,10 @@ class FCN(nn.Module):
             raise ValueError(f"variant must be one of {FCN_VARIANTS}, got {variant!r}")
         if len(channels) != 5:
             raise ValueError(f"channels must give the 5 stages of the backbone, got {channels!r}")
+        check_positive_int("hidden", hidden)
+        check_positive_int("in_channels", in_channels)
+        if not isinstance(learn_final_upsampling, bool):
+            raise ValueError(f"learn_final_upsampling must be True or False, got {learn_final_upsampling!r}")
         self.variant = variant
         self.in_channels = in_channels
         self.backbone = VGGBackbone(channels, in_channels=in_channels)
