@@ -277,6 +277,10 @@ def test_linear_to_conv_equals_the_linear_layer_and_slides():
     (lambda: vnn.linear_to_conv(nn.Conv2d(1, 1, 1), 1), "linear"),
     (lambda: vnn.torchvision_fcn(K, backbone="vgg"), "backbone"),
     (lambda: vnn.torchvision_fcn(K, output_stride=4), "output_stride"),
+    (lambda: vnn.torchvision_deeplabv3(K, rates=(2, 0)), "rates"),
+    (lambda: vnn.torchvision_deeplabv3(K, rates=()), "rates"),
+    (lambda: vnn.LogitsOnly("fcn"), "model"),
+    (lambda: vnn.dilate_resnet_layer(nn.Conv2d(1, 1, 3), 2), "layer"),
     (lambda: vnn.UNetUp(8, 4, 4)(torch.rand(1, 8, 4, 4), torch.rand(1, 4, 9, 9)), "same size"),
 ])
 def test_bad_input_raises_value_error(call, word):

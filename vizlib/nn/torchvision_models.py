@@ -43,6 +43,8 @@ class LogitsOnly(nn.Module):
     """
 
     def __init__(self, model: nn.Module):
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         super().__init__()
         self.model = model
 
@@ -66,6 +68,8 @@ def dilate_resnet_layer(layer: nn.Sequential, dilation: int) -> nn.Sequential:
     Returns:
         nn.Sequential: ``layer`` itself.
     """
+    if not isinstance(layer, nn.Sequential):
+        raise ValueError(f"layer must be a ResNet stage (nn.Sequential of blocks), got {type(layer).__name__}")
     dilation = check_positive_int("dilation", dilation)
     previous = max(dilation // 2, 1)
     for b, block in enumerate(layer):
@@ -138,9 +142,14 @@ def torchvision_deeplabv3(num_classes: int, backbone: str = "resnet18", output_s
     from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 
     num_classes = check_positive_int("num_classes", num_classes)
+    if isinstance(rates, (str, bytes)) or not hasattr(rates, "__iter__"):
+        raise ValueError(f"rates must be a sequence of positive ints, got {rates!r}")
+    rates = tuple(check_positive_int("rates", r) for r in rates)
+    if not rates:
+        raise ValueError("rates must name at least one atrous rate")
     if backbone == "resnet18":
         trunk, channels = _resnet18_trunk(output_stride)
-        return LogitsOnly(DeepLabV3(trunk, DeepLabHead(channels, num_classes, tuple(rates))))
+        return LogitsOnly(DeepLabV3(trunk, DeepLabHead(channels, num_classes, rates)))
     if backbone == "resnet50":
         return LogitsOnly(deeplabv3_resnet50(weights=None, weights_backbone=None,
                                              num_classes=num_classes, aux_loss=False))
