@@ -55,6 +55,7 @@ from ..boxes import _check_image_size, box_convert
 from ..losses import BOX_LOSSES, multitask_loss
 from .backbone import VGGBackbone
 from .blocks import check_image_batch
+from .segmentation import DATA_SOURCES, _check_data_args
 
 __all__ = [
     "KeypointData",
@@ -390,10 +391,6 @@ def keypoint_loss(predicted, keypoints, image_size) -> torch.Tensor:
 
 # -- data -------------------------------------------------------------------------------
 
-#: Where :func:`localisation_data` takes its images from.
-DATA_SOURCES = ("scenes", "voc")
-
-
 class TensorSamples(torch.utils.data.Dataset):
     """Samples held as tensors: ``images[i]`` and a dict of ``fields[k][i]``.
 
@@ -525,14 +522,8 @@ def localisation_data(source: str = "scenes", *, image_size: int = 64, train_ima
         vizlib.data.real.DataNotFoundError: ``"voc"`` without its files and without
             ``download=True`` (or offline), with what to do.
     """
-    if source not in DATA_SOURCES:
-        raise ValueError(f"source must be one of {DATA_SOURCES}, got {source!r}")
-    image_size = check_positive_int("image_size", image_size)
-    train_images = check_positive_int("train_images", train_images)
-    val_images = check_positive_int("val_images", val_images)
-    seed = check_positive_int("seed", seed, allow_zero=True)
-    if not isinstance(download, bool):
-        raise ValueError(f"download must be True or False, got {download!r}")
+    image_size, train_images, val_images, seed = _check_data_args(
+        source, image_size, train_images, val_images, seed, download)
     if source == "voc":
         from ..data.real import VOC_CLASSES
 

@@ -28,6 +28,19 @@ __all__ = ["DATA_SOURCES", "SegmentationData", "segmentation_data", "score_segme
 DATA_SOURCES = ("scenes", "voc")
 
 
+def _check_data_args(source, image_size, train_images, val_images, seed, download):
+    """The checks every chapter's data function makes; returns the four ints, checked.
+    (Shared with :func:`vizlib.nn.localisation.localisation_data`.)"""
+    if source not in DATA_SOURCES:
+        raise ValueError(f"source must be one of {DATA_SOURCES}, got {source!r}")
+    if not isinstance(download, bool):
+        raise ValueError(f"download must be True or False, got {download!r}")
+    return (check_positive_int("image_size", image_size),
+            check_positive_int("train_images", train_images),
+            check_positive_int("val_images", val_images),
+            check_positive_int("seed", seed, allow_zero=True))
+
+
 @dataclass
 class SegmentationData:
     """Train and validation sets of one segmentation task, and what a model needs to know.
@@ -90,14 +103,8 @@ def segmentation_data(source: str = "scenes", *, image_size: int = 64, train_ima
         vizlib.data.real.DataNotFoundError: ``"voc"`` without its files and without
             ``download=True`` (or offline), with what to do.
     """
-    if source not in DATA_SOURCES:
-        raise ValueError(f"source must be one of {DATA_SOURCES}, got {source!r}")
-    image_size = check_positive_int("image_size", image_size)
-    train_images = check_positive_int("train_images", train_images)
-    val_images = check_positive_int("val_images", val_images)
-    seed = check_positive_int("seed", seed, allow_zero=True)
-    if not isinstance(download, bool):
-        raise ValueError(f"download must be True or False, got {download!r}")
+    image_size, train_images, val_images, seed = _check_data_args(
+        source, image_size, train_images, val_images, seed, download)
     if source == "scenes":
         from ..data import CLASS_NAMES, NUM_SEMANTIC_CLASSES, SceneConfig, SegmentationScenes
 
