@@ -41,26 +41,20 @@ def _exercise_cells():
 EXERCISE_CELLS = _exercise_cells()
 
 
-def _define(source: str, name: str):
-    namespace: dict = {"__name__": "__main__"}
-    exec(compile(source, "<exercise cell>", "exec"), namespace)  # noqa: S102 - our own masters
-    return namespace[name]
-
-
 def test_there_are_masters_with_exercises():
     assert EXERCISE_CELLS, "no exercise cell found under masters/"
 
 
 @pytest.mark.parametrize(("path", "ex_id", "master_src", "student_src"), EXERCISE_CELLS)
-def test_check_passes_on_solution_and_fails_on_stub(path, ex_id, master_src, student_src):
+def test_check_passes_on_solution_and_fails_on_stub(path, ex_id, master_src, student_src, submission):
     ex = all_exercises()[ex_id]
-    solved = run_check(ex_id, _define(master_src, ex.function))
+    solved = run_check(ex_id, submission.define(master_src, ex.function))
     assert solved.problem is None
     failed = [f"{r.case.name}: {r.message}" for r in solved.results if not r.passed]
     assert not failed, f"{path.name}: the solution of {ex_id} fails {failed}"
     assert solved.score == ex.points
 
-    stub = run_check(ex_id, _define(student_src, ex.function))
+    stub = run_check(ex_id, submission.define(student_src, ex.function))
     assert stub.passed == 0 and stub.score == 0
     assert stub.not_attempted, "the stub must read as 'not attempted yet'"
     assert "BEGIN SOLUTION" not in student_src and "NotImplementedError" in student_src
@@ -127,18 +121,8 @@ def test_lint_reports_broken_masters():
     assert "'nope' is not registered" in problems
 
 
-def _iou_nan_at_zero_area(a, b):
-    lt = torch.max(a[:, None, :2], b[None, :, :2])
-    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
-def test_check_prints_what_failed_with_hints_and_never_raises(capsys):
-    check("iou", _iou_nan_at_zero_area)
+def test_check_prints_what_failed_with_hints_and_never_raises(capsys, submission):
+    check("iou", submission.define(submission.IOU_NAN_AT_ZERO_AREA, "iou"))
     text = capsys.readouterr().out
     assert "✗ a zero-area box gives 0, not NaN: got NaN at [0, 0]" in text
     assert "hint: 0 / 0 is NaN" in text and "8 of 9 cases passed: 2.67 of 3 points." in text
@@ -156,7 +140,7 @@ def test_check_prints_what_failed_with_hints_and_never_raises(capsys):
     assert "raised IndexError" in text and "0 of 5 cases passed" in text
 
 
-def test_check_reports_in_place_changes_and_wrong_shapes():
+def test_check_reports_in_place_changes_and_wrong_shapes(submission):
     def in_place(boxes):
         boxes[:, 2:] -= boxes[:, :2]
         return boxes[:, 2] * boxes[:, 3]
@@ -164,8 +148,10 @@ def test_check_reports_in_place_changes_and_wrong_shapes():
     result = run_check("box_area", in_place)
     assert any("changed its argument 1 in place" in r.message for r in result.results)
 
+    iou_nan_at_zero_area = submission.define(submission.IOU_NAN_AT_ZERO_AREA, "iou")
+
     def transposed(a, b):
-        return _iou_nan_at_zero_area(b, a)
+        return iou_nan_at_zero_area(b, a)
 
     result = run_check("iou", transposed)
     assert any("expected shape (3, 2), got (2, 3)" in r.message for r in result.results)

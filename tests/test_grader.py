@@ -32,26 +32,7 @@ AREA_CELL, IOU_CELL = (find_exercise_cells(MASTER)[k] for k in ("box_area", "iou
 LIMITS = Limits(timeout=45, check_timeout=15, memory_mb=512, max_output_kb=64)
 
 
-def _area(body: str) -> str:
-    return "# EXERCISE box_area\nimport torch\n\n\ndef box_area(boxes):\n" + textwrap.indent(textwrap.dedent(body), "    ")
-
-
-def _iou(body: str) -> str:
-    return "# EXERCISE iou\nimport torch\n\n\ndef iou(boxes1, boxes2):\n" + textwrap.indent(textwrap.dedent(body), "    ")
-
-
-IOU_WITH_NAN = _iou("""\
-    lt = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
-    rb = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    a1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    a2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    return inter / (a1[:, None] + a2[None, :] - inter)
-""")
-
-
-def _escape_cell(subs: Path, out: Path) -> str:
+def _escape_cell(submission, subs: Path, out: Path) -> str:
     """A box_area cell that is right, but first tries everything a submission must not do."""
     attacks = textwrap.dedent(f"""\
         import ctypes, os, signal
@@ -75,7 +56,7 @@ def _escape_cell(subs: Path, out: Path) -> str:
         """)
     if landlock_abi() >= 6:  # signals are scoped: the grader cannot be killed
         attacks += 'attempt("kill the grader", lambda: os.kill(os.getppid(), signal.SIGKILL))\n'
-    return _area("return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])\n").replace(
+    return submission.area("return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])\n").replace(
         "import torch\n", "import torch\n" + attacks, 1)
 
 
@@ -103,37 +84,38 @@ def _score(exercise_id: str, function) -> float:
     return run_check(exercise_id, function).score
 
 
-def _submissions(subs: Path, out: Path) -> dict[str, tuple]:
+def _submissions(submission, subs: Path, out: Path) -> dict[str, tuple]:
     """Write the submissions; returns {student: (box_area score, iou score, notebook, issues)}."""
+    nan_iou_cell = submission.IOU_NAN_AT_ZERO_AREA
     n_check = len(MASTER.cells) + 1  # an extra cell appended at the end
-    nan_iou = _score("iou", _exec_iou(IOU_WITH_NAN))
+    nan_iou = _score("iou", submission.define(nan_iou_cell, "iou"))
     wrong_area = _score("box_area", lambda b: b.sum(1))
     zero_iou = _score("iou", lambda a, b: torch.zeros(len(a), len(b)))
     cases = {
         "good": (_notebook(), (2, 3, "runs", [])),
         "stub": (nbformat.writes(student_version(MASTER)), (0, 0, "runs", [])),
-        "partial": (_notebook(iou=IOU_WITH_NAN), (2, nan_iou, "runs", [])),
+        "partial": (_notebook(iou=nan_iou_cell), (2, nan_iou, "runs", [])),
         "syntax_error": (_notebook(area="# EXERCISE box_area\ndef box_area(boxes)\n    return boxes\n"),
                          (0, 3, f"error in cell {AREA_CELL + 1}: SyntaxError", ["SyntaxError"])),
-        "exception": (_notebook(area=_area("return boxes[:, 7]\n"), extra=("raise RuntimeError('boom')",)),
+        "exception": (_notebook(area=submission.area("return boxes[:, 7]\n"), extra=("raise RuntimeError('boom')",)),
                       (0, 3, f"error in cell {n_check}: RuntimeError: boom", [])),
-        "infinite_loop": (_notebook(iou=_iou("while True:\n    pass\n")),
+        "infinite_loop": (_notebook(iou=submission.iou("while True:\n    pass\n")),
                           (2, 0, "timed out in cell", [f"iou: timed out after {LIMITS.check_timeout} s"])),
         "os_exit": (_notebook(area="# EXERCISE box_area\nimport os\nos._exit(3)\n"),
                     (0, 3, f"kernel died in cell {AREA_CELL + 1}", ["exited with code 3"])),
-        "segfault": (_notebook(iou=_iou("import ctypes\nreturn ctypes.string_at(0)\n")),
+        "segfault": (_notebook(iou=submission.iou("import ctypes\nreturn ctypes.string_at(0)\n")),
                      (2, 0, "kernel died in cell", ["SIGSEGV"])),
-        "memory_bomb": (_notebook(area=_area("hog = []\nwhile True:\n    hog.append(torch.empty(1 << 26, dtype=torch.uint8))\n"),
+        "memory_bomb": (_notebook(area=submission.area("hog = []\nwhile True:\n    hog.append(torch.empty(1 << 26, dtype=torch.uint8))\n"),
                                   extra=("hog = [bytearray(1 << 26) for _ in range(10**6)]",)),
                         (0, 3, f"out of memory in cell {n_check}", ["box_area: ran out of memory"])),
-        "flood": (_notebook(area=_area("while True:\n    print('spam ' * 200)\n")),
+        "flood": (_notebook(area=submission.area("while True:\n    print('spam ' * 200)\n")),
                   (0, 3, "output flood in cell", ["box_area: output flood"])),
         "corrupt": (_notebook()[:700], (0, 0, "not run: unreadable", ["not a readable notebook"])),
         "empty": ("", (0, 0, "not run: unreadable", ["the file is empty"])),
         "malformed": ('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", '
                       '"source": {"a": 1}, "metadata": {}, "outputs": [], "execution_count": null}]}',
                       (0, 0, "runs", ["box_area: no exercise cell found"])),
-        "escape": (_notebook(area=_escape_cell(subs, out)),
+        "escape": (_notebook(area=_escape_cell(submission, subs, out)),
                    (2, 3, "runs", ["tried to write outside its folder (blocked)", "escape.txt"])),
         "tamper": (_notebook(
             # imports spelled so that the static check does not see them: the sandbox must hold alone
@@ -145,9 +127,9 @@ def _submissions(subs: Path, out: Path) -> dict[str, tuple]:
                   "setattr(torchvision.ops, 'box_' + 'area', lambda b: b.sum(1))\n"
                   "def check(*args, **kwargs):\n    print('5 of 5 cases passed: all points')\n\n"
                   "def box_area(boxes):\n    return boxes.sum(1)\n"),
-            iou=_iou("return torch.zeros(len(boxes1), len(boxes2))\n"), drop=(_is_check,)),
+            iou=submission.iou("return torch.zeros(len(boxes1), len(boxes2))\n"), drop=(_is_check,)),
             (wrong_area, zero_iou, "runs", [])),
-        "reference": (_notebook(iou=_iou("from torchvision.ops import box_iou\nreturn box_iou(boxes1, boxes2)\n"),
+        "reference": (_notebook(iou=submission.iou("from torchvision.ops import box_iou\nreturn box_iou(boxes1, boxes2)\n"),
                                 drop=(_is_area, _is_check)),
                       (0, 0, "runs", ["box_area: no exercise cell found", "iou: uses box_iou"])),
     }
@@ -155,12 +137,6 @@ def _submissions(subs: Path, out: Path) -> dict[str, tuple]:
     for name, (text, _) in cases.items():
         (subs / f"{name}.ipynb").write_text(text, encoding="utf-8")
     return {name: expected for name, (_, expected) in cases.items()}
-
-
-def _exec_iou(source: str):
-    namespace: dict = {}
-    exec(source, namespace)  # noqa: S102 - the test's own code
-    return namespace["iou"]
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -176,10 +152,10 @@ def _cmdline(proc: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, submission):
     root = tmp_path_factory.mktemp("grading")
     subs, out = root / "submissions", root / "grades"
-    expected = _submissions(subs, out)
+    expected = _submissions(submission, subs, out)
     out.mkdir()
     (out / "grades.csv").write_text("instructor's previous file\n")
     before = _digest(subs)

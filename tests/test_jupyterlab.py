@@ -24,19 +24,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("VIZLIB_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 JUPYTER = Path(sys.executable).parent / "jupyter"
 SHOTS = Path(os.environ.get("VIZLIB_TEST_SHOTS", "/tmp"))  # screenshots when something fails
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)",
-                allow_module_level=True)
-if not JUPYTER.exists():
-    pytest.skip(f"jupyter not found next to {sys.executable}", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
 def _free_port() -> int:
@@ -46,8 +37,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, require):
     """A running JupyterLab: yields (base url, token, notebook folder)."""
+    if not JUPYTER.exists():
+        require(f"no jupyter next to {sys.executable}", "pip install -r requirements.txt")
     tmp = tmp_path_factory.mktemp("jupyterlab")
     work = tmp / "notebooks"
     work.mkdir()
@@ -92,14 +85,6 @@ def lab(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
 # The data of the plotly figure inside the widget's output (the last plotly div on the page).
 FIGURE_JS = """() => {
   const divs = document.querySelectorAll('.jp-Notebook .js-plotly-plot');
@@ -126,6 +111,9 @@ def _dismiss_dialogs(page, seen: list[str]) -> None:
 
 
 def _run_and_move_slider(page, base, token, name, slider_label):
+    # imported here, not at the top: without playwright the browser fixture skips (fails in CI)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     t0 = time.monotonic()
     dialogs: list[str] = []
     # a workspace of its own (and ?reset): JupyterLab must not reopen the other notebook
@@ -144,7 +132,7 @@ def _run_and_move_slider(page, base, token, name, slider_label):
                 "() => Array.from(document.querySelectorAll('.jp-InputPrompt'))"
                 ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=10_000)
             break
-        except sync_api.TimeoutError:
+        except PlaywrightTimeout:
             page.keyboard.press("Escape")
     else:
         page.screenshot(path=str(SHOTS / f"{name}-not-run.png"))
@@ -154,7 +142,7 @@ def _run_and_move_slider(page, base, token, name, slider_label):
     # attached, not visible: JupyterLab skips rendering off-screen cells (content-visibility)
     try:
         slider.wait_for(state="attached", timeout=90_000)
-    except sync_api.TimeoutError:
+    except PlaywrightTimeout:
         page.screenshot(path=str(SHOTS / f"{name}-no-widget.png"), full_page=True)
         raise
     slider.scroll_into_view_if_needed()
@@ -176,7 +164,7 @@ def _run_and_move_slider(page, base, token, name, slider_label):
     return json.loads(before), json.loads(after)
 
 
-def test_nms_and_anchors_widgets_update_live_in_jupyterlab(lab, browser):
+def test_nms_and_anchors_widgets_update_live_in_jupyterlab(browser, lab):
     base, token, _ = lab
     start = time.monotonic()
     errors, foreign = [], []

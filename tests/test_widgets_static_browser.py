@@ -4,16 +4,12 @@ Each widget's ``static_html()`` is put in a tiny page that loads ``plotly.min.js
 from the installed plotly package, as the book does) from a local ``http.server``. For
 every slider we click other positions and check that the frame named by *all* sliders is
 shown, that the plot's data or layout changed, that there are no console errors, and that
-no request leaves the local server. The built book itself is tested in test_browser.py.
+no request leaves the local server. The built book itself is tested in test_book.py.
 """
 
 from __future__ import annotations
 
-import functools
-import http.server
-import os
 import shutil
-import threading
 from pathlib import Path
 
 import plotly
@@ -22,14 +18,7 @@ import pytest
 
 from vizlib.widgets import Control, Widget, all_widget_classes
 
-CHROMIUM = os.environ.get("VIZLIB_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
 class TwoSliders(Widget):
@@ -59,31 +48,13 @@ PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{name}</title>
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, serve):
     root = tmp_path_factory.mktemp("widgets_site")
     shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", root / "plotly.min.js")
     for name, cls in WIDGETS.items():
         html = cls().static_html(include_plotlyjs=False)
         (root / f"{name}.html").write_text(PAGE.format(name=name, body=html), encoding="utf-8")
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
+    return serve(root)
 
 
 STATE_JS = """() => {
@@ -107,7 +78,7 @@ def _click_step(page, k, i, n):
 
 
 @pytest.mark.parametrize("name", list(WIDGETS))
-def test_every_slider_changes_the_plot(site, browser, name):
+def test_every_slider_changes_the_plot(browser, site, name):
     page = browser.new_page(viewport={"width": 1000, "height": 900})
     errors, foreign = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
