@@ -30,6 +30,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .evaluate.tables import ResultsTable
+
 __all__ = [
     "COMPARISONS",
     "RECORD_FORMAT",
@@ -333,18 +335,16 @@ def stale_records(root: str | os.PathLike | None = None) -> list[tuple[str, str]
     return out
 
 
-class RecordsTable:
-    """The records as a table: HTML in a notebook, aligned text in a terminal."""
-
-    columns = ("lesson", "result", "target", "met", "train", "total", "device", "torch",
-               "date", "source")
+class RecordsTable(ResultsTable):
+    """The records as a table (a :class:`~vizlib.evaluate.ResultsTable`): HTML in a
+    notebook, aligned text in a terminal; each lesson links to its page in the book."""
 
     def __init__(self, records: list[dict], root: Path | None) -> None:
         self.root = root
         toc = root / "_toc.yml" if root is not None else None
         toc_text = toc.read_text(encoding="utf-8") if toc is not None and toc.is_file() else ""
         self.linked = set()  # lessons with a page in the book, so the link resolves
-        self.rows = []
+        rows = []
         for r in records:
             t = r.get("target", {})
             metric = t.get("metric")
@@ -352,7 +352,7 @@ class RecordsTable:
             stale = _stale_reason(r, root) if root is not None else None
             if f"lessons/{r['lesson']}" in toc_text:
                 self.linked.add(r["lesson"])
-            self.rows.append({
+            rows.append({
                 "lesson": r["lesson"],
                 "result": f"{metric} {value:.3g}" if value is not None else "?",
                 "target": f"{t.get('comparison', '')} {t.get('value', '')}",
@@ -364,43 +364,18 @@ class RecordsTable:
                 "date": str(r.get("date", "?"))[:10],
                 "source": "changed since" if stale else "up to date",
             })
+        if root is None:
+            empty = ("The records live in the book's repository (lessons/results/); "
+                     "open this page from a checkout of it to see them.")
+        else:
+            empty = "No full runs recorded yet."
+        super().__init__(rows, empty=empty)
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def _empty(self) -> str:
-        if self.root is None:
-            return ("The records live in the book's repository (lessons/results/); "
-                    "open this page from a checkout of it to see them.")
-        return "No full runs recorded yet."
-
-    def __str__(self) -> str:
-        if not self.rows:
-            return self._empty()
-        widths = {c: max(len(c), *(len(row[c]) for row in self.rows)) for c in self.columns}
-        lines = ["  ".join(c.ljust(widths[c]) for c in self.columns)]
-        lines += ["  ".join(row[c].ljust(widths[c]) for c in self.columns) for row in self.rows]
-        return "\n".join(lines)
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        if not self.rows:
-            return f"<p>{html.escape(self._empty())}</p>"
-        head = "".join(f"<th>{c}</th>" for c in self.columns)
-        body = []
-        for row in self.rows:
-            cells = []
-            for c in self.columns:
-                text = html.escape(row[c])
-                if c == "lesson" and row[c] in self.linked:  # its page in the built book
-                    text = f'<a href="../lessons/{text}.html">{text}</a>'
-                cells.append(f"<td>{text}</td>")
-            body.append("<tr>" + "".join(cells) + "</tr>")
-        style = ("<style>.vizlib-records th, .vizlib-records td {padding: 2px 10px; "
-                 "text-align: left; white-space: nowrap}</style>")
-        return (f'{style}<table class="vizlib-records"><thead><tr>{head}</tr></thead>'
-                f"<tbody>{''.join(body)}</tbody></table>")
+    def cell_html(self, key: str, text: str) -> str:
+        escaped = html.escape(text)
+        if key == "lesson" and text in self.linked:  # its page in the built book
+            return f'<a href="../lessons/{escaped}.html">{escaped}</a>'
+        return escaped
 
 
 def _duration(seconds) -> str:

@@ -8,7 +8,11 @@ data sets.
 * ``collate``: ``collate_detection`` (lists of images and targets, empty images allowed);
 * ``coco_export``: COCO JSON (instances, keypoints, panoptic) for pycocotools;
 * ``cache``: in-memory / on-disk scene cache;
-* ``real``: PASCAL VOC, Penn-Fudan, COCO subsets (opt-in downloads).
+* ``real``: PASCAL VOC, Penn-Fudan, COCO subsets (opt-in downloads);
+* ``sources``: ``DATA_SOURCES`` (scenes or VOC) and ``check_data_args``, the checks every
+  chapter's data function makes;
+* ``segmentation``: ``segmentation_data``, the segmentation chapters' train and
+  validation sets (``SegmentationData``).
 """
 
 from .cache import SceneCache
@@ -48,6 +52,8 @@ from .real import (
 )
 from .scenes import *  # noqa: F401,F403
 from .scenes import __all__ as _scenes_all
+from .segmentation import SegmentationData, segmentation_data
+from .sources import DATA_SOURCES, check_data_args
 from .transforms import eval_transforms, train_transforms
 
 __all__ = list(_scenes_all) + [
@@ -84,4 +90,8 @@ __all__ = list(_scenes_all) + [
     "voc_detection",
     "voc_segmentation",
     "eval_transforms",
+    "DATA_SOURCES",
+    "check_data_args",
+    "SegmentationData",
+    "segmentation_data",
 ]

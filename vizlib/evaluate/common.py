@@ -221,9 +221,12 @@ def sequential_loader(data, batch_size: int, collate_fn) -> tuple[DataLoader, An
 
 
 def model_device(model: torch.nn.Module, device=None) -> torch.device:
-    """``device`` if given, else the device of the model's first parameter (CPU if none)."""
+    """``device`` if given, else where the model lives: the device of its first parameter,
+    or of its first buffer (a model may have only buffers), or the CPU (neither)."""
     if device is not None:
         return torch.device(device)
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+    tensor = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 

@@ -52,10 +52,11 @@ from torch import nn
 
 from .._checks import as_float_tensor, check_boxes, check_fraction, check_positive_int
 from ..boxes import _check_image_size, box_convert
+from ..data.sources import DATA_SOURCES
+from ..data.sources import check_data_args as _check_data_args
 from ..losses import BOX_LOSSES, multitask_loss
 from .backbone import VGGBackbone
 from .blocks import check_image_batch
-from .segmentation import DATA_SOURCES, _check_data_args
 
 __all__ = [
     "KeypointData",

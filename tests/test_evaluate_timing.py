@@ -1,0 +1,53 @@
+"""vizlib.evaluate.inference_ms: per image, in eval mode (mode restored), warm-up not
+timed, models without parameters, and bad input."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from vizlib.evaluate import inference_ms
+
+
+class _Sleeper(nn.Module):
+    """Sleeps ``seconds`` per forward call, whatever the batch size."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.weight = nn.Parameter(torch.zeros(()))
+        self.calls = 0
+        self.modes = []
+
+    def forward(self, x):
+        self.calls += 1
+        self.modes.append(self.training)
+        time.sleep(self.seconds)
+        return x * self.weight
+
+
+def test_inference_ms_is_per_image_and_in_eval_mode():
+    model = _Sleeper(0.04).train()
+    ms = inference_ms(model, torch.rand(8, 3, 8, 8), repeats=3)
+    assert model.calls == 4  # one warm-up, three timed
+    assert model.modes == [False] * 4 and model.training  # timed in eval mode, mode restored
+    assert 5 <= ms < 20  # 40 ms a call over 8 images: 5 ms per image (plus overhead)
+
+
+def test_inference_ms_works_for_a_model_without_parameters():
+    assert inference_ms(nn.Identity(), torch.rand(2, 3, 4, 4)) >= 0
+
+
+@pytest.mark.parametrize("model, images, repeats, word", [
+    ("model", torch.rand(1, 3, 8, 8), 1, "model"),
+    (nn.Identity(), torch.rand(3, 8, 8), 1, "images"),
+    (nn.Identity(), torch.zeros(1, 3, 8, 8, dtype=torch.long), 1, "images"),
+    (nn.Identity(), torch.rand(0, 3, 8, 8), 1, "images"),
+    (nn.Identity(), torch.rand(1, 3, 8, 8), 0, "repeats"),
+])
+def test_inference_ms_bad_input(model, images, repeats, word):
+    with pytest.raises(ValueError, match=word):
+        inference_ms(model, images, repeats=repeats)
