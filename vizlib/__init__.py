@@ -8,7 +8,8 @@ Three layers, imports only point downwards (see DESIGN.md):
 3. widgets: ``widgets``.
 
 This module holds the few settings every page and chapter reads: the run profile,
-the device, the seed, and how figures are displayed.
+the device, the seed, and how figures are displayed; ``start_lesson`` (in ``session``)
+is the one setup call of every lesson.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ __version__ = "0.1.0"
 PROFILES = ("smoke", "full")
 MODES = ("live", "static")
 
-__all__ = ["__version__", "profile", "device", "seed_everything", "display_mode", "PROFILES"]
+__all__ = [
+    "__version__",
+    "profile",
+    "device",
+    "seed_everything",
+    "display_mode",
+    "start_lesson",
+    "Lesson",
+    "PROFILES",
+]
 
 
 def profile() -> str:
@@ -103,6 +113,10 @@ def display_mode() -> str:
     if shell is not None and getattr(shell, "kernel", None) is not None:
         return "live"
     return "static"
+
+
+# After the names it uses are defined: session imports profile, device and seed_everything.
+from .session import Lesson, start_lesson  # noqa: E402
 
 
 def _setup_book_rendering() -> None:
