@@ -1,5 +1,6 @@
 """vizlib.evaluate on tiny fake models: an oracle scores AP / OKS AP / mIoU 1, a model
-that misses objects scores less and its misses are what the gallery shows."""
+that misses objects scores less and its misses are what the gallery shows (drawn by
+vizlib.viz.gallery)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from vizlib.evaluate import (
     evaluate_segmentation,
     prediction_gallery,
 )
+from vizlib.viz.gallery import plot_gallery
 
 CONFIG = SceneConfig(image_size=48, p_empty=0.15)
 
@@ -80,7 +82,7 @@ def test_missed_objects_lower_ap_and_lead_the_gallery(detection):
     assert sorted(gallery.worst) == sorted(blind)
     assert all(ev.per_image[i] == 1.0 for i in gallery.best)
     assert set(gallery.typical_failures) <= set(blind)  # only 3 failures: the worst again
-    fig = ev.plot_gallery(k=3)
+    fig = plot_gallery(ev, k=3)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert sum(t.startswith("worst: F1 0.00") for t in titles) == 3
 
@@ -125,7 +127,7 @@ def test_an_oracle_keypoint_model_scores_oks_ap_one():
     ev = evaluate_keypoints(blind, data, with_boxes=False)
     assert ev["keypoints/AP"] < 1.0 and "bbox/AP" not in ev.metrics
     assert sorted(ev.gallery(k=2).worst) == sorted(with_objects[:2])
-    assert len([a for a in ev.plot_gallery(k=2).axes if a.get_title()]) >= 4
+    assert len([a for a in plot_gallery(ev, k=2).axes if a.get_title()]) >= 4
 
 
 class OracleSegmenter(nn.Module):
@@ -161,7 +163,7 @@ def test_an_oracle_segmenter_scores_miou_one_and_a_wrong_one_less():
     assert ev["mIoU"] < 1.0
     assert ev.gallery(k=1).worst == [2]
     assert ev.per_image[2] < 0.5 and ev.per_image[0] == 1.0
-    fig = ev.plot_gallery(k=2)
+    fig = plot_gallery(ev, k=2)
     assert any(t.startswith("worst: mIoU") for t in (a.get_title() for a in fig.axes))
 
     # Half-resolution logits are upsampled to the target first (as FCN does).

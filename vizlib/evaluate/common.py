@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -123,86 +122,10 @@ class Evaluation:
         """The best, typical-failure and worst images; see :func:`prediction_gallery`."""
         return prediction_gallery(self.per_image, k, fail_below, self.score_name)
 
-    def plot_gallery(self, k: int = 4, fail_below: float = 0.5, score_threshold: float = 0.5):
-        """Draw :meth:`gallery`: one row per group, predictions over each image.
-
-        Detection: predicted boxes (score >= ``score_threshold``) in colour with their
-        class and score, ground truth dashed white. Keypoints: predicted points as dots,
-        true ones as white crosses. Segmentation: image | truth | prediction.
-
-        Returns:
-            matplotlib.figure.Figure
-        """
-        from matplotlib.figure import Figure
-
-        gallery = self.gallery(k, fail_below)
-        groups = {name: idx for name, idx in gallery.groups().items() if idx}
-        if not groups:
-            raise ValueError("no image has a score to choose from")
-        cols = max(len(v) for v in groups.values())
-        wide = 3 if self.task == "segmentation" else 1
-        fig = Figure(figsize=(2.4 * wide * cols, 2.6 * len(groups)), layout="constrained")
-        axes = fig.subplots(len(groups), cols, squeeze=False)
-        for row, (name, indices) in enumerate(groups.items()):
-            for col in range(cols):
-                ax = axes[row, col]
-                ax.set_axis_off()
-                if col >= len(indices):
-                    continue
-                i = indices[col]
-                image, target = self.dataset[i]
-                self._draw(ax, i, image, target, score_threshold)
-                ax.set_title(f"{name}: {self.score_name} {gallery.scores[i]:.2f}", fontsize=8)
-        return fig
-
-    def _draw(self, ax, i: int, image, target, score_threshold: float) -> None:
-        from matplotlib.patches import Rectangle
-
-        from ..viz.boxes import as_uint8_image, draw_boxes_mpl
-
-        if self.task == "segmentation":
-            img = as_uint8_image(image)
-            truth = _colour_labels(as_tensor(target).long().numpy())
-            pred = _colour_labels(self.predictions[i].long().numpy())
-            gap = np.full((img.shape[0], 2, 3), 255, dtype=np.uint8)
-            ax.imshow(np.concatenate([img, gap, truth, gap, pred], axis=1), interpolation="nearest")
-            return
-        pred = self.predictions[i]
-        keep = pred["scores"] >= score_threshold
-        boxes = pred["boxes"][keep]
-        draw_boxes_mpl(image, boxes, labels=pred["labels"][keep], scores=pred["scores"][keep],
-                       class_names=self.class_names, ax=ax, linewidth=1.2, fontsize=6)
-        for x1, y1, x2, y2 in as_tensor(target["boxes"]).tolist():
-            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="white",
-                                   linewidth=1.0, linestyle="--"))
-        if self.task == "keypoints":
-            if "keypoints" in pred and len(pred["keypoints"][keep]):
-                kp = pred["keypoints"][keep].reshape(-1, pred["keypoints"].shape[-1])
-                ax.plot(kp[:, 0], kp[:, 1], "o", ms=2.5, color="#00e5ff")
-            gt = as_tensor(target["keypoints"]).reshape(-1, 3)
-            gt = gt[gt[:, 2] > 0]
-            ax.plot(gt[:, 0], gt[:, 1], "x", ms=3.5, color="white")
-
-
 
 def as_tensor(x) -> torch.Tensor:
     """``x`` as a plain ``torch.Tensor`` (tv_tensors lose their subclass, lists become tensors)."""
     return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else torch.as_tensor(x)
-
-
-def _colour_labels(labels: np.ndarray) -> np.ndarray:
-    """A label map ``[H, W]`` as colours: the scenes' palette, grey for ignored pixels."""
-    from ..data.scenes import PALETTE
-
-    out = np.full((*labels.shape, 3), 128, dtype=np.uint8)
-    known = (labels >= 0) & (labels < len(PALETTE))
-    out[known] = PALETTE[labels[known]]
-    rest = (labels >= len(PALETTE)) & (labels != 255)
-    if rest.any():  # more classes than the palette: a fixed pseudo-random colour each
-        rng = np.random.default_rng(0)
-        extra = rng.integers(0, 256, size=(int(labels[rest].max()) + 1, 3), dtype=np.uint8)
-        out[rest] = extra[labels[rest]]
-    return out
 
 
 # -- running the model ------------------------------------------------------------------
