@@ -98,7 +98,11 @@ NUM_SEMANTIC_CLASSES = len(CLASS_NAMES)
 THING_IDS = tuple(range(1, NUM_THINGS + 1))
 STUFF_IDS = tuple(range(NUM_THINGS + 1, NUM_THINGS + NUM_STUFF + 1))
 
-#: A display colour for every class id (row = id), uint8 RGB; used for semantic maps.
+#: Each class id's colour (row = id), uint8 RGB: part of the label scheme, like
+#: CLASS_NAMES. The COCO panoptic export writes it into its categories and
+#: ``vizlib.viz.segmentation.colour_labels`` draws label maps with it. It does not make
+#: up the images (each thing gets a random colour); drawing colours (box outlines,
+#: curves) are ``vizlib.viz.boxes.PALETTE``.
 PALETTE = np.array(
     [
         [0, 0, 0],  # background

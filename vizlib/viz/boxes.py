@@ -47,7 +47,10 @@ __all__ = [
     "draw_boxes_mpl",
 ]
 
-# Okabe & Ito's colour-blind-safe palette (plus two greys), as hex strings.
+# The drawing colours: Okabe & Ito's colour-blind-safe palette (with a grey and a violet),
+# as hex strings, cycled by box or class index (color_for) and used by curves and widgets.
+# Not the colours of the scenes' classes in label maps: those belong to the label scheme
+# (vizlib.data.PALETTE, uint8 RGB per class id, which the COCO panoptic export carries).
 PALETTE = (
     "#0072B2",  # blue
     "#E69F00",  # orange
