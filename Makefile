@@ -1,13 +1,15 @@
 # Two commands on a fresh machine (see README.md):
 #   make book   create .venv if missing, install requirements.txt, build the web book
 #   make test   run the whole test suite in the same environment
+# and the developer loop:
+#   make check  the unit and property tests only (no notebooks, book, browser or grader runs)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: book test env lab student grade clean
+.PHONY: book test check env lab student grade clean
 
 env: $(STAMP)
 
@@ -28,6 +30,11 @@ test: $(STAMP)
 	VIZLIB_PROFILE=smoke $(BIN)/python -m pytest -n $(JOBS) --dist loadscope \
 	  --nbval-lax --nbval-current-env -p no:cacheprovider tests $(wildcard book lessons masters); \
 	  rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+
+# Markers in pyproject.toml; the browser and book markers also follow the fixtures
+# (tests/conftest.py), so no test here starts Chromium or builds the book.
+check: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(JOBS) -p no:cacheprovider -m "not slow and not browser and not book" tests
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab
