@@ -19,7 +19,10 @@ With the effective kernel ``k_eff = dilation * (kernel - 1) + 1``::
 starting from ``r = 1, j = 1, start = 0`` at the input. Unit ``i`` of a layer is centred
 on input coordinate ``start + i * jump`` and sees rows ``start + i * jump - (r - 1) / 2``
 to ``start + i * jump + (r - 1) / 2``. The size is the *extent*: with dilation, or a
-stride larger than the kernel, some pixels inside it are never read (holes).
+stride larger than the kernel, some pixels inside it are never read (holes). Near the
+border part of that window is padding, of the input or of a layer in between, and holds
+no pixel: :func:`receptive_field_of_unit` cuts it away (to nothing, for a unit that
+reads only padding).
 
 :func:`empirical_receptive_field` measures it instead: backpropagate from one output
 unit and see which input pixels get a nonzero gradient. The tests prove both agree.
@@ -28,6 +31,7 @@ unit and see which input pixels get a nonzero gradient. The tests prove both agr
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -165,8 +169,45 @@ def receptive_field_table(layers, input_hw=None) -> list[RFRow]:
     return rows
 
 
+def _seen_interval(layers: list[Layer], grids: list[int], axis: int, index: int):
+    """First and last input pixel that unit ``index`` of the last layer reads, or None.
+
+    Walks back one layer at a time: the units of layer l's input that the current
+    interval reads are ``[first * stride - padding, last * stride - padding + k_eff - 1]``,
+    cut to the units that exist (``0 .. grids[l] - 1``): a window that reaches into a
+    layer's padding reads nothing there. None when nothing is left (only padding).
+
+    Args:
+        layers (list[Layer]): input to output.
+        grids (list[int]): the size along ``axis`` of each layer's input grid.
+        axis (int): 0 for rows, 1 for columns.
+        index (int): the unit's index along ``axis`` in the last layer's output.
+    """
+    first = last = index
+    for layer, n_in in zip(reversed(layers), reversed(grids), strict=True):
+        reach = layer.effective_kernel[axis] - 1
+        first = first * layer.stride[axis] - layer.padding[axis]
+        last = last * layer.stride[axis] - layer.padding[axis] + reach
+        first, last = max(first, 0), min(last, n_in - 1)
+        if first > last:
+            return None
+    return first, last
+
+
 def receptive_field_of_unit(layers, unit, input_hw) -> torch.Tensor:
     """The input box seen by one unit of the last layer, clipped to the image.
+
+    Away from the borders this is the unit's whole window, ``size`` pixels centred on
+    ``start + unit * jump`` (see the module docstring). Near a border part of the window
+    lies in the padding, which holds no input pixel, so the box is cut: not only at the
+    image but at every layer's padding, walking back from the unit (a window that ends in
+    an intermediate layer's padding reads no pixel through it). A unit that reads
+    padding only (e.g. a corner unit of a 1x1 convolution with padding 3) sees no input
+    pixel at all: its box has zero area (``x1 == x2`` or ``y1 == y2``), placed where its
+    window starts, clamped to the image (as :func:`torchvision.ops.clip_boxes_to_image`
+    places a box outside the image), and :func:`empirical_receptive_field` gives it an
+    empty mask. The box is the *extent*: with dilation, or a stride larger than the
+    kernel, pixels inside it may not be read.
 
     Args:
         layers (sequence of Layer): from the input to the output, at least one.
@@ -176,8 +217,9 @@ def receptive_field_of_unit(layers, unit, input_hw) -> torch.Tensor:
     Returns:
         Tensor[4] float32: the box ``(x1, y1, x2, y2)`` in absolute pixels (xyxy, as
         torchvision), pixel edges: pixel ``(row, col)`` covers ``[col, col + 1) x
-        [row, row + 1)``, so the box spans columns ``x1 .. x2 - 1``. Clipped to
-        ``[0, W] x [0, H]``: the part in the padding is not in the image.
+        [row, row + 1)``, so the box spans columns ``x1 .. x2 - 1``. Always
+        ``0 <= x1 <= x2 <= W`` and ``0 <= y1 <= y2 <= H``; zero area when the unit sees
+        only padding.
 
     Raises:
         ValueError: if ``unit`` is outside the output grid.
@@ -188,8 +230,9 @@ def receptive_field_of_unit(layers, unit, input_hw) -> torch.Tensor:
     hw = check_int_pair("input_hw", input_hw)
     if not isinstance(unit, (tuple, list)) or len(unit) != 2:
         raise ValueError(f"unit must be a pair (row, col), got {unit!r}")
-    last = receptive_field_table(layers, hw)[-1]
-    first_last = []
+    rows = receptive_field_table(layers, hw)
+    last = rows[-1]
+    edges = []
     for axis in (0, 1):
         index = check_positive_int(f"unit[{axis}]", unit[axis], allow_zero=True)
         if index >= last.output_hw[axis]:
@@ -197,14 +240,17 @@ def receptive_field_of_unit(layers, unit, input_hw) -> torch.Tensor:
                 f"unit[{axis}] = {index} is outside the output grid of size "
                 f"{last.output_hw} (height, width)"
             )
-        centre = last.start[axis] + index * last.jump[axis]
-        half = (last.size[axis] - 1) / 2
-        # centre - half is an integer: both are sums of multiples of the jumps
-        first = max(int(round(centre - half)), 0)
-        final = min(int(round(centre + half)), hw[axis] - 1)
-        first_last.append((first, final))
-    (y1, y2), (x1, x2) = first_last
-    return torch.tensor([x1, y1, x2 + 1, y2 + 1], dtype=torch.float32)
+        grids = [hw[axis]] + [row.output_hw[axis] for row in rows[:-1]]  # each layer's input
+        seen = _seen_interval(layers, grids, axis, index)
+        if seen is None:
+            # centre - half is an integer: both are sums of multiples of the jumps
+            start = last.start[axis] + index * last.jump[axis] - (last.size[axis] - 1) / 2
+            edge = min(max(int(round(start)), 0), hw[axis])
+            edges.append((edge, edge))
+        else:
+            edges.append((seen[0], seen[1] + 1))  # pixel edges
+    (y1, y2), (x1, x2) = edges
+    return torch.tensor([x1, y1, x2, y2], dtype=torch.float32)
 
 
 # ----------------------------------------------------------------------------------------
@@ -237,13 +283,83 @@ def _conv_padding(name: str, module: nn.Conv2d) -> tuple[int, int]:
     return tuple(module.padding)
 
 
-def _flatten(model: nn.Module, prefix: str):
-    for name, child in model.named_children():
-        full = f"{prefix}{name}"
-        if isinstance(child, nn.Sequential):
-            yield from _flatten(child, full + ".")
-        else:
-            yield full, child
+def _residual_block_types() -> tuple[type, ...]:
+    """torchvision's ResNet blocks; imported on first need, the rest needs no torchvision."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    return (BasicBlock, Bottleneck)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _layers_of(name: str, module: nn.Module):
+    """Yield the Layers of ``module`` (at path ``name`` in the model), input to output."""
+    if isinstance(module, nn.Sequential):
+        for child_name, child in module.named_children():
+            yield from _layers_of(_join(name, child_name), child)
+    elif isinstance(module, nn.Conv2d):
+        yield Layer(
+            "conv", tuple(module.kernel_size), tuple(module.stride), _conv_padding(name, module),
+            tuple(module.dilation), name=name,
+        )
+    elif isinstance(module, nn.MaxPool2d):
+        yield Layer(
+            "pool", module.kernel_size, module.stride, module.padding, module.dilation,
+            ceil_mode=bool(module.ceil_mode), name=name,
+        )
+    elif isinstance(module, nn.AvgPool2d):
+        yield Layer(
+            "pool", module.kernel_size, module.stride, module.padding, 1,
+            ceil_mode=bool(module.ceil_mode), name=name,
+        )
+    elif isinstance(module, _POINTWISE):
+        return
+    elif isinstance(module, _residual_block_types()):
+        yield from _residual_block(name, module)
+    else:
+        raise ValueError(
+            f"model[{name!r}] is a {type(module).__name__}, whose receptive-field geometry is "
+            "unknown; expected Conv2d, MaxPool2d, AvgPool2d, a pointwise module, an "
+            "nn.Sequential of them or torchvision's BasicBlock/Bottleneck. For another block, "
+            "list the layers of its longest path (the one whose window holds the others') as "
+            "an nn.Sequential or as Layer objects"
+        )
+
+
+def _window(layers: list[Layer]) -> list[tuple[int, float, float]]:
+    """Per axis: (jump, first, last) input offsets seen by unit 0; the identity for no layer."""
+    if not layers:
+        return [(1, 0.0, 0.0)] * 2
+    last = receptive_field_table(layers)[-1]
+    return [(last.jump[a], last.start[a] - (last.size[a] - 1) / 2,
+             last.start[a] + (last.size[a] - 1) / 2) for a in (0, 1)]
+
+
+def _residual_block(name: str, block: nn.Module) -> list[Layer]:
+    """The main path of a torchvision BasicBlock or Bottleneck, once its shortcut is checked.
+
+    A residual block adds two paths: the main one (conv1, conv2 and, in a Bottleneck,
+    conv3) and the shortcut (the identity, or ``downsample``: a strided 1x1 convolution and
+    a BatchNorm). Its unit sees the union of what the two paths see. Both paths step by the
+    same jump (their outputs are added pixel by pixel) and the shortcut's window lies
+    inside the main path's, so the union is the main path's window: the block's receptive
+    field is that of its longest path, and the shortcut changes neither size nor jump.
+    """
+    main = [layer for child_name, child in block.named_children() if child_name != "downsample"
+            for layer in _layers_of(_join(name, child_name), child)]
+    shortcut = block.downsample
+    short = [] if shortcut is None else list(_layers_of(_join(name, "downsample"), shortcut))
+    for (j_main, lo_main, hi_main), (j_short, lo_short, hi_short) in zip(
+            _window(main), _window(short), strict=True):
+        if j_main != j_short or lo_short < lo_main or hi_short > hi_main:
+            raise ValueError(
+                f"model[{name!r}] is a residual block whose shortcut does not lie inside its "
+                f"main path (jumps {j_short} and {j_main}, windows [{lo_short}, {hi_short}] and "
+                f"[{lo_main}, {hi_main}]); list the layers of its longest path yourself"
+            )
+    return main
 
 
 def layers_from_model(model: nn.Sequential) -> list[Layer]:
@@ -255,45 +371,32 @@ def layers_from_model(model: nn.Sequential) -> list[Layer]:
     training mode, strictly makes every output depend on every pixel; the geometric
     receptive field ignores that, as is customary.)
 
+    torchvision's residual blocks (``BasicBlock``, ``Bottleneck``, also once made atrous
+    by :func:`vizlib.nn.dilate_resnet_layer`) give the layers of their main path: the
+    shortcut's window lies inside it, so the block sees what its longest path sees. A
+    ResNet's trunk up to ``layerK`` is thus
+    ``layers_from_model(nn.Sequential(*list(resnet.children())[:4 + K]))``.
+
     Args:
         model (nn.Sequential): the network.
 
     Returns:
-        list[Layer]: named after the module's path in ``model`` (``'features.0'``).
+        list[Layer]: named after the module's path in ``model`` (``'features.0'``,
+        ``'4.0.conv1'``).
 
     Raises:
         ValueError: if ``model`` is not an ``nn.Sequential``, or holds a module whose
             geometry is unknown here (for example ``nn.ConvTranspose2d``, adaptive
-            pooling, a custom block).
+            pooling, a custom block); the message says what to do instead.
     """
     if not isinstance(model, nn.Sequential):
-        raise ValueError(f"model must be an nn.Sequential, got {type(model).__name__}")
-    layers = []
-    for name, module in _flatten(model, ""):
-        if isinstance(module, nn.Conv2d):
-            layers.append(Layer(
-                "conv", tuple(module.kernel_size), tuple(module.stride), _conv_padding(name, module),
-                tuple(module.dilation), name=name,
-            ))
-        elif isinstance(module, nn.MaxPool2d):
-            layers.append(Layer(
-                "pool", module.kernel_size, module.stride, module.padding, module.dilation,
-                ceil_mode=bool(module.ceil_mode), name=name,
-            ))
-        elif isinstance(module, nn.AvgPool2d):
-            layers.append(Layer(
-                "pool", module.kernel_size, module.stride, module.padding, 1,
-                ceil_mode=bool(module.ceil_mode), name=name,
-            ))
-        elif isinstance(module, _POINTWISE):
-            continue
-        else:
-            raise ValueError(
-                f"model[{name!r}] is a {type(module).__name__}, whose receptive-field "
-                "geometry is unknown; expected Conv2d, MaxPool2d, AvgPool2d or a pointwise "
-                "module"
-            )
-    return layers
+        raise ValueError(
+            f"model must be an nn.Sequential, got {type(model).__name__}; for a network whose "
+            "children run in order, such as a torchvision ResNet, pass the part you mean, e.g. "
+            "nn.Sequential(*list(resnet.children())[:-2]) (without the global pooling and the "
+            "classifier)"
+        )
+    return list(_layers_of("", model))
 
 
 # ----------------------------------------------------------------------------------------
@@ -365,9 +468,26 @@ def _make_positive(model: nn.Module) -> nn.Module:
     return model
 
 
+def _output_tensor(out, key) -> torch.Tensor:
+    """The model's output tensor: itself, or the ``key`` entry of a dict output."""
+    if isinstance(out, Mapping):
+        if key not in out:
+            raise ValueError(
+                f"the model returns a dict with keys {list(out)}, which has no output_key = "
+                f"{key!r}; pass output_key= the key of the output to measure"
+            )
+        out = out[key]
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(
+            "model must return a Tensor[1, C, H, W] or a dict of them (as torchvision's "
+            f"segmentation models: {{'out': ...}}), got {type(out).__name__}"
+        )
+    return out
+
+
 def empirical_receptive_field(
     model: nn.Module, input_shape, unit, positive_weights: bool = True,
-    channel: int | None = None, seed: int = 0,
+    channel: int | None = None, seed: int = 0, output_key="out",
 ) -> EmpiricalRF:
     """Which input pixels one output unit depends on, measured by backpropagation.
 
@@ -384,13 +504,20 @@ def empirical_receptive_field(
     With ``False`` the model is used as is on a seeded random input: the pixels that
     *this* model's unit actually depends on, which can be fewer.
 
+    A model that returns a dict of outputs, as torchvision's segmentation models do
+    (``{"out": ..., "aux": ...}``), is measured on its ``output_key`` entry: ``"out"``
+    by default, the main head (``"aux"`` is the auxiliary classifier on ``layer3``).
+
     Args:
-        model (nn.Module): maps ``Tensor[1, C, H, W]`` to ``Tensor[1, C', H', W']``.
+        model (nn.Module): maps ``Tensor[1, C, H, W]`` to ``Tensor[1, C', H', W']``, or
+            to a dict holding one under ``output_key``.
         input_shape ((int, int, int)): ``(C, H, W)``.
         unit ((int, int)): (row, col) of the output unit.
         positive_weights (bool): see above.
         channel (int, optional): backpropagate from this output channel only.
         seed (int): seed of the random input (``positive_weights=False``).
+        output_key (str): which entry of a dict output to measure; ignored when the
+            model returns a tensor.
 
     Returns:
         EmpiricalRF: ``mask`` (Tensor[H, W] bool) and ``gradient`` (Tensor[H, W]), on
@@ -419,7 +546,7 @@ def empirical_receptive_field(
         p.requires_grad_(False)  # only the input's gradient is wanted
     x.requires_grad_(True)
 
-    out = net(x)
+    out = _output_tensor(net(x), output_key)
     if out.dim() != 4:
         raise ValueError(f"model must return [1, C, H, W], got shape {tuple(out.shape)}")
     if row >= out.shape[2] or col >= out.shape[3]:
