@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import plotly.graph_objects as go
 import pytest
@@ -150,6 +151,20 @@ def test_static_html_has_script_and_no_cdn():
     assert "{plot_id}" not in html and "{plot_id}" in SLIDER_SCRIPT
     # plotly's to_html would otherwise play every frame as an animation on page load
     assert "Plotly.animate" not in html
+
+
+def test_static_html_is_the_display_modules_figure_html():
+    from vizlib.display import figure_html
+
+    w = Toy()
+    fig = w.static_figure()
+    w.static_figure = lambda: fig  # the same figure (and div id source) for both calls
+    for include in (False, True):
+        ours = w.static_html(include_plotlyjs=include)
+        theirs = figure_html(fig, post_script=w.static_post_script(), include_plotlyjs=include)
+        # plotly draws a fresh random div id per call: equal once the ids are the same
+        ids = re.findall(r'id="([0-9a-f-]{36})"', ours)[:1] + re.findall(r'id="([0-9a-f-]{36})"', theirs)[:1]
+        assert len(ids) == 2 and ours.replace(ids[0], "ID") == theirs.replace(ids[1], "ID")
 
 
 def test_show_picks_the_mode(monkeypatch):

@@ -407,27 +407,14 @@ class Widget:
         return SLIDER_SCRIPT
 
     def static_html(self, include_plotlyjs=None) -> str:
-        """The static figure as an HTML ``<div>`` with its slider script.
+        """The static figure as an HTML ``<div>`` with its slider script, through
+        :func:`vizlib.display.figure_html`, the one path from a plotly figure to HTML (no
+        MathJax, no CDN, frames not auto-played; plotly.js inlined unless the book is
+        being built)."""
+        from vizlib.display import figure_html
 
-        As :func:`vizlib.display.figure_html` (no MathJax, no CDN; plotly.js inlined
-        unless the book is being built), and with ``auto_play=False``: plotly's
-        ``to_html`` would otherwise play all frames as an animation when the page loads.
-        """
-        import plotly.io as pio
-
-        from vizlib.display import building_book
-
-        if include_plotlyjs is None:
-            include_plotlyjs = not building_book()
-        return pio.to_html(
-            self.static_figure(),
-            include_plotlyjs=include_plotlyjs,
-            include_mathjax=False,
-            full_html=False,
-            post_script=self.static_post_script(),
-            auto_play=False,
-            config={"displaylogo": False, "responsive": True},
-        )
+        return figure_html(self.static_figure(), post_script=self.static_post_script(),
+                           include_plotlyjs=include_plotlyjs)
 
     # ----------------------------------------------------------------- display
     def show(self, mode: str | None = None):
