@@ -51,3 +51,35 @@ def test_inference_ms_works_for_a_model_without_parameters():
 def test_inference_ms_bad_input(model, images, repeats, word):
     with pytest.raises(ValueError, match=word):
         inference_ms(model, images, repeats=repeats)
+
+
+class _ListModel(nn.Module):
+    """Takes a list of images of any sizes, as torchvision's detectors do."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(()))
+        self.seen = []
+
+    def forward(self, images):
+        self.seen.append([tuple(im.shape) for im in images])
+        time.sleep(0.02)
+        return [{"boxes": torch.zeros(0, 4)} for _ in images]
+
+
+def test_inference_ms_takes_a_list_of_images_of_any_size():
+    model = _ListModel()
+    ms = inference_ms(model, [torch.rand(3, 8, 8), torch.rand(3, 6, 10)], repeats=2)
+    assert model.seen == [[(3, 8, 8), (3, 6, 10)]] * 3  # the list as given, warm-up + 2 timed
+    assert 10 <= ms < 40  # 20 ms a call over 2 images: 10 ms per image (plus overhead)
+
+
+@pytest.mark.parametrize("images, word", [
+    ([], "images"),
+    ([torch.rand(3, 8, 8), torch.rand(8, 8)], r"images\[1\]"),
+    ([torch.zeros(3, 8, 8, dtype=torch.long)], r"images\[0\]"),
+    ([torch.rand(3, 8, 8), "x"], r"images\[1\]"),
+])
+def test_inference_ms_bad_list(images, word):
+    with pytest.raises(ValueError, match=word):
+        inference_ms(_ListModel(), images)

@@ -8,6 +8,7 @@ warm-up pass, and on a GPU a synchronisation before reading the clock).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -25,12 +26,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def inference_ms(model: torch.nn.Module, images: torch.Tensor, repeats: int = 3) -> float:
+def inference_ms(model: torch.nn.Module, images: torch.Tensor | Sequence[torch.Tensor], repeats: int = 3) -> float:
     """Milliseconds per image of ``model(images)`` (eval mode, no gradients), after a warm-up.
 
     Args:
         model (nn.Module): on its device; left in the mode it was in.
-        images (Tensor[N, 3, H, W]): a batch (moved to the model's device).
+        images (Tensor[N, C, H, W], or a list of N Tensor[C, H, W]): a batch, or a list
+            of images as torchvision's detectors take them (sizes may differ); moved to
+            the model's device.
         repeats (int): timed passes over the batch.
 
     Returns:
@@ -39,12 +42,19 @@ def inference_ms(model: torch.nn.Module, images: torch.Tensor, repeats: int = 3)
     """
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_image_batch(images)
-    if len(images) == 0:
-        raise ValueError("images must hold at least one image, got an empty batch")
     repeats = check_positive_int("repeats", repeats)
     device = model_device(model)
-    images = images.to(device)
+    if isinstance(images, (list, tuple)):
+        for i, image in enumerate(images):
+            if not isinstance(image, torch.Tensor) or image.dim() != 3 or not image.is_floating_point():
+                what = (f"a {image.dim()}-d {image.dtype} tensor" if isinstance(image, torch.Tensor)
+                        else type(image).__name__)
+                raise ValueError(f"images[{i}] must be a floating tensor [C, H, W], got {what}")
+        images = [image.to(device) for image in images]
+    else:
+        images = check_image_batch(images).to(device)
+    if len(images) == 0:
+        raise ValueError("images must hold at least one image, got an empty batch")
     was_training = model.training
     model.eval()
     try:
