@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.nn import functional as F
 from torchvision import ops
 from torchvision.models.detection._utils import BoxCoder
 
@@ -111,6 +112,44 @@ def test_iou_known_values():
     torch.testing.assert_close(B.generalized_box_iou(a, b)[0, 1], torch.tensor(-1 / 3))
 
 
+def test_paired_iou_is_the_diagonal_of_torchvision_box_iou():
+    # (moved here from the localisation and YOLO tests, with the function itself)
+    torch.manual_seed(2)
+    xy = torch.rand(20, 2) * 50
+    a = torch.cat([xy, xy + torch.rand(20, 2) * 20], dim=1)
+    xy = torch.rand(20, 2) * 50
+    b = torch.cat([xy, xy + torch.rand(20, 2) * 20], dim=1)
+    torch.testing.assert_close(B.paired_box_iou(a, b), ops.box_iou(a, b).diagonal())
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(20, 2, generator=g) * 40
+    a = torch.cat([xy, xy + torch.rand(20, 2, generator=g) * 20], 1)
+    xy = torch.rand(20, 2, generator=g) * 40
+    b = torch.cat([xy, xy + torch.rand(20, 2, generator=g) * 20], 1)
+    assert torch.allclose(B.paired_box_iou(a, b), B.box_iou(a, b).diagonal(), atol=1e-6)
+    zero = torch.tensor([[5.0, 5.0, 5.0, 5.0]])
+    assert B.paired_box_iou(zero, zero).item() == 0.0, "IoU with a zero-area box is 0, not NaN"
+    point = torch.tensor([[3.0, 3.0, 3.0, 3.0]])
+    assert B.paired_box_iou(point, point).item() == 0.0
+    with pytest.raises(ValueError, match="same N"):
+        B.paired_box_iou(a, b[:3])
+
+
+def test_paired_iou_broadcasts_like_a_yolo_grid_against_its_cells_objects():
+    # [N, S, S, B, 4] predictions against [N, S, S, 1, 4] objects: each box with its own cell's
+    pred = random_boxes(2 * 3 * 3 * 2, seed=11).reshape(2, 3, 3, 2, 4)
+    objects = random_boxes(2 * 3 * 3, seed=12).reshape(2, 3, 3, 1, 4)
+    iou = B.paired_box_iou(pred, objects)
+    assert iou.shape == (2, 3, 3, 2)
+    flat_pred, flat_obj = pred.reshape(-1, 2, 4), objects.reshape(-1, 4)
+    for k in range(len(flat_obj)):
+        want = ops.box_iou(flat_pred[k], flat_obj[k : k + 1])[:, 0]  # [B]
+        torch.testing.assert_close(iou.reshape(-1, 2)[k], want)
+    one = random_boxes(1, seed=13)[0]  # [4] against [M, 4]: one row of box_iou
+    many = random_boxes(7, seed=14)
+    torch.testing.assert_close(B.paired_box_iou(one, many), ops.box_iou(one[None], many)[0])
+    assert B.paired_box_iou(torch.zeros(0, 4), torch.zeros(0, 4)).shape == (0,)
+
+
 @pytest.mark.parametrize("weights", [(1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)])
 def test_deltas_match_torchvision_boxcoder(weights):
     gt, anchors = random_boxes(80, seed=5) + 1, random_boxes(80, seed=6) + 1
@@ -146,11 +185,56 @@ def test_yolo_known_cell():
     torch.testing.assert_close(coords[:, :2], torch.ones(1, 2))
 
 
+def test_normalised_cxcywh_is_torchvision_cxcywh_over_the_image_size():
+    torch.manual_seed(1)
+    xy = torch.rand(8, 2) * 40
+    boxes = torch.cat([xy, xy + 4 + torch.rand(8, 2) * 20], dim=1)
+    codes = B.encode_normalised_cxcywh(boxes, (64, 64))
+    expected = ops.box_convert(boxes, "xyxy", "cxcywh") / torch.tensor([64.0, 64, 64, 64])
+    torch.testing.assert_close(codes, expected)
+    # height first: a 32 x 64 image (H = 32, W = 64)
+    boxes = torch.tensor([[0.0, 0.0, 64.0, 32.0], [10.0, 20.0, 30.0, 25.0]])
+    codes = B.encode_normalised_cxcywh(boxes, (32, 64))
+    assert torch.allclose(codes[0], torch.tensor([0.5, 0.5, 1.0, 1.0]))
+    assert torch.allclose(B.decode_normalised_cxcywh(codes, (32, 64)), boxes)
+    negative = B.decode_normalised_cxcywh(torch.tensor([[0.5, 0.5, -0.1, 0.2]]), (64, 64))
+    assert negative[0, 0] == negative[0, 2] == 32.0, "a negative width decodes to a zero-width box"
+    with pytest.raises(ValueError, match="codes"):
+        B.decode_normalised_cxcywh(torch.zeros(3, 3), (64, 64))
+    with pytest.raises(ValueError, match="image_size"):
+        B.encode_normalised_cxcywh(boxes, (64,))
+
+
 def test_ltrb_known_values():
     torch.testing.assert_close(
         B.encode_ltrb(torch.tensor([[3.0, 4.0]]), torch.tensor([[1.0, 1.0, 10.0, 5.0]])),
         torch.tensor([[2.0, 3.0, 7.0, 1.0]]),
     )
+
+
+def _windows_by_unfold(height, width, h, w, stride):
+    """Count the crops by making them: torch's unfold cuts every window out."""
+    image = torch.zeros(1, 1, height, width)
+    if h > height or w > width:
+        return 0
+    return F.unfold(image, (h, w), stride=stride).shape[-1]
+
+
+@pytest.mark.parametrize(("size", "window", "stride"), [
+    ((8, 8), (4, 4), 4), ((8, 8), (4, 4), 1), ((6, 10), (2, 4), 2), ((64, 48), (16, 32), 3),
+    ((9, 9), (9, 9), 5), ((8, 8), (9, 4), 1)])
+def test_count_windows_agrees_with_unfold(size, window, stride):
+    assert B.count_windows(size, [window], stride) == _windows_by_unfold(*size, *window, stride)
+
+
+def test_count_windows_adds_sizes_and_validates():
+    assert B.count_windows((64, 64), [(16, 16), (32, 32)], 4) == 13 * 13 + 9 * 9
+    with pytest.raises(ValueError, match="stride"):
+        B.count_windows((64, 64), [(16, 16)], 0)
+    with pytest.raises(ValueError, match="window_sizes"):
+        B.count_windows((64, 64), 16, 4)
+    with pytest.raises(ValueError, match="image_size"):
+        B.count_windows((64,), [(16, 16)], 4)
 
 
 # ------------------------------------------------------------------ properties
@@ -274,6 +358,12 @@ def test_every_box_function_rejects_bad_boxes_naming_the_argument(bad):
         B.encode_ltrb(torch.zeros(1, 2), bad)
     with pytest.raises(ValueError, match="boxes"):
         B.encode_yolo(bad, (10, 10), 7)
+    with pytest.raises(ValueError, match="boxes"):
+        B.encode_normalised_cxcywh(bad, (10, 10))
+    with pytest.raises(ValueError, match="boxes1"):
+        B.paired_box_iou(bad, GOOD)
+    with pytest.raises(ValueError, match="boxes2"):
+        B.paired_box_iou(GOOD, bad)
 
 
 def test_box_convert_rejects_bad_formats_and_boxes():
@@ -333,7 +423,9 @@ def test_functions_do_not_modify_inputs():
     b1, b2 = random_boxes(6, seed=9), random_boxes(6, seed=10)
     c1, c2 = b1.clone(), b2.clone()
     B.box_iou(b1, b2)
+    B.paired_box_iou(b1, b2)
     B.generalized_box_iou(b1, b2)
+    B.decode_normalised_cxcywh(B.encode_normalised_cxcywh(b1, (10, 10)), (10, 10))
     B.clip_boxes_to_image(b1, (10, 10))
     deltas = B.encode_deltas(b1, b2)
     B.decode_deltas(deltas, b2)

@@ -14,9 +14,12 @@ import torch
 
 __all__ = [
     "as_float_tensor",
+    "as_image_batch",
     "check_boxes",
     "check_finite",
     "check_fraction",
+    "check_image_batch",
+    "check_image_size",
     "check_int_pair",
     "check_int_tensor",
     "check_positive_int",
@@ -145,3 +148,52 @@ def check_int_tensor(name: str, value, what: str = "") -> torch.Tensor:
         got = f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
         raise ValueError(f"{name} must be an integer tensor{' ' + what if what else ''}, got {got}")
     return value
+
+
+def check_image_size(name: str, size) -> tuple[float, float]:
+    """An image size ``(height, width)`` (height first, as ``image.shape[-2:]``) as two
+    positive floats; accepts a ``torch.Size`` and one-element tensors."""
+    if isinstance(size, torch.Size):
+        size = tuple(size)
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
+        raise ValueError(f"{name} must be a pair (height, width), got {size!r}")
+    out = []
+    for v in size:
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(float(v)) or v <= 0:
+            raise ValueError(
+                f"{name} must be a pair of positive numbers (height, width), got {size!r}"
+            )
+        out.append(float(v))
+    return out[0], out[1]
+
+
+def check_image_batch(x, in_channels: int | None = None) -> torch.Tensor:
+    """Raise ``ValueError`` unless ``x`` is a floating tensor ``[N, C, H, W]`` (with
+    ``in_channels`` channels when given); returns ``x``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+        what = f"a {x.dim()}-d {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"images must be a floating tensor [N, C, H, W], got {what}")
+    if in_channels is not None and x.shape[1] != in_channels:
+        raise ValueError(f"images must have {in_channels} channels, got shape {tuple(x.shape)}")
+    return x
+
+
+def as_image_batch(images) -> torch.Tensor:
+    """``images`` as one plain ``Tensor[N, C, H, W]``: a batch tensor as it is, or a list of
+    same-size ``[C, H, W]`` images (what a detection loader gives) stacked; ``tv_tensors``
+    lose their subclass. Raises ``ValueError`` on an empty list, mixed sizes, or anything
+    that is not a floating ``[N, C, H, W]`` batch."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError("images is an empty list")
+        shapes = {tuple(im.shape) if isinstance(im, torch.Tensor) else type(im).__name__ for im in images}
+        if len(shapes) != 1:
+            raise ValueError(f"images must all have the same size to be batched, got {sorted(map(str, shapes))}")
+        if not all(isinstance(im, torch.Tensor) for im in images):
+            raise ValueError(f"images must be tensors [C, H, W], got {type(images[0]).__name__}")
+        images = torch.stack([im.as_subclass(torch.Tensor) for im in images])
+    elif isinstance(images, torch.Tensor):
+        images = images.as_subclass(torch.Tensor)
+    return check_image_batch(images)

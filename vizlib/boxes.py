@@ -17,12 +17,20 @@ the names carefully when you move boxes between them:
 
 Box codings turn a box into the numbers a network regresses, and back:
 
+* :func:`encode_normalised_cxcywh` / :func:`decode_normalised_cxcywh` - centre and size
+  as fractions of the image: one box per image, regressed directly (classification +
+  localisation, OverFeat and the ILSVRC localisation entries; DETR's box targets).
 * :func:`encode_deltas` / :func:`decode_deltas` - Faster R-CNN's ``(dx, dy, dw, dh)``
   relative to an anchor or proposal (Girshick et al., R-CNN 2014; Ren et al. 2015).
 * :func:`encode_ltrb` / :func:`decode_ltrb` - FCOS's distances from a point to the four
   sides (Tian et al., 2019).
 * :func:`encode_yolo` / :func:`decode_yolo` - YOLO v1's grid cell plus offsets within
   the cell (Redmon et al., 2016).
+
+Overlap comes in two shapes: :func:`box_iou` compares every box with every other
+(``[N, M]``), :func:`paired_box_iou` compares boxes in pairs (a prediction with its own
+ground truth, elementwise). :func:`count_windows` counts the windows a sliding-window
+detector would classify: the candidate boxes that proposals and anchors replace.
 """
 
 from __future__ import annotations
@@ -32,7 +40,15 @@ from numbers import Real
 
 import torch
 
-from vizlib._checks import as_float_tensor, check_boxes, check_positive_int, check_same_length
+from vizlib._checks import (
+    as_float_tensor,
+    check_boxes,
+    check_image_size,
+    check_int_pair,
+    check_positive_int,
+    check_same_length,
+)
+from vizlib.conv_algebra import conv_output_size
 
 __all__ = [
     "BOX_FORMATS",
@@ -41,7 +57,11 @@ __all__ = [
     "box_area",
     "clip_boxes_to_image",
     "box_iou",
+    "paired_box_iou",
     "generalized_box_iou",
+    "count_windows",
+    "encode_normalised_cxcywh",
+    "decode_normalised_cxcywh",
     "encode_deltas",
     "decode_deltas",
     "encode_ltrb",
@@ -141,23 +161,6 @@ def box_area(boxes) -> torch.Tensor:
     return (t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1])
 
 
-def _check_image_size(name: str, size) -> tuple[float, float]:
-    if isinstance(size, torch.Size):
-        size = tuple(size)
-    if not isinstance(size, (tuple, list)) or len(size) != 2:
-        raise ValueError(f"{name} must be a pair (height, width), got {size!r}")
-    out = []
-    for v in size:
-        if isinstance(v, torch.Tensor) and v.numel() == 1:
-            v = v.item()
-        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(float(v)) or v <= 0:
-            raise ValueError(
-                f"{name} must be a pair of positive numbers (height, width), got {size!r}"
-            )
-        out.append(float(v))
-    return out[0], out[1]
-
-
 def clip_boxes_to_image(boxes, size) -> torch.Tensor:
     """Clip boxes so that they lie inside an image of the given size.
 
@@ -171,7 +174,7 @@ def clip_boxes_to_image(boxes, size) -> torch.Tensor:
         wholly outside the image becomes a zero-area box on the image border.
     """
     t = check_boxes("boxes", boxes)
-    height, width = _check_image_size("size", size)
+    height, width = check_image_size("size", size)
     x = t[:, 0::2].clamp(min=0, max=width)  # [N, 2]: x1, x2
     y = t[:, 1::2].clamp(min=0, max=height)  # [N, 2]: y1, y2
     return torch.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], dim=1)
@@ -180,14 +183,19 @@ def clip_boxes_to_image(boxes, size) -> torch.Tensor:
 # --------------------------------------------------------------------------- overlap
 
 
-def _pairwise_inter_union(b1: torch.Tensor, b2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    area1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])  # [N]
-    area2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])  # [M]
-    top_left = torch.max(b1[:, None, :2], b2[None, :, :2])  # [N, M, 2]
-    bottom_right = torch.min(b1[:, None, 2:], b2[None, :, 2:])  # [N, M, 2]
-    wh = (bottom_right - top_left).clamp(min=0)  # [N, M, 2]; no overlap -> 0
-    inter = wh[..., 0] * wh[..., 1]  # [N, M]
-    union = area1[:, None] + area2[None, :] - inter  # [N, M]
+def _inter_union(b1: torch.Tensor, b2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intersection and union of boxes ``[..., 4]`` paired elementwise, broadcasting.
+
+    ``box_iou`` calls it with ``[N, 1, 4]`` and ``[1, M, 4]`` (every pair), ``paired_box_iou``
+    with boxes already in pairs: one formula for both.
+    """
+    area1 = (b1[..., 2] - b1[..., 0]) * (b1[..., 3] - b1[..., 1])  # [...]
+    area2 = (b2[..., 2] - b2[..., 0]) * (b2[..., 3] - b2[..., 1])  # [...]
+    top_left = torch.max(b1[..., :2], b2[..., :2])  # [..., 2], broadcast
+    bottom_right = torch.min(b1[..., 2:], b2[..., 2:])  # [..., 2]
+    wh = (bottom_right - top_left).clamp(min=0)  # [..., 2]; no overlap -> 0
+    inter = wh[..., 0] * wh[..., 1]  # [...]
+    union = area1 + area2 - inter  # [...]
     return inter, union
 
 
@@ -214,13 +222,50 @@ def box_iou(boxes1, boxes2) -> torch.Tensor:
     b1 = check_boxes("boxes1", boxes1)
     b2 = check_boxes("boxes2", boxes2)
     b1, b2 = _common_dtype(b1, b2)
-    inter, union = _pairwise_inter_union(b1, b2)
+    inter, union = _inter_union(b1[:, None, :], b2[None, :, :])  # [N, M] each
     return _safe_divide(inter, union)
 
 
-def _box_iou_unchecked(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
-    """:func:`box_iou` without validation, for loops (NMS) that already checked their boxes."""
-    inter, union = _pairwise_inter_union(b1, b2)
+def _check_box_array(name: str, boxes) -> torch.Tensor:
+    """Validate boxes ``[..., 4]`` in ``(x1, y1, x2, y2)`` format, any leading shape."""
+    t = as_float_tensor(name, boxes)
+    if t.dim() == 1 and t.numel() == 0:
+        t = t.reshape(0, 4)
+    if t.dim() == 0 or t.shape[-1] != 4:
+        raise ValueError(f"{name} must have shape [..., 4] (x1, y1, x2, y2), got {tuple(t.shape)}")
+    check_boxes(name, t.reshape(-1, 4))  # finite, x1 <= x2, y1 <= y2 (index into the flat boxes)
+    return t
+
+
+def paired_box_iou(boxes1, boxes2) -> torch.Tensor:
+    """IoU of boxes in pairs: ``boxes1[i]`` with ``boxes2[i]`` only (elementwise).
+
+    :func:`box_iou` compares every box with every other (``[N, M]``); scoring each
+    prediction against its own ground truth needs only the pairs, the diagonal of
+    ``box_iou(boxes1, boxes2)``, without computing the rest. Leading dimensions broadcast
+    as in any elementwise torch operation, so a YOLO grid's boxes ``[N, S, S, B, 4]``
+    compare with their cell's object ``[N, S, S, 1, 4]`` in one call. Where both boxes
+    have zero area the IoU is 0, not NaN.
+
+    Args:
+        boxes1 (Tensor[..., 4]): boxes in ``(x1, y1, x2, y2)`` format.
+        boxes2 (Tensor[..., 4]): boxes in ``(x1, y1, x2, y2)`` format, with leading
+            dimensions that broadcast with ``boxes1``'s (e.g. the same ``[N, 4]``).
+
+    Returns:
+        Tensor[...]: the IoU of each pair (the broadcast leading shape), in [0, 1].
+    """
+    b1 = _check_box_array("boxes1", boxes1)
+    b2 = _check_box_array("boxes2", boxes2)
+    try:
+        torch.broadcast_shapes(b1.shape[:-1], b2.shape[:-1])
+    except RuntimeError:
+        raise ValueError(
+            f"boxes1 and boxes2 must be pairs of boxes [..., 4] whose leading dimensions "
+            f"broadcast (e.g. the same N), got {tuple(b1.shape)} and {tuple(b2.shape)}"
+        ) from None
+    b1, b2 = _common_dtype(b1, b2)
+    inter, union = _inter_union(b1, b2)  # [...] each
     return _safe_divide(inter, union)
 
 
@@ -242,7 +287,7 @@ def generalized_box_iou(boxes1, boxes2) -> torch.Tensor:
     b1 = check_boxes("boxes1", boxes1)
     b2 = check_boxes("boxes2", boxes2)
     b1, b2 = _common_dtype(b1, b2)
-    inter, union = _pairwise_inter_union(b1, b2)
+    inter, union = _inter_union(b1[:, None, :], b2[None, :, :])  # [N, M] each
     iou = _safe_divide(inter, union)  # [N, M]
     enclose_tl = torch.min(b1[:, None, :2], b2[None, :, :2])  # [N, M, 2]
     enclose_br = torch.max(b1[:, None, 2:], b2[None, :, 2:])  # [N, M, 2]
@@ -254,6 +299,43 @@ def generalized_box_iou(boxes1, boxes2) -> torch.Tensor:
 def _common_dtype(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     dtype = torch.promote_types(a.dtype, b.dtype)
     return a.to(dtype), b.to(dtype)
+
+
+# --------------------------------------------------------------------------- sliding windows
+
+
+def count_windows(image_size, window_sizes, stride: int) -> int:
+    """How many crops a sliding-window detector classifies in one image.
+
+    Every window shape is a candidate box at every position it fits: a window of height
+    ``h`` fits at ``(H - h) // stride + 1`` vertical positions (none when ``h > H``),
+    likewise across, which is the output size of a convolution with that kernel and
+    stride (:func:`vizlib.conv_algebra.conv_output_size`); every window shape adds its
+    own positions. OverFeat (Sermanet et al., 2014) made this affordable by sharing the
+    convolutions between windows; R-CNN (Girshick et al., 2014) by classifying only
+    ~2000 proposed regions.
+
+    Args:
+        image_size (tuple[int, int]): ``(height, width)`` in pixels.
+        window_sizes (sequence of (int, int)): ``(height, width)`` of each window shape.
+        stride (int): pixels between neighbouring positions.
+
+    Returns:
+        int: the number of crops.
+    """
+    height, width = check_int_pair("image_size", image_size)
+    stride = check_positive_int("stride", stride)
+    if isinstance(window_sizes, (str, bytes)) or not hasattr(window_sizes, "__iter__"):
+        raise ValueError(
+            f"window_sizes must be a sequence of (height, width) pairs, got {window_sizes!r}"
+        )
+    total = 0
+    for size in window_sizes:
+        h, w = check_int_pair("window_sizes", size)
+        if h > height or w > width:
+            continue  # the window fits nowhere
+        total += conv_output_size(height, h, stride) * conv_output_size(width, w, stride)
+    return total
 
 
 # --------------------------------------------------------------------------- codings
@@ -274,6 +356,50 @@ def _centre_size(boxes: torch.Tensor) -> tuple[torch.Tensor, ...]:
     widths = boxes[:, 2] - boxes[:, 0]
     heights = boxes[:, 3] - boxes[:, 1]
     return boxes[:, 0] + 0.5 * widths, boxes[:, 1] + 0.5 * heights, widths, heights
+
+
+def encode_normalised_cxcywh(boxes, image_size) -> torch.Tensor:
+    """Boxes as centre and size in fractions of the image: what a box head regresses when
+    an image holds one object (classification + localisation; DETR's box targets).
+
+    Dividing by the image size makes every number of order 1 whatever the image size,
+    so a loss on them does not change scale with it.
+
+    Args:
+        boxes (Tensor[N, 4]): ``(x1, y1, x2, y2)`` in pixels.
+        image_size (tuple[int, int]): ``(height, width)``.
+
+    Returns:
+        Tensor[N, 4]: ``(cx / W, cy / H, w / W, h / H)``; a box inside the image has every
+        number in [0, 1].
+    """
+    height, width = check_image_size("image_size", image_size)
+    b = check_boxes("boxes", boxes)
+    scale = b.new_tensor([width, height, width, height])  # [4]
+    return _from_xyxy(b, "cxcywh") / scale  # [N, 4]
+
+
+def decode_normalised_cxcywh(codes, image_size) -> torch.Tensor:
+    """Pixel boxes from :func:`encode_normalised_cxcywh`'s codes (its inverse).
+
+    A regression head may output a negative width or height; it is clamped to 0, so
+    every decoded box is valid (a zero-area box has IoU 0 with anything).
+
+    Args:
+        codes (Tensor[N, 4]): ``(cx / W, cy / H, w / W, h / H)``.
+        image_size (tuple[int, int]): ``(height, width)``.
+
+    Returns:
+        Tensor[N, 4]: ``(x1, y1, x2, y2)`` in pixels.
+    """
+    height, width = check_image_size("image_size", image_size)
+    c = as_float_tensor("codes", codes)
+    if c.dim() != 2 or c.shape[1] != 4:
+        raise ValueError(f"codes must have shape [N, 4] (cx, cy, w, h), got {tuple(c.shape)}")
+    scale = c.new_tensor([width, height, width, height])  # [4]
+    centre_size = c * scale  # [N, 4]
+    centre_size = torch.cat([centre_size[:, :2], centre_size[:, 2:].clamp(min=0)], dim=1)
+    return _to_xyxy(centre_size, "cxcywh")
 
 
 def encode_deltas(boxes, anchors, weights=(1.0, 1.0, 1.0, 1.0)) -> torch.Tensor:
@@ -441,7 +567,7 @@ def encode_yolo(boxes, image_size, grid: int) -> tuple[torch.Tensor, torch.Tenso
         and ``coords`` (``(x_off, y_off, w, h)``).
     """
     b = check_boxes("boxes", boxes)
-    height, width = _check_image_size("image_size", image_size)
+    height, width = check_image_size("image_size", image_size)
     s = check_positive_int("grid", grid)
     cx, cy, w, h = _centre_size(b)
     outside = (cx < 0) | (cx > width) | (cy < 0) | (cy > height)
@@ -475,7 +601,7 @@ def decode_yolo(cells, coords, image_size, grid: int) -> torch.Tensor:
         Tensor[N, 4]: boxes in ``(x1, y1, x2, y2)`` pixels.
     """
     s = check_positive_int("grid", grid)
-    height, width = _check_image_size("image_size", image_size)
+    height, width = check_image_size("image_size", image_size)
     if (
         not isinstance(cells, torch.Tensor)
         or cells.is_floating_point()

@@ -27,7 +27,7 @@ from vizlib._checks import (
     check_int_tensor,
     check_same_length,
 )
-from vizlib.boxes import _box_iou_unchecked
+from vizlib.boxes import box_iou
 
 __all__ = ["NMSStep", "nms", "batched_nms", "soft_nms", "nms_trace", "SOFT_NMS_METHODS"]
 
@@ -88,7 +88,7 @@ def nms(boxes, scores, iou_threshold: float) -> torch.Tensor:
             continue
         keep.append(i)
         # IoU of the kept box with every box after it, in one vectorised step.
-        iou = _box_iou_unchecked(sorted_boxes[i : i + 1], sorted_boxes[i + 1 :])[0]  # [N - i - 1]
+        iou = box_iou(sorted_boxes[i : i + 1], sorted_boxes[i + 1 :])[0]  # [N - i - 1]
         suppressed[i + 1 :] |= _overlaps(iou, threshold)
     return order[torch.tensor(keep, dtype=torch.int64, device=b.device)]
 
@@ -192,7 +192,7 @@ def soft_nms(
         kept_scores.append(current[i])
         alive[i] = False
         others = torch.where(alive)[0]
-        iou = _box_iou_unchecked(b[i : i + 1], b[others])[0]  # [R]
+        iou = box_iou(b[i : i + 1], b[others])[0]  # [R]
         if method == "linear":
             weight = torch.where(_overlaps(iou, threshold), 1 - iou, torch.ones_like(iou))
         else:
@@ -245,7 +245,7 @@ def nms_trace(boxes, scores, iou_threshold: float) -> list[NMSStep]:
             continue
         rest = torch.arange(i + 1, len(order), device=b.device)  # positions after i in score order
         rest = rest[~suppressed[rest]]  # only boxes still in play
-        iou = _box_iou_unchecked(b[order[i : i + 1]], b[order[rest]])[0]  # [R]
+        iou = box_iou(b[order[i : i + 1]], b[order[rest]])[0]  # [R]
         hit = _overlaps(iou, threshold)
         suppressed[rest[hit]] = True
         steps.append(
