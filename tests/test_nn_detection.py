@@ -10,15 +10,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vizlib.boxes import box_iou, encode_yolo
+from vizlib.boxes import (
+    box_iou,
+    decode_normalised_cxcywh,
+    decode_yolo,
+    encode_normalised_cxcywh,
+    encode_yolo,
+    paired_box_iou,
+)
 from vizlib.nn.backbone import VGGBackbone
 from vizlib.nn.localisation import (
     KeypointNet,
     LocalisationNet,
     RegressionTrunk,
-    decode_box,
     decode_keypoints,
-    encode_box,
     encode_keypoints,
     keypoint_loss,
     localisation_loss,
@@ -30,7 +35,7 @@ from vizlib.nn.yolo import (
     decode_output,
     encode_anchor_targets,
     encode_yolo_targets,
-    paired_iou,
+    predicted_boxes,
     responsible_boxes,
     split_output,
     yolo_loss,
@@ -64,13 +69,13 @@ def test_localisation_net_shapes_and_predict():
 
 def test_box_coding_round_trip_and_clamping():
     boxes = torch.tensor([[0.0, 0.0, 64.0, 32.0], [10.0, 20.0, 30.0, 25.0]])
-    codes = encode_box(boxes, (32, 64))
+    codes = encode_normalised_cxcywh(boxes, (32, 64))
     assert torch.allclose(codes[0], torch.tensor([0.5, 0.5, 1.0, 1.0]))
-    assert torch.allclose(decode_box(codes, (32, 64)), boxes)
-    negative = decode_box(torch.tensor([[0.5, 0.5, -0.1, 0.2]]), SIZE)
+    assert torch.allclose(decode_normalised_cxcywh(codes, (32, 64)), boxes)
+    negative = decode_normalised_cxcywh(torch.tensor([[0.5, 0.5, -0.1, 0.2]]), SIZE)
     assert negative[0, 0] == negative[0, 2] == 32.0, "a negative width decodes to a zero-width box"
     with pytest.raises(ValueError, match="codes"):
-        decode_box(torch.zeros(3, 3), SIZE)
+        decode_normalised_cxcywh(torch.zeros(3, 3), SIZE)
 
 
 def test_localisation_loss_terms_and_weight():
@@ -85,7 +90,7 @@ def test_localisation_loss_terms_and_weight():
     assert torch.allclose(l10["box"], 10 * l1["box"]) and torch.allclose(l10["classification"], l1["classification"])
     assert localisation_loss(out, targets, SIZE, box_weight=0.0)["box"] == 0
     perfect = {"class_logits": torch.nn.functional.one_hot(targets["label"], 6) * 100.0,
-               "boxes": encode_box(targets["box"], SIZE)}
+               "boxes": encode_normalised_cxcywh(targets["box"], SIZE)}
     terms = localisation_loss(perfect, targets, SIZE)
     assert terms["classification"] < 1e-6 and terms["box"] < 1e-10
     with pytest.raises(ValueError, match="box_loss"):
@@ -301,14 +306,33 @@ def test_loss_weights_and_bad_input():
 
 
 def test_paired_iou_is_the_diagonal_of_box_iou():
+    # the loss's IoU is vizlib.boxes.paired_box_iou (tests/test_boxes.py checks it against
+    # torchvision); here: what responsible_boxes computes with it on a grid
     g = torch.Generator().manual_seed(0)
     xy = torch.rand(20, 2, generator=g) * 40
     a = torch.cat([xy, xy + torch.rand(20, 2, generator=g) * 20], 1)
     xy = torch.rand(20, 2, generator=g) * 40
     b = torch.cat([xy, xy + torch.rand(20, 2, generator=g) * 20], 1)
-    assert torch.allclose(paired_iou(a, b), box_iou(a, b).diagonal(), atol=1e-6)
+    assert torch.allclose(paired_box_iou(a, b), box_iou(a, b).diagonal(), atol=1e-6)
     point = torch.tensor([[3.0, 3.0, 3.0, 3.0]])
-    assert paired_iou(point, point).item() == 0.0
+    assert paired_box_iou(point, point).item() == 0.0
+
+
+def test_predicted_boxes_are_decode_yolo_of_each_cell():
+    """One YOLO decode: the grid's boxes are vizlib.boxes.decode_yolo of (cell, x, y,
+    sqrt(w)**2, sqrt(h)**2), box by box, and gradients flow back to the output."""
+    g = torch.Generator().manual_seed(4)
+    part = torch.rand(2, 3, 3, 2, 4, generator=g, requires_grad=True)
+    boxes = predicted_boxes(part, (48, 60))
+    assert boxes.shape == (2, 3, 3, 2, 4)
+    for n, row, col, k in ((0, 0, 0, 0), (1, 2, 1, 1), (0, 1, 2, 1)):
+        x, y, sw, sh = part[n, row, col, k].detach()
+        want = decode_yolo(torch.tensor([[row, col]]), torch.stack([x, y, sw**2, sh**2])[None], (48, 60), 3)
+        torch.testing.assert_close(boxes[n, row, col, k], want[0])
+    boxes.sum().backward()
+    assert part.grad is not None and bool(torch.isfinite(part.grad).all())
+    with pytest.raises(ValueError, match="box_part"):
+        predicted_boxes(torch.rand(2, 3, 3, 4), (48, 60))
 
 
 def test_postprocess_scores_thresholds_and_suppresses():

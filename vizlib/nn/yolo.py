@@ -45,12 +45,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._checks import check_fraction, check_positive_int
-from ..boxes import _check_image_size, box_iou, clip_boxes_to_image, decode_yolo, encode_yolo
+from .._checks import as_image_batch, check_fraction, check_image_size, check_positive_int
+from ..boxes import box_iou, clip_boxes_to_image, decode_yolo, encode_yolo, paired_box_iou
 from ..nms import batched_nms
 from .backbone import VGGBackbone
 from .blocks import ConvBlock
-from .localisation import _as_batch as _stack_images
 
 __all__ = [
     "YOLOv1",
@@ -61,7 +60,6 @@ __all__ = [
     "split_output",
     "encode_yolo_targets",
     "encode_anchor_targets",
-    "paired_iou",
     "predicted_boxes",
     "responsible_boxes",
     "yolo_loss",
@@ -188,7 +186,7 @@ def encode_yolo_targets(targets, image_size, grid: int, num_classes: int | None 
     """
     if not isinstance(targets, (list, tuple)):
         raise ValueError(f"targets must be a list of per-image dicts, got {type(targets).__name__}")
-    height, width = _check_image_size("image_size", image_size)
+    height, width = check_image_size("image_size", image_size)
     s = check_positive_int("grid", grid)
     n = len(targets)
     device = torch.as_tensor(targets[0]["boxes"]).device if n else torch.device("cpu")
@@ -226,11 +224,12 @@ def _cell_grid(s: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def predicted_boxes(box_part: torch.Tensor, image_size) -> torch.Tensor:
-    """Pixel boxes from the box part of a YOLO output (differentiable; no validation).
+    """Pixel boxes from the box part of a YOLO output, for every cell and box at once.
 
-    The same arithmetic as :func:`vizlib.boxes.decode_yolo`, for every cell and box at
-    once: centre ``((col + x) / S * W, (row + y) / S * H)``, size ``(sqrt_w**2 * W,
-    sqrt_h**2 * H)``.
+    The output holds ``x, y, sqrt(w), sqrt(h)``; squaring the last two gives the YOLO
+    coding that :func:`vizlib.boxes.decode_yolo` inverts (centre ``((col + x) / S * W,
+    (row + y) / S * H)``, size ``(w * W, h * H)``), each box with its own cell.
+    Differentiable with respect to ``box_part``.
 
     Args:
         box_part (Tensor[N, S, S, B, 4]): ``x, y, sqrt(w), sqrt(h)`` (from :func:`split_output`).
@@ -239,38 +238,17 @@ def predicted_boxes(box_part: torch.Tensor, image_size) -> torch.Tensor:
     Returns:
         Tensor[N, S, S, B, 4]: ``(x1, y1, x2, y2)`` pixels.
     """
-    height, width = _check_image_size("image_size", image_size)
-    s = box_part.shape[1]
-    rows, cols = _cell_grid(s, box_part.device, box_part.dtype)
-    cx = (cols[None, :, :, None] + box_part[..., 0]) / s * width  # [N, S, S, B]
-    cy = (rows[None, :, :, None] + box_part[..., 1]) / s * height
-    w = box_part[..., 2] ** 2 * width
-    h = box_part[..., 3] ** 2 * height
-    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
-
-
-def paired_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-    """IoU of boxes *in pairs* (``boxes1[..., k]`` with ``boxes2[..., k]``), broadcasting.
-
-    :func:`vizlib.boxes.box_iou` compares every box with every other (``[N, M]``); the
-    loss needs each predicted box against the one object of its own cell only.
-
-    Args:
-        boxes1 (Tensor[..., 4]), boxes2 (Tensor[..., 4]): ``(x1, y1, x2, y2)``,
-            broadcastable shapes.
-
-    Returns:
-        Tensor[...]: the IoU of each pair; 0 where the union is 0 (never NaN).
-    """
-    top_left = torch.max(boxes1[..., :2], boxes2[..., :2])  # [..., 2]
-    bottom_right = torch.min(boxes1[..., 2:], boxes2[..., 2:])  # [..., 2]
-    wh = (bottom_right - top_left).clamp(min=0)  # [..., 2]
-    inter = wh[..., 0] * wh[..., 1]
-    area1 = (boxes1[..., 2] - boxes1[..., 0]).clamp(min=0) * (boxes1[..., 3] - boxes1[..., 1]).clamp(min=0)
-    area2 = (boxes2[..., 2] - boxes2[..., 0]).clamp(min=0) * (boxes2[..., 3] - boxes2[..., 1]).clamp(min=0)
-    union = area1 + area2 - inter
-    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny),
-                       torch.zeros_like(union))
+    size = check_image_size("image_size", image_size)
+    if (not isinstance(box_part, torch.Tensor) or box_part.dim() != 5 or box_part.shape[-1] != 4
+            or box_part.shape[1] != box_part.shape[2]):
+        got = tuple(box_part.shape) if isinstance(box_part, torch.Tensor) else type(box_part).__name__
+        raise ValueError(f"box_part must be a tensor [N, S, S, B, 4] (x, y, sqrt w, sqrt h), got {got}")
+    n, s, _, b, _ = box_part.shape
+    rows, cols = _cell_grid(s, box_part.device, torch.int64)
+    cells = torch.stack([rows, cols], dim=-1)[None, :, :, None, :].expand(n, s, s, b, 2)  # [N, S, S, B, 2]
+    coords = torch.cat([box_part[..., :2], box_part[..., 2:] ** 2], dim=-1)  # [N, S, S, B, 4]: x, y, w, h
+    boxes = decode_yolo(cells.reshape(-1, 2), coords.reshape(-1, 4), size, s)  # [N*S*S*B, 4]
+    return boxes.reshape(n, s, s, b, 4)
 
 
 def responsible_boxes(output, targets: YOLOTargets, image_size, boxes_per_cell: int
@@ -297,7 +275,7 @@ def responsible_boxes(output, targets: YOLOTargets, image_size, boxes_per_cell: 
     box_part, _, _ = split_output(output, boxes_per_cell)
     with torch.no_grad():
         pred = predicted_boxes(box_part.detach(), image_size)  # [N, S, S, B, 4]
-        iou = paired_iou(pred, targets.boxes[..., None, :].to(pred.dtype))  # [N, S, S, B]
+        iou = paired_box_iou(pred, targets.boxes[..., None, :])  # [N, S, S, B]: each box with its cell's object
         iou = iou * targets.obj[..., None]
         best = iou.argmax(dim=-1)  # [N, S, S]; first of equals
         responsible = nn.functional.one_hot(best, boxes_per_cell).bool() & targets.obj[..., None]
@@ -393,22 +371,17 @@ def decode_output(output, image_size, boxes_per_cell: int) -> dict[str, torch.Te
         (row, col) of each box) and ``"slot"`` (Tensor[S*S*B] int64: which of the B).
         Box ``k`` is cell ``k // B``, slot ``k % B``, cells in row-major order.
     """
-    height, width = _check_image_size("image_size", image_size)
+    size = check_image_size("image_size", image_size)
     box_part, conf, class_probs = split_output(output, boxes_per_cell)
     n, s, _, b, _ = box_part.shape
-    flat = box_part.reshape(n, s * s * b, 4)
+    boxes = predicted_boxes(box_part.detach().float(), size).reshape(-1, 4)  # [N*S*S*B, 4]
+    boxes = clip_boxes_to_image(boxes, size).reshape(n, s * s * b, 4)
     rows, cols = _cell_grid(s, output.device, torch.int64)
     cells = torch.stack([rows, cols], dim=-1).reshape(s * s, 1, 2).expand(s * s, b, 2).reshape(-1, 2)
     slot = torch.arange(b, device=output.device).repeat(s * s)
-    decoded = []
-    for i in range(n):
-        # x, y stay in the cell; w, h are the squares of the predicted square roots
-        coords = torch.cat([flat[i, :, :2], flat[i, :, 2:] ** 2], dim=1)  # [S*S*B, 4]
-        boxes = decode_yolo(cells, coords.detach().float(), (height, width), s)
-        decoded.append(clip_boxes_to_image(boxes, (height, width)))
     probs = class_probs.reshape(n, s * s, 1, -1).expand(n, s * s, b, class_probs.shape[-1])
     return {
-        "boxes": torch.stack(decoded) if decoded else output.new_zeros(0, s * s * b, 4),
+        "boxes": boxes,
         "conf": conf.reshape(n, s * s * b),
         "class_probs": probs.reshape(n, s * s * b, -1),
         "cells": cells,
@@ -534,7 +507,7 @@ class YOLOv1(nn.Module):
 
 
 def _as_batch(images) -> torch.Tensor:
-    x = _stack_images(images)
+    x = as_image_batch(images)
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"images must be square (an S x S grid), got {tuple(x.shape[-2:])}")
     return x
@@ -577,7 +550,7 @@ def encode_anchor_targets(targets, image_size, grid: int, anchors) -> AnchorTarg
     Returns:
         AnchorTargets.
     """
-    height, width = _check_image_size("image_size", image_size)
+    height, width = check_image_size("image_size", image_size)
     s = check_positive_int("grid", grid)
     a = torch.as_tensor(anchors, dtype=torch.float32)
     if a.dim() != 2 or a.shape[1] != 2 or len(a) == 0:

@@ -3,7 +3,7 @@
 
 Expected values come from hand-computed cases and from the library's references
 (``vizlib.losses.multitask_loss``, checked against ``torch.nn.functional`` in the tests;
-``vizlib.metrics.pck``; ``vizlib.nn.localisation.count_windows``, checked against
+``vizlib.metrics.pck``; ``vizlib.boxes.count_windows``, checked against
 ``torch.nn.functional.unfold``)."""
 
 from __future__ import annotations
@@ -98,10 +98,10 @@ def _pck_cases():
     function="count_windows", points=2,
     hint="A window of height h fits at (H - h) // stride + 1 vertical positions (0 if h > H), "
          "likewise across; multiply, and add the counts of every window size.",
-    forbidden=("count_windows", "unfold", "vizlib.nn") + _NOT_THE_ANSWER,
+    forbidden=("count_windows", "unfold", "vizlib.boxes", "vizlib.nn") + _NOT_THE_ANSWER,
 )
 def _windows_cases():
-    from vizlib.nn.localisation import count_windows
+    from vizlib.boxes import count_windows
 
     yield Case("a 4 x 4 window in an 8 x 8 image at stride 4: 2 x 2 = 4 positions",
                ((8, 8), [(4, 4)], 4), expected=4)
@@ -119,5 +119,5 @@ def _windows_cases():
                expected=53 * 73 + 53 * 65 + 45 * 73 + 45 * 65 + 45 * 49 + 29 * 65 + 29 * 49 + 29 * 17 + 0,
                hint="the 512-high window does not fit in a 480-high photo: it adds nothing")
     sizes = [(5, 7), (12, 3), (20, 20), (1, 1)]
-    yield Case("a 37 x 29 image, four window shapes, stride 3: agrees with vizlib.nn.localisation",
+    yield Case("a 37 x 29 image, four window shapes, stride 3: agrees with vizlib.boxes",
                ((37, 29), sizes, 3), expected=count_windows((37, 29), sizes, 3))
