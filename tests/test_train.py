@@ -25,9 +25,12 @@ from vizlib.train import (
     load_latest,
     lr_factor,
     overfit_one_batch,
+    restore_training_state,
     save_atomic,
+    split_batch,
+    training_state,
 )
-from vizlib.train.checkpoint import checkpoint_path, list_checkpoints
+from vizlib.train.checkpoint import CHECKPOINT_FORMAT, checkpoint_path, list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,6 +209,14 @@ def test_fit_rejects_bad_batches_and_a_model_that_needs_a_loss_fn():
         fit(model, (b for b in loader), opt, epochs=1, loss_fn=F.cross_entropy, progress="off")
 
 
+def test_split_batch_takes_a_pair_only():
+    x, y = torch.zeros(2, 6), torch.ones(2)
+    assert split_batch((x, y))[0] is x and split_batch([x, y])[1] is y
+    for bad in (torch.zeros(2, 6), (x, y, y), "xy", 3):
+        with pytest.raises(ValueError, match="pair"):
+            split_batch(bad)
+
+
 def test_fit_config_and_keywords_combine():
     model, loader, opt = make_problem()
     cfg = FitConfig(epochs=5, **COMMON)
@@ -369,6 +380,38 @@ def test_save_atomic_keeps_the_old_file_when_saving_fails(tmp_path, monkeypatch)
     monkeypatch.undo()
     assert torch.load(target, weights_only=True)["v"].item() == 1
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_training_state_restores_a_run_into_fresh_objects(tmp_path):
+    model, loader, opt = make_problem()
+    history = fit(model, loader, opt, epochs=1, **COMMON)
+    plan = {"steps": 4, "epochs": 1}
+    generator = torch.Generator().manual_seed(7)
+    state = training_state(epoch=1, step=4, plan=plan, model=model, optimizer=opt, scaler=None,
+                           history=history, generator=generator)
+    assert state["format"] == CHECKPOINT_FORMAT
+    save_atomic(state, checkpoint_path(tmp_path, 1))
+    saved, path = load_latest(tmp_path)  # through the disk, weights_only
+    expected_draw = (torch.rand(3), torch.rand(3, generator=generator))
+
+    model2, _, opt2 = make_problem(seed=99)  # other weights, an optimiser with no state
+    generator2 = torch.Generator().manual_seed(0)
+    restored, epoch, step = restore_training_state(saved, path, plan=dict(plan), model=model2,
+                                                   optimizer=opt2, generator=generator2)
+    assert (epoch, step) == (1, 4) and restored.to_dict() == history.to_dict()
+    assert same_weights(model2, model)
+    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    # the random streams continue where the saved run's stood
+    assert all(torch.equal(a, b) for a, b in zip(
+        expected_draw, (torch.rand(3), torch.rand(3, generator=generator2)), strict=True))
+
+    with pytest.raises(ValueError, match="other settings.*steps: checkpoint 4, now 8"):
+        restore_training_state(saved, path, plan={"steps": 8, "epochs": 1}, model=model2, optimizer=opt2)
+    with pytest.raises(ValueError, match="another model architecture"):
+        restore_training_state(saved, path, plan=plan, model=nn.Linear(6, 2), optimizer=opt2)
+    with pytest.raises(ValueError, match="format"):
+        restore_training_state({**saved, "format": CHECKPOINT_FORMAT + 1}, path, plan=plan,
+                               model=model2, optimizer=opt2)
 
 
 # -- overfit one batch -----------------------------------------------------------------

@@ -4,7 +4,8 @@
 * :func:`overfit_one_batch` checks in seconds that a model and its loss can learn
   at all, before the real training (``overfit.py``);
 * :func:`lr_factor` is the warm-up + cosine learning-rate schedule (``schedule.py``);
-* ``checkpoint.py`` writes and reads the crash-safe checkpoints ``fit`` resumes from;
+* ``checkpoint.py`` writes and reads the crash-safe checkpoints ``fit`` resumes from,
+  and builds and applies what they hold (:func:`training_state`);
 * ``progress.py`` decides how progress shows: live bar and curve in a notebook,
   plain text lines in the published book, a tqdm bar in a terminal.
 
@@ -20,9 +21,9 @@ A chapter's training cell::
     history.plot()
 """
 
-from .checkpoint import load_latest, save_atomic
+from .checkpoint import load_latest, restore_training_state, save_atomic, training_state
 from .history import History
-from .loop import FitConfig, compute_losses, fit, move_to
+from .loop import FitConfig, compute_losses, fit, move_to, split_batch
 from .overfit import OverfitError, OverfitReport, overfit_one_batch
 from .schedule import lr_factor
 
@@ -37,5 +38,8 @@ __all__ = [
     "lr_factor",
     "move_to",
     "overfit_one_batch",
+    "restore_training_state",
     "save_atomic",
+    "split_batch",
+    "training_state",
 ]

@@ -9,6 +9,13 @@ checkpoint stays valid, and the next run resumes from it.
 Files are called ``epoch-0003.pt`` (the number of completed epochs); the newest few are
 kept. Everything in them loads with ``torch.load(weights_only=True)``: tensors, numbers,
 strings, lists and dicts only, no pickled Python objects.
+
+What :func:`vizlib.train.fit` saves after each epoch, and puts back when it resumes, is
+built and applied here (:func:`training_state`, :func:`restore_training_state`): the
+model's and the optimiser's state, the fp16 gradient scaler's, every random-number state
+(so that a resumed run draws the same batches and dropout masks as an uninterrupted one),
+the history, the epoch and step reached, and the plan (steps, epochs, schedule) that a
+resuming run must share.
 """
 
 from __future__ import annotations
@@ -22,14 +29,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .history import History
+
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "checkpoint_path",
     "list_checkpoints",
     "load_latest",
-    "rng_state",
     "restore_rng_state",
+    "restore_training_state",
+    "rng_state",
     "save_atomic",
+    "training_state",
 ]
+
+CHECKPOINT_FORMAT = 1  # raise it when the keys of training_state change
 
 _NAME = re.compile(r"^epoch-(\d{4,})\.pt$")
 _TMP_SUFFIX = ".tmp"
@@ -151,3 +165,80 @@ def restore_rng_state(state: dict, generator: torch.Generator | None = None) -> 
         torch.cuda.set_rng_state_all(state["cuda"])
     if generator is not None and "generator" in state:
         generator.set_state(state["generator"])
+
+
+def training_state(*, epoch: int, step: int, plan: dict, model: torch.nn.Module,
+                   optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+                   history: History, generator: torch.Generator | None = None) -> dict:
+    """Everything a training run needs to continue exactly where it is, as one dict.
+
+    Args:
+        epoch (int): completed epochs.
+        step (int): completed optimiser steps.
+        plan (dict): the run's steps, epochs, schedule and base learning rates (plain
+            values); a run resuming from this state must have the same plan.
+        model (nn.Module), optimizer (Optimizer): their ``state_dict()`` is saved.
+        scaler (GradScaler or None): the fp16 gradient scaler, if the run has one.
+        history (History): the losses and metrics so far.
+        generator (torch.Generator, optional): the data loader's own generator.
+
+    Returns:
+        dict: loads with ``torch.load(weights_only=True)``; write it with
+        :func:`save_atomic`, put it back with :func:`restore_training_state`.
+    """
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": epoch,
+        "step": step,
+        "plan": plan,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "history": history.to_dict(),
+        "rng": rng_state(generator),
+    }
+
+
+def restore_training_state(state: dict, path: str | os.PathLike, *, plan: dict,
+                           model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           scaler: torch.amp.GradScaler | None = None,
+                           generator: torch.Generator | None = None) -> tuple[History, int, int]:
+    """Put a :func:`training_state` back: weights, optimiser, scaler and random states.
+
+    Args:
+        state (dict): as :func:`training_state` built it (e.g. from :func:`load_latest`).
+        path (path): the file it came from, named in error messages.
+        plan (dict): the plan of the run that resumes; it must equal the saved one.
+        model, optimizer, scaler, generator: loaded in place.
+
+    Returns:
+        (History, int, int): the history, the completed epochs and the completed steps.
+
+    Raises:
+        ValueError: if the checkpoint has another format, was written by a run with
+            another plan, or holds the weights of another architecture.
+    """
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} has checkpoint format {found!r}, expected {CHECKPOINT_FORMAT}")
+    _check_plan(state["plan"], plan, path)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"the checkpoint {path} holds weights of another model "
+                         f"architecture: {str(exc).splitlines()[0]}") from exc
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    restore_rng_state(state["rng"], generator)
+    return History.from_dict(state["history"]), state["epoch"], state["step"]
+
+
+def _check_plan(saved: dict, plan: dict, path) -> None:
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {plan[k]!r}"
+             for k in plan if saved.get(k) != plan[k]]
+    if diffs:
+        raise ValueError(
+            f"the checkpoint {path} was written by a run with other settings ("
+            + "; ".join(diffs) + "). Delete its folder, use another checkpoint_dir, or pass "
+            "resume=False to start afresh.")

@@ -38,14 +38,18 @@ import torch
 from .. import device as default_device
 from .. import seed_everything
 from .._checks import check_positive_int
-from .checkpoint import checkpoint_path, load_latest, restore_rng_state, rng_state, save_atomic
+from .checkpoint import (
+    checkpoint_path,
+    load_latest,
+    restore_training_state,
+    save_atomic,
+    training_state,
+)
 from .history import History
 from .progress import PROGRESS_MODES, make_progress
 from .schedule import SCHEDULES, lr_factor
 
-__all__ = ["FitConfig", "fit", "compute_losses", "move_to"]
-
-CHECKPOINT_FORMAT = 1
+__all__ = ["FitConfig", "fit", "compute_losses", "move_to", "split_batch"]
 
 
 @dataclass
@@ -171,9 +175,8 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
         raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     dev = torch.device(cfg.device) if cfg.device is not None else default_device()
     plan = _plan(cfg, train_data, optimizer)
-    amp_dtype = _amp_dtype(cfg.amp, dev)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    generator = getattr(train_data, "generator", None)
+    amp = _MixedPrecision(cfg.amp, dev)
+    generator = getattr(train_data, "generator", None)  # a DataLoader's shuffling generator
     generator = generator if isinstance(generator, torch.Generator) else None
     if cfg.seed is not None:
         seed_everything(cfg.seed)
@@ -181,62 +184,40 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
             generator.manual_seed(cfg.seed)
     model.to(dev)
 
+    # resume from the newest checkpoint of the same plan, if any
     history, start_epoch, step, note = History(), 0, 0, None
     resume = cfg.resume and os.environ.get("VIZLIB_RESUME", "1").strip() != "0"
-    if cfg.checkpoint_dir is not None and resume:
-        found = load_latest(cfg.checkpoint_dir)
-        if found is not None:
-            state, path = found
-            _check_plan(state["plan"], plan, path)
-            _load_state(state, model, optimizer, scaler, path)
-            restore_rng_state(state["rng"], generator)
-            history = History.from_dict(state["history"])
-            start_epoch, step = state["epoch"], state["step"]
-            note = f"resumed from {path} ({start_epoch}/{plan['epochs']} epochs done)"
+    found = load_latest(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None and resume else None
+    if found is not None:
+        state, path = found
+        history, start_epoch, step = restore_training_state(
+            state, path, plan=plan, model=model, optimizer=optimizer, scaler=amp.scaler,
+            generator=generator)
+        note = f"resumed from {path} ({start_epoch}/{plan['epochs']} epochs done)"
 
     reporter = make_progress(cfg.progress)
-    reporter.start(_header(plan, dev, amp_dtype, cfg, note), plan["epochs"])
+    reporter.start(_header(plan, dev, amp.dtype, cfg, note), plan["epochs"])
     for summary in history.epochs:  # a resumed run shows the epochs it inherited too
         reporter.end_epoch(summary, history)
-    params = [p for g in optimizer.param_groups for p in g["params"]]
     session_start = time.perf_counter()
     seconds_before = history.seconds
     pending: list = []  # steps whose losses still sit on the device
-    message = None
     try:
         for epoch in range(start_epoch + 1, plan["epochs"] + 1):
             epoch_start = time.perf_counter()
             model.train()
             n = min(plan["epoch_steps"], plan["steps"] - (epoch - 1) * plan["epoch_steps"])
             for i, batch in zip(range(1, n + 1), train_data, strict=False):
-                lr = _set_lr(optimizer, plan, step, cfg)
-                inputs, targets = _split_batch(batch)
-                inputs, targets = move_to(inputs, dev), move_to(targets, dev)
-                optimizer.zero_grad(set_to_none=True)
-                autocast = (torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None
-                            else contextlib.nullcontext())
-                with autocast:
-                    losses = compute_losses(model, inputs, targets, cfg.loss_fn)
-                total = losses["loss"]
-                (scaler.scale(total) if scaler else total).backward()
-                grad_norm = None
-                if cfg.clip_grad_norm is not None:
-                    if scaler:
-                        scaler.unscale_(optimizer)  # clip the true gradients, not scaled ones
-                    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
-                if scaler:
-                    scaler.step(optimizer)  # skips the step if the gradients overflowed
-                    scaler.update()
-                else:
-                    optimizer.step()
+                lr, losses, grad_norm = _train_step(model, optimizer, batch, step, plan, cfg, dev, amp)
                 step += 1
-                detached = {k: v.detach() for k, v in losses.items()}
-                pending.append((step, epoch, lr, detached, grad_norm))
+                pending.append((step, epoch, lr, losses, grad_norm))
                 if cfg.on_step is not None:
-                    cfg.on_step(step, epoch, detached)
+                    cfg.on_step(step, epoch, losses)
                 if len(pending) >= cfg.log_every:
                     _flush(pending, history)
                 reporter.step(epoch, i, n, history)
+
+            # end of the epoch: record, validate, checkpoint
             _flush(pending, history)
             metrics = _validate(model, cfg.val_fn)
             now = time.perf_counter()
@@ -244,24 +225,82 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
             summary = history.end_epoch(epoch, optimizer.param_groups[0]["lr"],
                                         now - epoch_start, metrics)
             if cfg.checkpoint_dir is not None:
-                save_atomic(_state(epoch, step, plan, model, optimizer, scaler, history, generator),
-                            checkpoint_path(cfg.checkpoint_dir, epoch), keep=cfg.keep_checkpoints)
+                state = training_state(epoch=epoch, step=step, plan=plan, model=model,
+                                       optimizer=optimizer, scaler=amp.scaler,
+                                       history=history, generator=generator)
+                save_atomic(state, checkpoint_path(cfg.checkpoint_dir, epoch), keep=cfg.keep_checkpoints)
             reporter.end_epoch(summary, history)
-        if start_epoch >= plan["epochs"]:
-            message = "training was already complete: loaded the weights of the last checkpoint"
     except BaseException as exc:
         history.seconds = seconds_before + (time.perf_counter() - session_start)
-        done = len(history.epochs)
-        where = (f"; re-run with the same checkpoint_dir to resume after epoch {done}"
+        where = (f"; re-run with the same checkpoint_dir to resume after epoch {len(history.epochs)}"
                  if cfg.checkpoint_dir is not None else "")
         reporter.close(history, f"stopped at step {step} ({type(exc).__name__}){where}")
         raise
-    reporter.close(history, message)
+    complete = "training was already complete: loaded the weights of the last checkpoint"
+    reporter.close(history, complete if start_epoch >= plan["epochs"] else None)
     model.eval()
     return history
 
 
 # -- one step ---------------------------------------------------------------------------
+
+def _train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, step: int,
+                plan: dict, cfg: FitConfig, device: torch.device, amp: _MixedPrecision):
+    """One optimisation step: learning rate, forward and loss, backward, clip, update.
+
+    Returns:
+        (float, dict[str, Tensor], Tensor or None): the learning rate of this step, the
+        loss terms (detached scalars, still on the device: reading them would wait for
+        the GPU) and the gradient norm before clipping (None without clipping).
+    """
+    lr = _set_lr(optimizer, plan, step, cfg)  # the schedule sets the rate of every step
+    inputs, targets = split_batch(batch)
+    inputs, targets = move_to(inputs, device), move_to(targets, device)
+    optimizer.zero_grad(set_to_none=True)
+    with amp.autocast():
+        losses = compute_losses(model, inputs, targets, cfg.loss_fn)
+    amp.backward(losses["loss"])
+    grad_norm = None
+    if cfg.clip_grad_norm is not None:
+        amp.unscale_(optimizer)  # clip the true gradients, not scaled ones
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
+    amp.step(optimizer)
+    return lr, {k: v.detach() for k, v in losses.items()}, grad_norm
+
+
+class _MixedPrecision:
+    """The autocast dtype of a run and, for float16, its gradient scaler.
+
+    bf16 has float32's range, so its gradients need no scaling; fp16 gradients can
+    underflow to zero, so the loss is scaled up before backward, the gradients unscaled
+    before clipping, and a step whose gradients overflowed is skipped (``GradScaler``).
+    """
+
+    def __init__(self, amp, device: torch.device):
+        self.device_type = device.type
+        self.dtype = _amp_dtype(amp, device)  # None: float32
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def unscale_(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler:
+            self.scaler.unscale_(optimizer)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler:
+            self.scaler.step(optimizer)  # skips the step if the gradients overflowed
+            self.scaler.update()
+        else:
+            optimizer.step()
+
 
 def compute_losses(model: torch.nn.Module, inputs, targets, loss_fn: Callable | None = None) -> dict:
     """The loss terms of one batch as a dict with the total under ``"loss"``.
@@ -320,7 +359,12 @@ def move_to(obj, device: torch.device):
     return obj
 
 
-def _split_batch(batch):
+def split_batch(batch) -> tuple:
+    """``(inputs, targets)`` of one batch: a pair (tuple or list), as a DataLoader yields.
+
+    Raises:
+        ValueError: if ``batch`` is not a sequence of two items.
+    """
     if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)) and len(batch) == 2:
         return batch[0], batch[1]
     raise ValueError("each batch must be a pair (inputs, targets); got "
@@ -448,43 +492,3 @@ def _header(plan: dict, dev: torch.device, amp_dtype, cfg: FitConfig, note: str 
         parts.append(f"clip {cfg.clip_grad_norm:g}")
     text = ", ".join(parts)
     return text + (f"\n{note}" if note else "")
-
-
-# -- checkpoints ----------------------------------------------------------------------
-
-def _state(epoch, step, plan, model, optimizer, scaler, history, generator) -> dict:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "epoch": epoch,
-        "step": step,
-        "plan": plan,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-        "history": history.to_dict(),
-        "rng": rng_state(generator),
-    }
-
-
-def _check_plan(saved: dict, plan: dict, path: Path) -> None:
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {plan[k]!r}"
-             for k in plan if saved.get(k) != plan[k]]
-    if diffs:
-        raise ValueError(
-            f"the checkpoint {path} was written by a run with other settings ("
-            + "; ".join(diffs) + "). Delete its folder, use another checkpoint_dir, or pass "
-            "resume=False to start afresh.")
-
-
-def _load_state(state: dict, model, optimizer, scaler, path: Path) -> None:
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} has checkpoint format {state.get('format')!r}, "
-                         f"expected {CHECKPOINT_FORMAT}")
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"the checkpoint {path} holds weights of another model "
-                         f"architecture: {str(exc).splitlines()[0]}") from exc
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])

@@ -22,7 +22,7 @@ import torch
 
 from .. import device as default_device
 from .._checks import check_positive_int
-from .loop import _split_batch, compute_losses, move_to
+from .loop import compute_losses, move_to, split_batch
 
 __all__ = ["OverfitError", "OverfitReport", "overfit_one_batch"]
 
@@ -93,7 +93,7 @@ def overfit_one_batch(model: torch.nn.Module, batch, *, lr: float = 1e-3,
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     dev = torch.device(device) if device is not None else default_device()
-    inputs, targets = _split_batch(batch)
+    inputs, targets = split_batch(batch)
     inputs, targets = move_to(inputs, dev), move_to(targets, dev)
 
     devices = [dev.index or 0] if dev.type == "cuda" else []
