@@ -1,4 +1,5 @@
-"""COCO export: pycocotools reads it, and perfect predictions score AP = 1."""
+"""COCO export: pycocotools reads it, perfect predictions score AP = 1, and the two
+ground-truth exports (scenes, target dicts) write the same annotations."""
 
 import json
 
@@ -8,16 +9,18 @@ import torch
 from PIL import Image
 
 from vizlib.data import (
+    DETECTION_CLASSES,
     NUM_KEYPOINTS,
     STUFF_IDS,
     DetectionScenes,
     SceneConfig,
-    evaluate_coco,
     make_scenes,
     panoptic_rgb_to_ids,
+    targets_to_coco,
     to_coco,
     to_coco_results,
 )
+from vizlib.evaluate.coco import evaluate_coco
 
 CONFIG = SceneConfig(image_size=48, p_empty=0.15)
 
@@ -84,7 +87,39 @@ def test_wrong_predictions_score_below_one(dataset):
     for p in preds:
         p["boxes"] = p["boxes"] + 4.0  # shifted boxes
     assert evaluate_coco(gt, to_coco_results(preds, ids, "bbox"), "bbox")[0] < 0.8
-    assert evaluate_coco(gt, [], "bbox").tolist() == [0.0] * 12
+    # no detections: AP and AR are 0 wherever there are objects (and -1, "undefined", in an
+    # area range without any: these 48-pixel scenes hold no medium or large object)
+    empty = evaluate_coco(gt, [], "bbox")
+    assert empty[0] == 0.0 and empty[1] == 0.0 and empty[8] == 0.0
+    assert set(empty.tolist()) <= {0.0, -1.0}
+
+
+def test_targets_to_coco_writes_what_to_coco_writes(dataset):
+    """The two ground-truth exports share one annotation writer: the same scenes as
+    target dicts give the same annotations (ids, boxes, areas, masks, keypoints)."""
+    scenes = list(dataset.scenes())
+    targets = [{"boxes": torch.from_numpy(s.boxes), "labels": torch.from_numpy(s.labels),
+                "masks": torch.from_numpy(s.masks), "keypoints": torch.from_numpy(s.keypoints)}
+               for s in scenes]
+    ids = [s.index for s in scenes]
+    sizes = [s.image.shape[:2] for s in scenes]
+    for task in ("instances", "keypoints"):
+        exported = to_coco(dataset, task)
+        built = targets_to_coco(targets, ids, sizes, DETECTION_CLASSES, keypoints=task == "keypoints")
+        assert built["annotations"] == exported["annotations"]
+        assert [(i["id"], i["width"], i["height"]) for i in built["images"]] == \
+            [(i["id"], i["width"], i["height"]) for i in exported["images"]]
+        present = {a["category_id"] for a in exported["annotations"]}
+        assert [c["id"] for c in built["categories"]] == sorted(present)
+        assert all(c["name"] == DETECTION_CLASSES[c["id"]] for c in built["categories"])
+    # without masks the area is the box's
+    no_masks = targets_to_coco([{"boxes": torch.tensor([[1.0, 2.0, 5.0, 10.0]]), "labels": torch.tensor([3])}],
+                               [7], [(16, 16)])
+    assert no_masks["annotations"][0]["area"] == 32.0 and "segmentation" not in no_masks["annotations"][0]
+    with pytest.raises(ValueError, match="image ids"):
+        targets_to_coco(targets[:2], [1, 1], sizes[:2])
+    with pytest.raises(ValueError, match="targets"):
+        targets_to_coco(targets[:2], [1], sizes[:2])
 
 
 def test_panoptic_export_round_trips(tmp_path):

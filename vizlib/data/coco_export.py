@@ -1,6 +1,11 @@
-"""COCO-format annotations for the generated scenes, and predictions in COCO's result
-format, so that ``pycocotools`` (the reference implementation every paper reports)
-evaluates any chapter.
+"""COCO format, the one home of the export: ground truth for the generated scenes
+(:func:`to_coco`) or for any dataset's target dicts (:func:`targets_to_coco`), and
+predictions in COCO's result format (:func:`to_coco_results`), so that COCO evaluation
+(``vizlib.evaluate.coco.evaluate_coco``, equal to ``pycocotools``, the reference
+implementation every paper reports) scores any chapter, and other tools read our data.
+
+Both ground-truth exports write their annotations through one function, so a box, a
+mask or a keypoint is written the same way whichever data it comes from.
 
 Formats (https://cocodataset.org/#format-data and #format-results):
 
@@ -16,15 +21,14 @@ Formats (https://cocodataset.org/#format-data and #format-results):
   ``1000 * category_id``.
 
 Keypoint OKS needs one constant per keypoint: set ``COCOeval.params.kpt_oks_sigmas`` to
-``KEYPOINT_OKS_SIGMAS`` (``evaluate_coco`` does it); pycocotools' default has COCO's 17
-person keypoints and would fail on our ``NUM_KEYPOINTS``.
+``KEYPOINT_OKS_SIGMAS`` (``vizlib.evaluate.coco.evaluate_coco`` does it); pycocotools'
+default has COCO's 17 person keypoints and would fail on our ``NUM_KEYPOINTS``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +37,6 @@ import torch
 from ..boxes import box_convert
 from .scenes import (
     KEYPOINT_NAMES,
-    KEYPOINT_OKS_SIGMAS,
     KEYPOINT_SKELETONS,
     NUM_KEYPOINTS,
     PALETTE,
@@ -48,8 +51,8 @@ __all__ = [
     "COCO_TASKS",
     "coco_categories",
     "to_coco",
+    "targets_to_coco",
     "to_coco_results",
-    "evaluate_coco",
     "encode_mask",
     "coco_bboxes",
     "panoptic_ids_to_rgb",
@@ -127,6 +130,78 @@ def _image_entry(scene: Scene) -> dict:
     return {"id": int(scene.index), "file_name": f"{scene.index:06d}.png", "width": int(w), "height": int(h)}
 
 
+def _numpy(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().as_subclass(torch.Tensor).numpy()
+    return np.asarray(x)
+
+
+def _annotations(image_id: int, boxes, labels, masks=None, keypoints=None, first_id: int = 1) -> list[dict]:
+    """COCO annotations of one image's objects, numbered from ``first_id``.
+
+    ``boxes`` ``[N, 4]`` xyxy, ``labels`` ``[N]``, optional ``masks`` ``[N, H, W]`` bool
+    (``area`` is then the mask's pixel count and ``segmentation`` its RLE; otherwise the
+    box area) and ``keypoints`` ``[N, K, 3]``.
+    """
+    bboxes = coco_bboxes(boxes)
+    labels = _numpy(labels).reshape(-1)
+    masks = None if masks is None else _numpy(masks).astype(bool)
+    keypoints = None if keypoints is None else _numpy(keypoints).astype(np.float64)
+    anns = []
+    for i, bbox in enumerate(bboxes):
+        ann = {"id": first_id + i, "image_id": int(image_id), "category_id": int(labels[i]),
+               "bbox": bbox, "iscrowd": 0,
+               "area": float(masks[i].sum()) if masks is not None else bbox[2] * bbox[3]}
+        if masks is not None:
+            ann["segmentation"] = encode_mask(masks[i])
+        if keypoints is not None:
+            kp = keypoints[i].copy()
+            kp[kp[:, 2] == 0] = 0  # COCO writes an unlabelled point as (0, 0, 0)
+            ann["keypoints"] = [round(float(v), 3) for v in kp.ravel()]
+            ann["num_keypoints"] = int((kp[:, 2] > 0).sum())
+        anns.append(ann)
+    return anns
+
+
+def targets_to_coco(targets: Sequence[dict], image_ids: Sequence[int], sizes: Sequence[tuple[int, int]],
+                    class_names: Sequence[str] | None = None, keypoints: bool = False) -> dict:
+    """COCO ground truth from torchvision-style target dicts (for any dataset).
+
+    Args:
+        targets (list of dict): ``boxes`` ``(N, 4)`` xyxy, ``labels`` ``(N,)``; optional
+            ``masks`` ``(N, H, W)`` bool (areas and ``segm`` AP) and ``keypoints``
+            ``(N, K, 3)``.
+        image_ids (list of int): the COCO id of each image (unique).
+        sizes (list of (int, int)): each image's (height, width).
+        class_names (sequence of str, optional): name of label ``i`` at index ``i``.
+        keypoints (bool): write ``keypoints`` and ``num_keypoints``.
+
+    Returns:
+        dict: ``images``, ``annotations``, ``categories`` (the labels present, with their
+        names).
+    """
+    if not len(targets) == len(image_ids) == len(sizes):
+        raise ValueError(f"{len(targets)} targets, {len(image_ids)} image ids and {len(sizes)} sizes")
+    if len(set(image_ids)) != len(image_ids):
+        raise ValueError("image ids must be unique")
+    coco = {"images": [], "annotations": [], "categories": []}
+    seen: set[int] = set()
+    for i, (t, image_id, (h, w)) in enumerate(zip(targets, image_ids, sizes, strict=True)):
+        if not isinstance(t, dict) or "boxes" not in t or "labels" not in t:
+            raise ValueError(f"targets[{i}] must be a dict with 'boxes' (N, 4) and 'labels' (N,)")
+        coco["images"].append({"id": int(image_id), "width": int(w), "height": int(h)})
+        boxes = _numpy(t["boxes"]).reshape(-1, 4)
+        anns = _annotations(image_id, boxes, t["labels"], t.get("masks"),
+                            t["keypoints"] if keypoints else None,
+                            first_id=len(coco["annotations"]) + 1)
+        coco["annotations"].extend(anns)
+        seen.update(a["category_id"] for a in anns)
+    for cid in sorted(seen):
+        name = class_names[cid] if class_names is not None and cid < len(class_names) else str(cid)
+        coco["categories"].append({"id": cid, "name": name})
+    return coco
+
+
 def to_coco(source, task: str = "instances", out_dir=None, write_images: bool = False) -> dict:
     """COCO ground truth for generated scenes.
 
@@ -166,26 +241,10 @@ def to_coco(source, task: str = "instances", out_dir=None, write_images: bool = 
         if task == "panoptic":
             coco["annotations"].append(_panoptic_annotation(scene, out))
             continue
-        bboxes = coco_bboxes(scene.boxes)
-        masks = scene.masks  # [N, H, W]
-        for i in range(scene.num_objects):
-            mask = masks[i]
-            ann = {
-                "id": next_id,
-                "image_id": int(scene.index),
-                "category_id": int(scene.labels[i]),
-                "bbox": bboxes[i],
-                "area": float(mask.sum()),
-                "iscrowd": 0,
-                "segmentation": encode_mask(mask),
-            }
-            if task == "keypoints":
-                kp = scene.keypoints[i].astype(np.float64).copy()
-                kp[kp[:, 2] == 0] = 0  # COCO: an unlabelled point is (0, 0, 0)
-                ann["keypoints"] = [round(float(v), 3) for v in kp.ravel()]
-                ann["num_keypoints"] = int((kp[:, 2] > 0).sum())
-            coco["annotations"].append(ann)
-            next_id += 1
+        anns = _annotations(scene.index, scene.boxes.reshape(-1, 4), scene.labels, scene.masks,
+                            scene.keypoints if task == "keypoints" else None, first_id=next_id)
+        coco["annotations"].extend(anns)
+        next_id += len(anns)
     if out is not None:
         (out / f"{task}.json").write_text(json.dumps(coco))
     return coco
@@ -222,10 +281,6 @@ def _panoptic_annotation(scene: Scene, out: Path) -> dict:
     name = f"{scene.index:06d}.png"
     _write_png(out, "panoptic", name, panoptic_ids_to_rgb(segment_ids))
     return {"image_id": int(scene.index), "file_name": name, "segments_info": info}
-
-
-def _numpy(x):
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def to_coco_results(predictions, image_ids, iou_type: str = "bbox", mask_threshold: float = 0.5) -> list[dict]:
@@ -276,39 +331,3 @@ def to_coco_results(predictions, image_ids, iou_type: str = "bbox", mask_thresho
                 res["keypoints"] = [float(v) for v in kp.ravel()]
             results.append(res)
     return results
-
-
-def evaluate_coco(ground_truth: dict, results: list[dict], iou_type: str = "bbox", verbose: bool = False) -> np.ndarray:
-    """Run pycocotools' ``COCOeval`` and return its 12 summary numbers.
-
-    ``stats[0]`` is AP averaged over IoU (or OKS) 0.50:0.95, ``stats[1]`` AP at 0.50,
-    ``stats[2]`` AP at 0.75 (keypoints return 10 numbers). No detections at all gives
-    zeros. For keypoints, ``kpt_oks_sigmas`` is set to ``KEYPOINT_OKS_SIGMAS``.
-
-    Args:
-        ground_truth (dict): from ``to_coco`` (``instances`` or ``keypoints``).
-        results (list of dict): from ``to_coco_results``.
-        iou_type (str): ``bbox``, ``segm`` or ``keypoints``.
-        verbose (bool): print pycocotools' table.
-    """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    if iou_type not in _IOU_TYPES:
-        raise ValueError(f"iou_type must be one of {_IOU_TYPES}, got {iou_type!r}")
-    n_stats = 10 if iou_type == "keypoints" else 12
-    if not results:
-        return np.zeros(n_stats)
-    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
-    with quiet:
-        gt = COCO()
-        gt.dataset = json.loads(json.dumps(ground_truth))  # pycocotools edits what it is given
-        gt.createIndex()
-        dt = gt.loadRes(json.loads(json.dumps(results)))
-        ev = COCOeval(gt, dt, iou_type)
-        if iou_type == "keypoints":
-            ev.params.kpt_oks_sigmas = np.asarray(KEYPOINT_OKS_SIGMAS, dtype=float)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return np.asarray(ev.stats)

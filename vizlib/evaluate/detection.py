@@ -1,9 +1,9 @@
-"""Detection and keypoints: COCO AP through ``pycocotools``.
+"""Detection and keypoints: COCO AP of a model, through the one COCO entry point.
 
-* :func:`evaluate_detection`: COCO box (and mask) AP through ``pycocotools``, the
-  reference implementation every paper reports, on the ground truth that
-  ``vizlib.data.to_coco`` exports for the generated scenes (or built from the dataset's
-  own targets for any other dataset, :func:`targets_to_coco`).
+* :func:`evaluate_detection`: COCO box (and mask) AP, the numbers every paper reports
+  (:func:`vizlib.evaluate.coco.evaluate_coco`: equal to pycocotools), on the ground truth
+  that ``vizlib.data.to_coco`` exports for the generated scenes (or built from the
+  dataset's own targets for any other dataset, ``vizlib.data.targets_to_coco``).
 * :func:`evaluate_keypoints`: COCO keypoint AP, where a match is measured by object
   keypoint similarity (OKS) instead of box IoU.
 
@@ -20,9 +20,11 @@ from typing import Any
 import torch
 
 from .._checks import check_fraction, check_positive_int
+from ..data.coco_export import targets_to_coco, to_coco, to_coco_results
+from .coco import evaluate_coco
 from .common import Evaluation, as_tensor, model_device, sequential_loader
 
-__all__ = ["COCO_KEYPOINT_SUMMARY_NAMES", "evaluate_detection", "evaluate_keypoints", "targets_to_coco"]
+__all__ = ["COCO_KEYPOINT_SUMMARY_NAMES", "evaluate_detection", "evaluate_keypoints"]
 
 COCO_KEYPOINT_SUMMARY_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
@@ -69,54 +71,6 @@ def _image_id(target: dict, index: int) -> int:
 
 # -- ground truth -----------------------------------------------------------------------
 
-def targets_to_coco(targets: Sequence[dict], image_ids: Sequence[int], sizes: Sequence[tuple[int, int]],
-                    class_names: Sequence[str] | None = None, keypoints: bool = False) -> dict:
-    """COCO ground truth from torchvision-style target dicts (for any dataset).
-
-    Args:
-        targets (list of dict): ``boxes`` ``(N, 4)`` xyxy, ``labels`` ``(N,)``; optional
-            ``masks`` ``(N, H, W)`` bool (areas and ``segm`` AP) and ``keypoints``
-            ``(N, K, 3)``.
-        image_ids (list of int): the COCO id of each image (unique).
-        sizes (list of (int, int)): each image's (height, width).
-        class_names (sequence of str, optional): name of label ``i`` at index ``i``.
-        keypoints (bool): write ``keypoints`` and ``num_keypoints``.
-
-    Returns:
-        dict: ``images``, ``annotations``, ``categories``.
-    """
-    from ..data.coco_export import coco_bboxes, encode_mask
-
-    if not len(targets) == len(image_ids) == len(sizes):
-        raise ValueError(f"{len(targets)} targets, {len(image_ids)} image ids and {len(sizes)} sizes")
-    if len(set(image_ids)) != len(image_ids):
-        raise ValueError("image ids must be unique")
-    coco = {"images": [], "annotations": [], "categories": []}
-    seen: set[int] = set()
-    for t, image_id, (h, w) in zip(targets, image_ids, sizes, strict=True):
-        coco["images"].append({"id": int(image_id), "width": int(w), "height": int(h)})
-        boxes = as_tensor(t["boxes"]).reshape(-1, 4)
-        labels = as_tensor(t["labels"]).reshape(-1)
-        masks = as_tensor(t["masks"]).bool() if "masks" in t else None
-        for i, bbox in enumerate(coco_bboxes(boxes)):
-            ann = {"id": len(coco["annotations"]) + 1, "image_id": int(image_id),
-                   "category_id": int(labels[i]), "bbox": bbox, "iscrowd": 0,
-                   "area": float(masks[i].sum()) if masks is not None else bbox[2] * bbox[3]}
-            if masks is not None:
-                ann["segmentation"] = encode_mask(masks[i])
-            if keypoints:
-                kp = as_tensor(t["keypoints"])[i].double().clone()
-                kp[kp[:, 2] == 0] = 0  # COCO writes an unlabelled point as (0, 0, 0)
-                ann["keypoints"] = [round(float(v), 3) for v in kp.reshape(-1)]
-                ann["num_keypoints"] = int((kp[:, 2] > 0).sum())
-            coco["annotations"].append(ann)
-            seen.add(int(labels[i]))
-    for cid in sorted(seen):
-        name = class_names[cid] if class_names is not None and cid < len(class_names) else str(cid)
-        coco["categories"].append({"id": cid, "name": name})
-    return coco
-
-
 def _ground_truth(dataset, targets: list[dict], task: str, class_names) -> tuple[dict, list[int]]:
     """The exported COCO ground truth of generated scenes, or one built from the targets.
 
@@ -126,8 +80,6 @@ def _ground_truth(dataset, targets: list[dict], task: str, class_names) -> tuple
     """
     ids = [_image_id(t, i) for i, t in enumerate(targets)]
     if hasattr(dataset, "scenes") and callable(dataset.scenes) and getattr(dataset, "transforms", None) is None:
-        from ..data.coco_export import to_coco
-
         gt = to_coco(dataset, task)
         exported = [img["id"] for img in gt["images"]]
         if exported == ids:
@@ -189,21 +141,20 @@ def _image_oks(pred: dict, target: dict, score_threshold: float) -> float:
 
 def _coco_metrics(gt: dict, preds: list[dict], ids: list[int], iou_type: str,
                   details: dict) -> dict[str, float]:
-    from ..data.coco_export import evaluate_coco, to_coco_results
     from ..metrics import COCO_SUMMARY_NAMES
 
     results = to_coco_results(preds, ids, iou_type=iou_type)
     stats = evaluate_coco(gt, results, iou_type=iou_type)
     details.setdefault("coco_stats", {})[iou_type] = stats
     names = COCO_KEYPOINT_SUMMARY_NAMES if iou_type == "keypoints" else COCO_SUMMARY_NAMES
-    # pycocotools writes -1 where an area range has no object: not a score, leave it out
+    # -1 marks an area range with no object (as pycocotools writes it): not a score, leave it out
     return {f"{iou_type}/{n}": float(v) for n, v in zip(names, stats, strict=True) if v >= 0}
 
 
 def evaluate_detection(model: torch.nn.Module, dataset, *, iou_types: Sequence[str] = ("bbox",),
                        batch_size: int = 8, device=None, score_threshold: float = 0.5,
                        iou_threshold: float = 0.5, class_names: Sequence[str] | None = None) -> Evaluation:
-    """COCO AP of a detector, through pycocotools.
+    """COCO AP of a detector (:func:`vizlib.evaluate.coco.evaluate_coco`, equal to pycocotools).
 
     Args:
         model (nn.Module): a torchvision-style detector: in eval mode,
@@ -236,7 +187,7 @@ def evaluate_detection(model: torch.nn.Module, dataset, *, iou_types: Sequence[s
 def evaluate_keypoints(model: torch.nn.Module, dataset, *, batch_size: int = 8, device=None,
                        score_threshold: float = 0.5, with_boxes: bool = True,
                        class_names: Sequence[str] | None = None) -> Evaluation:
-    """COCO keypoint AP (matches by OKS), through pycocotools.
+    """COCO keypoint AP (matches by OKS; :func:`vizlib.evaluate.coco.evaluate_coco`).
 
     Args:
         model (nn.Module): a torchvision-style keypoint detector: in eval mode each
