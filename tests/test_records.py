@@ -39,7 +39,9 @@ def test_every_record_is_complete():
                    "train_seconds", "total_seconds", "device", "torch", "date"} - set(r)
         assert not missing, f"{r['_path']} lacks {sorted(missing)}"
         assert r["profile"] == "full", f"{r['_path']} comes from a {r['profile']!r} run"
-        assert r["target"]["metric"] in r["metrics"]
+        targets = records.record_targets(r)
+        assert targets and all(t["metric"] in r["metrics"] for t in targets)
+        assert r["target_met"] == all(records.target_met(r["metrics"], t) for t in targets)
 
 
 # -- on a temporary repository --------------------------------------------------------
@@ -307,3 +309,31 @@ def test_prepare_splits_lessons_into_calls_that_fit(tmp_path):
     calls = gpu_run.plan_calls(paths, root, budget=540)
     assert [[p.stem for p in c] for c in calls] == [["l0", "l1"], ["l2"], ["l3"]]
     assert all(sum(gpu_run._recorded_seconds(p, root) for p in c) <= 540 for c in calls)
+
+
+def test_several_targets_are_all_checked_and_stored_as_a_list(tmp_path, full):
+    root = make_repo(tmp_path)
+    metrics = {"mIoU": 0.8, "IoU star": 0.45, "IoU cross": 0.6}
+    targets = [{"metric": "mIoU", "value": 0.75}, {"metric": "IoU star", "value": 0.5},
+               {"metric": "IoU cross", "value": 0.5}]
+    path = write_record("fcn", metrics, targets, train_seconds=1.0, total_seconds=2.0, root=root)
+    rec = json.loads(path.read_text())
+    assert [t["metric"] for t in rec["target"]] == ["mIoU", "IoU star", "IoU cross"]
+    assert rec["target_met"] is False  # one class below its target fails the record
+    assert records.record_targets(rec) == rec["target"]
+    row = records_table(root).rows[0]
+    assert row["met"] == "no (2 of 3)" and row["target"].endswith("and 2 more")
+    metrics["IoU star"] = 0.5
+    rec = json.loads(write_record("fcn", metrics, targets, train_seconds=1.0, root=root).read_text())
+    assert rec["target_met"] is True
+
+
+@pytest.mark.parametrize("bad", [[], [{"metric": "mIoU"}], [{"metric": "mIoU", "value": 0.5}] * 2, "mIoU"])
+def test_bad_target_lists_are_refused(tmp_path, full, bad):
+    root = make_repo(tmp_path)
+    with pytest.raises(ValueError, match="target"):
+        write_record("fcn", {"mIoU": 0.8}, bad, train_seconds=1.0, root=root)
+
+
+def test_a_format_1_record_reads_as_one_target():
+    assert records.record_targets({"target": {"metric": "m", "value": 1.0}}) == [{"metric": "m", "value": 1.0}]

@@ -46,7 +46,7 @@ __all__ = [
     "write_record",
 ]
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: "target" is a list of targets (1: one dict)
 COMPARISONS = (">=", ">", "<=", "<")
 RESULTS = Path("lessons") / "results"
 
@@ -168,7 +168,7 @@ def target_met(metrics: dict, target: dict) -> bool:
 def _check_target(metrics: dict, target) -> dict:
     if not isinstance(target, dict) or set(target) - {"metric", "value", "comparison"} or \
             not {"metric", "value"} <= set(target):
-        raise ValueError("target must be a dict {'metric': name, 'value': number, "
+        raise ValueError("a target must be a dict {'metric': name, 'value': number, "
                          f"'comparison': one of {COMPARISONS}}}, got {target!r}")
     target = {"comparison": ">=", **target}
     if target["metric"] not in metrics:
@@ -179,6 +179,35 @@ def _check_target(metrics: dict, target) -> dict:
         raise ValueError(f"target value must be a finite number, got {target['value']!r}")
     target["value"] = float(target["value"])
     return target
+
+
+def _check_targets(metrics: dict, targets) -> list[dict]:
+    """One target (a dict) or several (a non-empty list of dicts), checked, as a list.
+
+    A chapter states several targets when one number would hide a failure: every class's
+    IoU, not only the mean (a model that paints only the stuff scores 3/8 mIoU)."""
+    if isinstance(targets, dict):
+        targets = [targets]
+    if not isinstance(targets, (list, tuple)) or not targets:
+        raise ValueError("target must be a dict {'metric', 'value', 'comparison'} or a non-empty list "
+                         f"of them, got {targets!r}")
+    checked = [_check_target(metrics, t) for t in targets]
+    names = [t["metric"] for t in checked]
+    if len(set(names)) != len(names):
+        raise ValueError(f"each target must name a different metric, got {names}")
+    return checked
+
+
+def record_targets(record: dict) -> list[dict]:
+    """The targets of a record, as a list (records of format 1 held one dict)."""
+    t = record.get("target", [])
+    return [t] if isinstance(t, dict) else list(t)
+
+
+def _target_line(metrics: dict, target: dict) -> str:
+    met = target_met(metrics, target)
+    return (f"{target['metric']} {metrics[target['metric']]:.4g} "
+            f"(target {target['comparison']} {target['value']:g}: {'met' if met else 'NOT met'})")
 
 
 def _is_number(v) -> bool:
@@ -195,7 +224,7 @@ def _kernel_seconds() -> float | None:
         return None
 
 
-def write_record(lesson: str, metrics: dict, target: dict, *, train_seconds: float,
+def write_record(lesson: str, metrics: dict, target, *, train_seconds: float,
                  total_seconds: float | None = None, notebook: str | os.PathLike | None = None,
                  root: str | os.PathLike | None = None, overwrite: bool = False) -> Path | None:
     """Record a lesson's full run in ``lessons/results/<lesson>.json``.
@@ -203,9 +232,11 @@ def write_record(lesson: str, metrics: dict, target: dict, *, train_seconds: flo
     Args:
         lesson (str): the lesson's name, its notebook's stem (``"fcn"``).
         metrics (dict[str, float]): the lesson's evaluation results.
-        target (dict): the lesson's stated target, e.g.
+        target (dict or list of dict): the lesson's stated target, e.g.
             ``{"metric": "mIoU", "value": 0.6, "comparison": ">="}`` (comparison
-            defaults to ``">="``); ``metric`` must be a key of ``metrics``.
+            defaults to ``">="``; ``metric`` must be a key of ``metrics``), or a list
+            of them, all of which must be met (e.g. one per class). The record always
+            stores a list.
         train_seconds (float): time spent training (``history.seconds``).
         total_seconds (float, optional): the whole run; default: since the kernel started.
         notebook (path, optional): the notebook to hash; default :func:`lesson_source`.
@@ -228,7 +259,7 @@ def write_record(lesson: str, metrics: dict, target: dict, *, train_seconds: flo
         if not _is_number(v):
             raise ValueError(f"metric {k!r} must be a finite number, got {v!r}")
         clean[str(k)] = float(v)
-    target = _check_target(clean, target)
+    targets = _check_targets(clean, target)
     if not _is_number(train_seconds) or train_seconds < 0:
         raise ValueError(f"train_seconds must be a number >= 0, got {train_seconds!r}")
     if total_seconds is None:
@@ -236,9 +267,12 @@ def write_record(lesson: str, metrics: dict, target: dict, *, train_seconds: flo
     if total_seconds is not None and (not _is_number(total_seconds) or total_seconds < 0):
         raise ValueError(f"total_seconds must be a number >= 0, got {total_seconds!r}")
 
-    met = target_met(clean, target)
-    summary = (f"{target['metric']} {clean[target['metric']]:.4g} "
-               f"(target {target['comparison']} {target['value']:g}: {'met' if met else 'NOT met'})")
+    met = all(target_met(clean, t) for t in targets)
+    for t in targets[:-1]:
+        print(_target_line(clean, t))
+    summary = _target_line(clean, targets[-1])
+    if len(targets) > 1:
+        summary += f"; {'all' if met else 'NOT all'} {len(targets)} targets met"
     current = profile()
     if current != "full":
         print(f"{summary}; no record written: this is the {current!r} profile, and only a "
@@ -271,7 +305,7 @@ def write_record(lesson: str, metrics: dict, target: dict, *, train_seconds: flo
         "source_hash": source_hash(source),
         "profile": current,
         "metrics": clean,
-        "target": target,
+        "target": targets,
         "target_met": met,
         "train_seconds": round(float(train_seconds), 2),
         "total_seconds": None if total_seconds is None else round(float(total_seconds), 2),
@@ -346,17 +380,22 @@ class RecordsTable(ResultsTable):
         self.linked = set()  # lessons with a page in the book, so the link resolves
         rows = []
         for r in records:
-            t = r.get("target", {})
+            targets = record_targets(r)
+            t = targets[0] if targets else {}  # the headline: the first target stated
             metric = t.get("metric")
             value = r.get("metrics", {}).get(metric)
+            metrics = r.get("metrics", {})
+            met = sum(1 for x in targets if x.get("metric") in metrics and target_met(metrics, x))
             stale = _stale_reason(r, root) if root is not None else None
             if f"lessons/{r['lesson']}" in toc_text:
                 self.linked.add(r["lesson"])
             rows.append({
                 "lesson": r["lesson"],
                 "result": f"{metric} {value:.3g}" if value is not None else "?",
-                "target": f"{t.get('comparison', '')} {t.get('value', '')}",
-                "met": "yes" if r.get("target_met") else "no",
+                "target": f"{t.get('comparison', '')} {t.get('value', '')}"
+                          + (f" and {len(targets) - 1} more" if len(targets) > 1 else ""),
+                "met": ("yes" if r.get("target_met") else "no")
+                       + (f" ({met} of {len(targets)})" if len(targets) > 1 else ""),
                 "train": _duration(r.get("train_seconds")),
                 "total": _duration(r.get("total_seconds")),
                 "device": str(r.get("device", "?")),
