@@ -267,3 +267,18 @@ def test_the_line_counts_threads_in_the_plural(capsys, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     start("fcn", SETTINGS)
     assert "2 CPU threads (OMP_NUM_THREADS)" in capsys.readouterr().out
+
+
+def test_on_a_gpu_the_line_names_it_and_leaves_the_threads(monkeypatch):
+    # no GPU needed: the line is made from the Lesson and torch's name for the device
+    from vizlib.session import Lesson, _summary
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    lesson = Lesson(name="yolo", profile="full", device=torch.device("cuda"), settings=Settings(),
+                    seed=0, threads=8, checkpoints=Path.cwd() / "checkpoints" / "yolo-full-0123abcd",
+                    started=0.0)
+    why = _choose_threads("cuda", None, None, 16)[1]
+    line = _summary(lesson, why)
+    assert line.startswith("yolo: profile full, device cuda (Tesla T4), torch ")
+    assert "8 CPU threads (left as they are: the model runs on cuda), seed 0, " in line
+    assert line.endswith("checkpoints in checkpoints/yolo-full-0123abcd/")
