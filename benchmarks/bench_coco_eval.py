@@ -1,4 +1,8 @@
-"""Benchmark: vizlib.metrics.coco_evaluate against pycocotools COCOeval (iouType='bbox').
+"""Benchmark: the book's COCO entry point, vizlib.evaluate.coco.evaluate_coco, against
+pycocotools COCOeval (iouType='bbox').
+
+Every chapter evaluates through ``evaluate_coco``; for boxes it runs vizlib's own engine
+(``vizlib.metrics.coco_evaluate``), so this times what a chapter pays.
 
 Run by hand (not a test):
 
@@ -12,11 +16,13 @@ positives, some tied scores). Both evaluators get the same COCO-format inputs:
 
 * pycocotools: ``COCO.loadRes`` (parse the results), then ``evaluate``, ``accumulate``,
   ``summarize``;
-* vizlib: ``coco_evaluate(gt_dict, results)``, which does all of it (its parsing plays the
-  part of loadRes; the breakdown below times its three steps separately).
+* vizlib: ``evaluate_coco(gt_dict, results, "bbox")``, the entry point, which does all of
+  it (its engine's parsing plays the part of loadRes; the breakdown below times the
+  engine's three steps separately).
 
 Prints wall-clock and CPU seconds (CPU time of this process: robust to other programs
-sharing the machine), the ratios, and whether all 12 summary numbers agree to 1e-6.
+sharing the machine), the load average while it ran, the ratios, and whether all 12
+summary numbers agree to 1e-6.
 faster-coco-eval is timed too when it is installed (it is not a requirement). Writes the
 report to benchmarks/results/coco_eval.md unless --no-write.
 """
@@ -38,7 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vizlib.metrics import COCO_SUMMARY_NAMES, coco_evaluate  # noqa: E402
+from vizlib.evaluate.coco import evaluate_coco  # noqa: E402
+from vizlib.metrics import COCO_SUMMARY_NAMES  # noqa: E402
 from vizlib.metrics import coco as vz_coco  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "coco_eval.md"
@@ -130,9 +137,9 @@ def run_pycocotools(gt: dict, results: list):
 def run_vizlib(gt: dict, results: list):
     times = {}
     with Timer() as t:
-        stats = coco_evaluate(gt, results).stats
+        stats = evaluate_coco(gt, results, "bbox")
     times["total"] = t
-    # The same three steps timed one by one (private functions, for the breakdown only).
+    # The engine's three steps timed one by one (private functions, for the breakdown only).
     with Timer() as t:
         num_images, category_ids, gts, dts = vz_coco._load_coco_format(gt, results)
     times["parse"] = t
@@ -173,7 +180,11 @@ def main() -> None:
     parser.add_argument(
         "--no-write", action="store_true", help="do not write benchmarks/results/coco_eval.md"
     )
+    parser.add_argument(
+        "--note", default="", help="a sentence for the report (e.g. what else ran on the machine)"
+    )
     args = parser.parse_args()
+    load_before = _load()
 
     gt, results = synthetic(
         args.seed, args.images, args.categories, args.gt_per_image, args.fp_per_image
@@ -181,12 +192,13 @@ def main() -> None:
     ref, ref_t = run_pycocotools(gt, results)
     ours, our_t = run_vizlib(gt, results)
     fast, fast_t = run_faster_coco_eval(gt, results)
+    load_after = _load()
 
     ref_wall = sum(t.wall for t in ref_t.values())
     ref_cpu = sum(t.cpu for t in ref_t.values())
     diff = float(np.abs(ours - ref).max())
     lines = [
-        "# COCO box evaluation: vizlib vs pycocotools",
+        "# COCO box evaluation: the entry point (vizlib.evaluate.coco.evaluate_coco) vs pycocotools",
         "",
         f"`{' '.join(['python', *sys.argv])}` on {datetime.date.today()}",
         "",
@@ -195,6 +207,8 @@ def main() -> None:
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; "
         f"Python {platform.python_version()}, numpy {np.__version__}, pycocotools {_version('pycocotools')}. "
         "Wall time suffers when other programs share the machine; CPU time (this process) does not.",
+        f"Load average (1 min) {load_before} before and {load_after} after the run, on {os.cpu_count()} CPUs."
+        + (f" {args.note}" if args.note else ""),
         "",
         "| step | pycocotools wall s | pycocotools CPU s |",
         "|---|---:|---:|",
@@ -204,7 +218,7 @@ def main() -> None:
         "| step | vizlib wall s | vizlib CPU s |",
         "|---|---:|---:|",
         *(f"| {k} | {t.wall:.2f} | {t.cpu:.2f} |" for k, t in our_t.items() if k != "total"),
-        f"| **total (`coco_evaluate`)** | **{our_t['total'].wall:.2f}** | **{our_t['total'].cpu:.2f}** |",
+        f"| **total (`evaluate_coco`, the entry point)** | **{our_t['total'].wall:.2f}** | **{our_t['total'].cpu:.2f}** |",
         "",
         f"Speed-up, vizlib over pycocotools (loadRes + evaluate + accumulate + summarize): "
         f"**{ref_wall / our_t['total'].wall:.1f}x** wall, **{ref_cpu / our_t['total'].cpu:.1f}x** CPU. "
@@ -233,6 +247,13 @@ def main() -> None:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(report)
         print(f"written to {RESULTS}")
+
+
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:  # not on every platform
+        return "?"
 
 
 def _version(dist: str) -> str:
