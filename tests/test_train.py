@@ -31,6 +31,7 @@ from vizlib.train import (
     training_state,
 )
 from vizlib.train.checkpoint import CHECKPOINT_FORMAT, checkpoint_path, list_checkpoints
+from vizlib.train.schedule import POLY_POWER
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +81,23 @@ def test_lr_factor_warmup_then_cosine():
     assert lr_factor(50, 100, 0, "constant") == 1.0
     assert lr_factor(50, 100, 0, "linear") == pytest.approx(0.5)
     assert lr_factor(7, 100, 0, lambda s, t: s / t) == pytest.approx(0.07)
+
+
+def test_lr_factor_poly_equals_torch_polynomial_lr():
+    # DeepLab's "poly" policy: base * (1 - step / total) ** 0.9, as torch's PolynomialLR
+    total = 50
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=total, power=POLY_POWER)
+    for step in range(total):
+        assert lr_factor(step, total, 0, "poly") == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12)
+        opt.step()
+        sched.step()
+    assert lr_factor(0, total, 0, "poly") == 1.0
+    assert lr_factor(total, total, 0, "poly") == 0.0  # the end, not a complex number
+    assert lr_factor(25, 50, 0, "poly") > lr_factor(25, 50, 0, "linear")  # stays up longer
+    f = [lr_factor(s, 100, 10, "poly", 0.1) for s in range(100)]
+    assert f[10] == pytest.approx(1.0) and f[-1] > 0.1  # warm-up, then down toward the floor
+    assert all(a >= b for a, b in zip(f[10:-1], f[11:], strict=True))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -5,6 +5,9 @@ learning rate so that the first, noisy gradients of a freshly initialised networ
 not throw it into a bad region; Adam's moment estimates are unreliable for the same
 first steps. Cosine decay (Loshchilov & Hutter, 2017, "SGDR") then lowers the rate
 smoothly to a floor, which usually ends lower than a constant rate with no tuning.
+The "poly" decay, ``(1 - progress) ** 0.9``, is the policy of ParseNet and DeepLab
+(Chen et al., 2018, "DeepLab", TPAMI): it stays near the base rate longer than a line and
+drops steeply at the end.
 
 The schedule is a pure function of the step, so a resumed run needs only the step
 number to be back on it, and a chapter can plot it before training.
@@ -17,9 +20,10 @@ from collections.abc import Callable
 
 from .._checks import check_fraction, check_positive_int
 
-__all__ = ["SCHEDULES", "lr_factor"]
+__all__ = ["POLY_POWER", "SCHEDULES", "lr_factor"]
 
-SCHEDULES = ("cosine", "linear", "constant")
+SCHEDULES = ("cosine", "linear", "constant", "poly")
+POLY_POWER = 0.9  # DeepLab's power of the "poly" schedule
 
 
 def lr_factor(
@@ -38,8 +42,11 @@ def lr_factor(
             the base rate up to the base rate; 0 for none.
         schedule (str or callable): after warm-up, ``"cosine"`` (half a cosine from 1
             down to ``min_lr_ratio``), ``"linear"`` (straight line down to it) or
-            ``"constant"`` (stays at 1); or a function ``(step, total_steps) -> factor``
-            that replaces the whole schedule, warm-up included.
+            ``"constant"`` (stays at 1), ``"poly"`` (``(1 - progress) ** POLY_POWER``
+            down to ``min_lr_ratio``, DeepLab's policy; with no warm-up and no floor it
+            equals ``torch.optim.lr_scheduler.PolynomialLR(power=0.9)``); or a function
+            ``(step, total_steps) -> factor`` that replaces the whole schedule, warm-up
+            included.
         min_lr_ratio (float): the floor the decay ends at, as a fraction of the base
             rate, in [0, 1].
 
@@ -63,6 +70,8 @@ def lr_factor(
     progress = min(1.0, (step - warmup_steps) / decay_steps)  # 0 → 1 over the decay
     if schedule == "linear":
         shape = 1.0 - progress
+    elif schedule == "poly":
+        shape = (1.0 - progress) ** POLY_POWER
     else:
         shape = 0.5 * (1.0 + math.cos(math.pi * progress))
     return min_lr_ratio + (1.0 - min_lr_ratio) * shape
