@@ -20,10 +20,9 @@ from typing import NamedTuple
 import torch
 
 from .._checks import check_image_batch, check_positive_int
-from .sources import DATA_SOURCES, check_data_args
+from .sources import check_data_args
 
 __all__ = [
-    "DATA_SOURCES",
     "KeypointData",
     "SingleObjectData",
     "TensorSamples",
