@@ -281,3 +281,100 @@ def test_inputs_are_not_modified():
     L.multitask_loss(x, torch.tensor([0, 1, 2, 3, 1]), x, y)
     torch.testing.assert_close(x, x0)
     torch.testing.assert_close(y, y0)
+
+
+# -- median frequency balancing -----------------------------------------------------------
+
+
+def _median_frequency_by_loops(masks, num_classes, ignore_index=None):
+    """Eigen & Fergus's definition, image by image in numpy: freq(c) = pixels of c / pixels
+    of the images where c appears, weight = median(freq) / freq(c), 0 for absent classes."""
+    import numpy as np
+
+    class_pixels = np.zeros(num_classes)
+    image_pixels = np.zeros(num_classes)
+    for mask in masks.numpy():
+        labels = mask[mask != ignore_index] if ignore_index is not None else mask.ravel()
+        for c in np.unique(labels):
+            class_pixels[c] += (labels == c).sum()
+            image_pixels[c] += labels.size
+    present = image_pixels > 0
+    freq = class_pixels[present] / image_pixels[present]
+    weights = np.zeros(num_classes)
+    weights[present] = np.median(freq) / freq
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def test_median_frequency_weights_by_hand():
+    # image 0: 12 pixels of class 0, 4 of class 1; image 1: 8 of class 0, 8 of class 2
+    a = torch.zeros(4, 4, dtype=torch.long)
+    a[0] = 1
+    b = torch.zeros(4, 4, dtype=torch.long)
+    b[2:] = 2
+    # freq: class 0 20/32, class 1 4/16, class 2 8/16; median 1/2; class 3 absent
+    weights = L.median_frequency_weights(torch.stack([a, b]), 4)
+    torch.testing.assert_close(weights, torch.tensor([0.8, 2.0, 1.0, 0.0]))
+    assert weights.dtype == torch.float32
+
+
+def test_median_frequency_weights_median_of_an_even_count_averages_the_middle_two():
+    mask = torch.tensor([[0, 0, 0, 0, 0, 0, 1, 1, 1, 2]])  # freq 0.6, 0.3, 0.1 + absent -> median 0.3
+    torch.testing.assert_close(L.median_frequency_weights(mask, 3), torch.tensor([0.5, 1.0, 3.0]))
+    mask = torch.tensor([[0, 0, 0, 0, 0, 1, 1, 1, 2, 3]])  # freq .5 .3 .1 .1 -> median 0.2
+    torch.testing.assert_close(L.median_frequency_weights(mask, 4), torch.tensor([0.4, 2 / 3, 2.0, 2.0]))
+
+
+@given(st.integers(1, 5), st.integers(1, 6), st.integers(2, 7), st.integers(0, 2**31 - 1), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_median_frequency_weights_match_the_definition(n, side, num_classes, seed, ignore):
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.randint(0, num_classes, (n, side, side + 1), generator=g)
+    ignore_index = None
+    if ignore:
+        ignore_index = 255
+        masks[torch.rand(masks.shape, generator=g) < 0.3] = 255
+        masks.view(-1)[0] = 0  # at least one labelled pixel
+    torch.testing.assert_close(L.median_frequency_weights(masks, num_classes, ignore_index),
+                               _median_frequency_by_loops(masks, num_classes, ignore_index))
+
+
+def test_median_frequency_weights_of_the_scenes_favour_the_things():
+    from vizlib.data import segmentation_data
+    from vizlib.data.scenes import STUFF_IDS, THING_IDS
+
+    scenes = segmentation_data("scenes", image_size=64, train_images=24, val_images=1, seed=3).train
+    masks = torch.stack([scenes[i][1] for i in range(len(scenes))])
+    weights = L.median_frequency_weights(masks, 9, ignore_index=255)
+    # every thing covers fewer pixels of its images than any stuff covers of its own
+    assert weights[list(THING_IDS)].min() > weights[list(STUFF_IDS)].max()
+    torch.testing.assert_close(weights, _median_frequency_by_loops(masks, 9, 255))
+
+
+def test_median_frequency_weights_ignore_and_input_untouched():
+    masks = torch.tensor([[[0, 1, 255], [1, 1, 255]]])
+    before = masks.clone()
+    torch.testing.assert_close(L.median_frequency_weights(masks, 2, ignore_index=255),
+                               torch.tensor([2.0, 2 / 3]))  # freq 1/4, 3/4 of the 4 labelled pixels; median 1/2
+    assert torch.equal(masks, before)
+    one = L.median_frequency_weights(masks[0], 2, ignore_index=255)  # [H, W]: one image
+    torch.testing.assert_close(one, torch.tensor([2.0, 2 / 3]))
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: L.median_frequency_weights(torch.zeros(2, 4, 4), 3), "masks"),
+        (lambda: L.median_frequency_weights(torch.zeros(2, 4, 4, dtype=torch.bool), 3), "masks"),
+        (lambda: L.median_frequency_weights(torch.zeros(2, 1, 4, 4, dtype=torch.long), 3), "masks"),
+        (lambda: L.median_frequency_weights(torch.full((2, 4), 3), 3), r"\[0, 3\)"),
+        (lambda: L.median_frequency_weights(torch.full((2, 4), -1), 3), r"\[0, 3\)"),
+        (lambda: L.median_frequency_weights(torch.full((2, 4), 255), 3, ignore_index=255), "labelled"),
+        (lambda: L.median_frequency_weights(torch.zeros(2, 4, dtype=torch.long), 0), "num_classes"),
+        (lambda: L.median_frequency_weights(torch.zeros(2, 4, dtype=torch.long), 2.0), "num_classes"),
+        (lambda: L.median_frequency_weights(torch.zeros(2, 4, dtype=torch.long), 2, ignore_index=1.5),
+         "ignore_index"),
+    ],
+)
+def test_median_frequency_weights_bad_input(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()

@@ -1,4 +1,5 @@
-"""Detection losses: smooth L1, focal loss, FCOS centre-ness, and the two-term detector loss.
+"""Losses and their weights: smooth L1, focal loss, FCOS centre-ness, the two-term detector
+loss, and class weights for a per-pixel cross-entropy.
 
 * :func:`smooth_l1_loss` - quadratic near zero, linear far away: box regression that
   outliers cannot dominate (Girshick, Fast R-CNN, 2015). Equals ``F.smooth_l1_loss``.
@@ -10,6 +11,9 @@
   2019).
 * :func:`multitask_loss` - classification + box regression over the foreground, as in
   Fast/Faster R-CNN's heads (``torchvision.models.detection.roi_heads.fastrcnn_loss``).
+* :func:`median_frequency_weights` - per-class weights for a segmentation cross-entropy
+  that give rare classes as much say as common ones (median frequency balancing, Eigen &
+  Fergus, 2015, as used by SegNet); pass them as ``F.cross_entropy(..., weight=...)``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from numbers import Real
 import torch
 import torch.nn.functional as F
 
-from vizlib._checks import as_float_tensor, check_int_tensor
+from vizlib._checks import as_float_tensor, check_int_tensor, check_positive_int
 
 __all__ = [
     "REDUCTIONS",
@@ -30,6 +34,7 @@ __all__ = [
     "focal_loss_curve",
     "fcos_centerness_target",
     "multitask_loss",
+    "median_frequency_weights",
 ]
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -286,3 +291,66 @@ def multitask_loss(
         "box_regression": box_regression,
         "total": classification + box_weight * box_regression,
     }
+
+
+def median_frequency_weights(masks, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
+    """Class weights by median frequency balancing (Eigen & Fergus, 2015; SegNet, 2017).
+
+    A per-pixel cross-entropy is a sum over pixels, so a class that covers few pixels (a
+    small thing among large stuff regions) has little say in it, and a network can
+    lower the loss a long way before it learns that class at all. Weighting each pixel's
+    term by its class's weight evens that out: ``weight[c] = median_freq / freq[c]``, where
+    ``freq[c]`` is the number of pixels of class ``c`` divided by the number of pixels of
+    the images in which ``c`` appears, and ``median_freq`` is the median of ``freq`` over
+    the classes that appear (the mean of the two middle values when their number is even,
+    as ``numpy.median``). So the median class weighs 1, rarer classes more, commoner ones
+    less. Pixels equal to ``ignore_index`` are not counted anywhere (nor in an image's
+    pixel count); a class that appears in no image gets weight 0 (it has no pixels to
+    weigh).
+
+    Args:
+        masks (Tensor[N, H, W] or Tensor[H, W]): integer class maps, values in
+            ``[0, num_classes)`` or ``ignore_index``.
+        num_classes (int): the number of classes ``C`` the loss scores.
+        ignore_index (int, optional): the value of unlabelled pixels (255 in PASCAL VOC
+            and the scenes), or None if every pixel is labelled.
+
+    Returns:
+        Tensor[C]: float32 weights, ready for ``torch.nn.functional.cross_entropy(logits,
+        target, weight=weights)``.
+
+    Raises:
+        ValueError: if ``masks`` is not an integer tensor of 2 or 3 dimensions, holds a
+            value outside ``[0, num_classes)`` other than ``ignore_index``, or has no
+            labelled pixel; if ``num_classes`` is not a positive int or ``ignore_index``
+            not an int or None.
+    """
+    labels = check_int_tensor("masks", masks, "[N, H, W] (a class per pixel)")
+    if labels.dim() == 2:
+        labels = labels.unsqueeze(0)  # one image
+    if labels.dim() != 3:
+        raise ValueError(f"masks must have shape [N, H, W] or [H, W], got {tuple(masks.shape)}")
+    num_classes = check_positive_int("num_classes", num_classes)
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise ValueError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    flat = labels.reshape(labels.shape[0], -1).long()  # [N, H * W]
+    valid = flat != ignore_index if ignore_index is not None else torch.ones_like(flat, dtype=torch.bool)
+    bad = valid & ((flat < 0) | (flat >= num_classes))
+    if bool(bad.any()):
+        value = int(flat[bad][0])
+        raise ValueError(f"masks must hold classes in [0, {num_classes}) or ignore_index="
+                         f"{ignore_index}, found {value}")
+    if not bool(valid.any()):
+        raise ValueError("masks have no labelled pixel (every pixel is ignore_index): no frequency to balance")
+    # pixels of each class in each image: one bincount over (image, class) pairs
+    n = flat.shape[0]
+    image = torch.arange(n).unsqueeze(1).expand_as(flat)  # [N, H * W]
+    pairs = image[valid] * num_classes + flat[valid]
+    counts = torch.bincount(pairs, minlength=n * num_classes).reshape(n, num_classes).double()  # [N, C]
+    image_pixels = counts.sum(dim=1, keepdim=True)  # [N, 1]: labelled pixels of each image
+    seen_in = (image_pixels * (counts > 0)).sum(dim=0)  # [C]: pixels of the images where c appears
+    present = seen_in > 0
+    freq = counts.sum(dim=0)[present] / seen_in[present]  # [P]
+    weights = torch.zeros(num_classes, dtype=torch.float64)
+    weights[present] = torch.quantile(freq, 0.5) / freq  # quantile 0.5 averages the two middle values
+    return weights.float()
