@@ -4,6 +4,8 @@ It takes COCO ground truth (``vizlib.data.to_coco`` for the generated scenes,
 ``vizlib.data.targets_to_coco`` for any dataset) and COCO results
 (``vizlib.data.to_coco_results``), and returns the summary numbers of pycocotools'
 ``COCOeval.summarize()``: 12 for boxes and masks, 10 for keypoints.
+:func:`per_class_ap` gives the AP of each class of a detection evaluation, from the same
+engine's precision array (a mean over classes hides the class a detector never learns).
 
 Behind it, the fastest engine that gives pycocotools' numbers:
 
@@ -27,7 +29,7 @@ import io
 
 import numpy as np
 
-__all__ = ["COCO_IOU_TYPES", "evaluate_coco"]
+__all__ = ["COCO_IOU_TYPES", "evaluate_coco", "per_class_ap"]
 
 #: What :func:`evaluate_coco` matches by: box IoU, mask IoU, or keypoint similarity (OKS).
 COCO_IOU_TYPES = ("bbox", "segm", "keypoints")
@@ -106,3 +108,59 @@ def _pycocotools_stats(ground_truth: dict, results: list[dict], iou_type: str, v
         ev.accumulate()
         ev.summarize()
     return np.asarray(ev.stats, dtype=np.float64)
+
+
+def per_class_ap(evaluation, iou: float | None = None) -> dict[str, float]:
+    """The box AP of each class of a detection evaluation, as pycocotools computes it per category.
+
+    COCO's AP is a mean over the classes; this is the class's own term of that mean: the
+    precision array ``[T, R, K, A, M]`` of the evaluation (vizlib's engine, equal to
+    pycocotools' ``COCOeval.eval["precision"]``), at area ``"all"`` and 100 detections per
+    image, averaged over the 101 recall points (and the IoU thresholds).
+
+    Args:
+        evaluation (Evaluation): from :func:`vizlib.evaluate.evaluate_detection` (task
+            ``"detection"``): its predictions and the COCO ground truth it was scored on
+            (``details["ground_truth"]``).
+        iou (float, optional): one of COCO's IoU thresholds 0.50, 0.55, ..., 0.95: the AP
+            at that threshold (``0.5``: the class's AP50). ``None``: averaged over all ten
+            (the class's AP@[.5:.95]).
+
+    Returns:
+        dict[str, float]: ``{class name: AP}`` in category-id order. A class with no
+        ground truth in the set has no AP and is left out (pycocotools writes -1).
+
+    Raises:
+        ValueError: if ``evaluation`` is not a detection evaluation with its ground truth,
+            or ``iou`` is not one of the ten thresholds.
+    """
+    from ..data.coco_export import to_coco_results
+    from ..metrics import COCO_IOU_THRESHOLDS, coco_evaluate
+
+    details = getattr(evaluation, "details", None)
+    if getattr(evaluation, "task", None) != "detection" or not isinstance(details, dict) \
+            or "ground_truth" not in details:
+        raise ValueError("evaluation must be what vizlib.evaluate.evaluate_detection returns "
+                         f"(a detection Evaluation with its ground truth), got {type(evaluation).__name__}")
+    thresholds = np.asarray(COCO_IOU_THRESHOLDS)
+    if iou is None:
+        which = slice(None)
+    else:
+        if isinstance(iou, bool) or not isinstance(iou, (int, float)) or \
+                not np.isclose(thresholds, iou, rtol=0, atol=1e-9).any():
+            raise ValueError("iou must be None (the mean over 0.50:0.95) or one of COCO's thresholds "
+                             f"{[round(float(t), 2) for t in thresholds]}, got {iou!r}")
+        which = [int(np.argmin(np.abs(thresholds - iou)))]
+    ground_truth = details["ground_truth"]
+    image_ids = [image["id"] for image in ground_truth["images"]]  # the order it was scored in
+    results = to_coco_results(evaluation.predictions, image_ids, iou_type="bbox")
+    engine = coco_evaluate(ground_truth, results)
+    names = {c["id"]: c.get("name", str(c["id"])) for c in ground_truth["categories"]}
+    precision = engine.precision[which][:, :, :, 0, -1]  # [T', R, K]: area "all", 100 detections
+    ap = {}
+    for k, category in enumerate(engine.category_ids):
+        values = precision[:, :, k]  # [T', R]
+        defined = values > -1  # -1: no ground truth of this class (pycocotools' mark)
+        if defined.any():
+            ap[names[category]] = float(values[defined].mean())
+    return ap
