@@ -1,6 +1,7 @@
 """Exercises of the chapter "U-Net: skip connections at every scale" (lessons/unet): the
-output size of the original (unpadded) U-Net, the centre crop that fits its skips, and
-SegNet's max-unpooling."""
+output size of the original (unpadded) U-Net, the centre crop that fits its skips,
+SegNet's max-unpooling, and the class weights of median frequency balancing (which the
+chapter then trains a U-Net with)."""
 
 from __future__ import annotations
 
@@ -99,3 +100,64 @@ def _unpool_cases():
         yield Case(f"a random {tuple(shape)} map agrees with F.max_unpool2d",
                    (pooled, switches, size),
                    expected=F.max_unpool2d(pooled, switches, 2, output_size=size))
+
+
+def _median_frequency_by_loops(masks, num_classes: int, ignore_index):
+    """Eigen & Fergus's definition, image by image and class by class (numpy, float64)."""
+    import numpy as np
+    import torch
+
+    class_pixels = np.zeros(num_classes)
+    image_pixels = np.zeros(num_classes)  # pixels of the images where the class appears
+    for mask in masks.numpy():
+        labels = mask[mask != ignore_index] if ignore_index is not None else mask.ravel()
+        for c in np.unique(labels):
+            class_pixels[c] += (labels == c).sum()
+            image_pixels[c] += labels.size
+    present = image_pixels > 0
+    freq = class_pixels[present] / image_pixels[present]
+    weights = np.zeros(num_classes)
+    weights[present] = np.median(freq) / freq
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+@exercise(
+    "unet.class_weights", title="Class weights by median frequency balancing",
+    function="balanced_class_weights", points=3,
+    hint="For every class add up two counts over the images: its own pixels, and the labelled "
+         "pixels of each image in which it appears (an image counts once per class it holds). "
+         "Their ratio is the class's frequency; the median is over the classes that appear "
+         "(torch.quantile(freq, 0.5) or numpy.median average the two middle values; "
+         "Tensor.median does not). Leave pixels equal to ignore_index out of every count.",
+    forbidden=("median_frequency_weights", "vizlib.losses") + _NOT_THE_ANSWER,
+)
+def _class_weights_cases():
+    import torch
+
+    a = torch.zeros(4, 4, dtype=torch.long)
+    a[0] = 1  # 12 pixels of class 0, 4 of class 1
+    b = torch.zeros(4, 4, dtype=torch.long)
+    b[2:] = 2  # 8 pixels of class 0, 8 of class 2
+    yield Case("two 4 x 4 images, classes 0, 1, 2 and an absent class 3", (torch.stack([a, b]), 4, None),
+               expected=torch.tensor([0.8, 2.0, 1.0, 0.0]),
+               hint="class 1 is 4 of the 16 pixels of the one image it is in (1/4), class 2 is 8 "
+                    "of 16 (1/2), class 0 is 20 of 32 (5/8); the median frequency is 1/2, and "
+                    "class 3 appears nowhere, so it weighs 0")
+    yield Case("an even number of classes: the median averages the two middle frequencies",
+               (torch.tensor([[[0, 0, 0, 0, 0, 1, 1, 1, 2, 3]]]), 4, None),
+               expected=torch.tensor([0.4, 2 / 3, 2.0, 2.0]),
+               hint="frequencies 0.5, 0.3, 0.1, 0.1: the median is (0.3 + 0.1) / 2 = 0.2")
+    yield Case("ignored pixels (255) count for no class and in no image's size",
+               (torch.tensor([[[0, 1, 255], [1, 1, 255]]]), 2, 255),
+               expected=torch.tensor([2.0, 2 / 3]),
+               hint="the image has 4 labelled pixels: class 0 is 1/4 of them, class 1 is 3/4")
+    g = torch.Generator().manual_seed(0)
+    for n, shape, classes, ignore in [(3, (8, 8), 5, None), (6, (5, 7), 9, 255), (10, (16, 16), 4, 255),
+                                      (2, (6, 6), 7, None)]:
+        masks = torch.randint(0, classes, (n, *shape), generator=g)
+        masks[torch.rand(masks.shape, generator=g) < 0.5] = 0  # a common class, like the stuff
+        if ignore is not None:
+            masks[torch.rand(masks.shape, generator=g) < 0.2] = ignore
+        yield Case(f"{n} random {shape[0]} x {shape[1]} masks, {classes} classes"
+                   + (f", ignore_index {ignore}" if ignore is not None else ""),
+                   (masks, classes, ignore), expected=_median_frequency_by_loops(masks, classes, ignore))
