@@ -100,6 +100,21 @@ def test_student_version_clears_exercise_and_check_outputs_only(tmp_path):
     assert "kept?" in render_student(path)
 
 
+def test_student_version_clears_cells_that_run_the_readers_function():
+    # a "train with your function" cell: its output in the master comes from the solution
+    master = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("# EXERCISE iou\ndef iou(a, b):\n    # BEGIN SOLUTION\n    return a\n"
+                                  "    # END SOLUTION\n"),
+        nbformat.v4.new_code_cell('check("iou", iou)'),
+        nbformat.v4.new_code_cell('ok = run_check("iou", iou).passed\nprint("yours" if ok else "vizlib")'),
+        nbformat.v4.new_code_cell("print(1)"),
+    ])
+    for cell in master.cells:
+        cell.outputs = [nbformat.v4.new_output("stream", text="from the master run\n")]
+    student = student_version(master)
+    assert [bool(c.outputs) for c in student.cells] == [False, False, False, True]
+
+
 def test_strip_solutions_keeps_indentation_and_checks_markers():
     source = "def f(x):\n    y = 1\n    # BEGIN SOLUTION\n    return x + y\n    # END SOLUTION\n"
     out = strip_solutions(source, "f")

@@ -52,6 +52,13 @@ def checked_ids_of(cell) -> list[str]:
     return _CHECK_CALL.findall(_source(cell))
 
 
+def runs_student_code(cell) -> bool:
+    """Whether a code cell runs the reader's own function (``run_check(...)`` decides between
+    it and vizlib's, e.g. to train with the reader's loss): its output depends on the
+    reader's answer, so the student version starts without it."""
+    return cell.get("cell_type") == "code" and "run_check(" in _source(cell)
+
+
 def find_exercise_cells(nb) -> dict[str, int]:
     """``{exercise id: cell index}`` for the exercise cells of ``nb``, in notebook order.
 
@@ -114,7 +121,7 @@ def student_version(master):
                 cell.source = strip_solutions(src, ex_id or "")
             except ValueError as exc:
                 raise ValueError(f"cell {i}: {exc}") from None
-        if ex_id or checked_ids_of(cell):
+        if ex_id or checked_ids_of(cell) or runs_student_code(cell):
             cell.outputs = []
             cell.execution_count = None
     return nb
