@@ -5,6 +5,8 @@ five stages of 3x3 convolutions, each stage followed by a 2x2 max-pool that halv
 resolution: after stage ``i`` (counting from 1) a unit is ``2**i`` input pixels from its
 neighbour (the *output stride*). :class:`VGGBackbone` is the same design, narrower
 (16 to 128 channels instead of 64 to 512) so that it trains in minutes on small scenes.
+With its default two convolutions in every stage it has the layout of VGG-13; VGG-16 has
+three in each of the last three stages (``convs_per_stage=(2, 2, 3, 3, 3)``).
 
 ``output_stride=16`` or ``8`` turns it into DeepLab's atrous backbone (Chen et al., 2017):
 the pools that would take the stride past it are removed, and every later convolution is

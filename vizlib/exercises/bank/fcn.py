@@ -1,6 +1,7 @@
 """Exercises of the chapter "From sliding windows to fully convolutional networks"
 (lessons/fcn): the size of a transposed convolution's output, the bilinear kernel that
-FCN starts its upsampling from, and mIoU from a confusion matrix."""
+FCN starts its upsampling from, the class-wise weight of that upsampling (the two feed a
+short training run in the chapter), and mIoU from a confusion matrix."""
 
 from __future__ import annotations
 
@@ -39,14 +40,14 @@ def _transposed_output_size_cases():
 
 
 @exercise(
-    "fcn.bilinear_kernel", title="The bilinear upsampling kernel", function="bilinear_kernel",
+    "fcn.bilinear_kernel", title="The bilinear upsampling kernel", function="my_bilinear_kernel",
     points=3,
     hint="The kernel has size K = 2 * factor - factor % 2. Along one axis it is a tent, "
          "1 - |i - centre| / factor for i = 0 .. K - 1, centred at factor - 1 when K is odd "
          "and at factor - 0.5 when K is even; the 2D kernel is the outer product of the tent "
          "with itself.",
-    forbidden=("bilinear_upsampling_weights", "bilinear_conv_transpose", "vizlib.upsampling",
-               "vizlib.nn") + _NOT_THE_ANSWER,
+    forbidden=("bilinear_kernel", "bilinear_upsampling_weights", "bilinear_conv_transpose",
+               "vizlib.upsampling", "vizlib.nn") + _NOT_THE_ANSWER,
 )
 def _bilinear_kernel_cases():
     import torch
@@ -65,6 +66,44 @@ def _bilinear_kernel_cases():
     for factor in (4, 8, 32):
         yield Case(f"factor {factor}: the {2 * factor} x {2 * factor} kernel of FCN's upsampling",
                    (factor,), expected=bilinear_kernel(factor))
+
+
+@exercise(
+    "fcn.upsampling_weights", title="One kernel per class: the weight of FCN's upsampling",
+    function="my_upsampling_weights", points=2,
+    hint="nn.ConvTranspose2d's weight is [in_channels, out_channels, K, K]: weight[i, o] is the "
+         "kernel that input map i stamps into output map o. Each class map is upsampled on its "
+         "own: weight[c, c] is the kernel for every c, and weight[i, o] is zero when i != o "
+         "(torch.eye(channels) broadcast against the kernel builds it).",
+    forbidden=("bilinear_upsampling_weights", "bilinear_conv_transpose", "vizlib.upsampling",
+               "vizlib.nn") + _NOT_THE_ANSWER,
+)
+def _upsampling_weights_cases():
+    import torch
+
+    from vizlib.upsampling import bilinear_kernel, bilinear_upsampling_weights
+
+    def diagonal(kernel, channels):
+        weight = torch.zeros(channels, channels, *kernel.shape)
+        for c in range(channels):
+            weight[c, c] = kernel
+        return weight
+
+    g = torch.Generator().manual_seed(0)
+    k3 = torch.rand(3, 3, generator=g)
+    yield Case("one channel: the kernel itself, as a [1, 1, K, K] weight", (k3, 1), expected=k3[None, None])
+    yield Case("2 channels, a 3x3 kernel: [2, 2, 3, 3], the kernel at [0, 0] and [1, 1], zeros at "
+               "[0, 1] and [1, 0]", (k3, 2), expected=diagonal(k3, 2),
+               hint="weight[0, 1] is what channel 0 stamps into channel 1: it must be zero, or the "
+                    "scores of one class leak into another's map")
+    yield Case("3 channels: each upsampled on its own, none mixed into another", (k3, 3),
+               expected=diagonal(k3, 3))
+    k4 = torch.rand(4, 4, generator=g)
+    yield Case("an even 4x4 kernel, 5 channels", (k4, 5), expected=diagonal(k4, 5))
+    yield Case("the scenes' 9 classes, the bilinear kernel of factor 2: vizlib's FCN starts its 2x "
+               "upsamplings with this", (bilinear_kernel(2), 9), expected=bilinear_upsampling_weights(9, 2))
+    yield Case("PASCAL VOC's 21 classes, factor 8 (FCN-8s's last upsampling)", (bilinear_kernel(8), 21),
+               expected=bilinear_upsampling_weights(21, 8))
 
 
 @exercise(
