@@ -414,3 +414,81 @@ def test_accepts_json_paths(tmp_path):
 def test_coco_box_iou_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ------------------------------------------------------------- the engine's array kernels
+
+
+def test_coco_iou_xywh_equals_mask_api_on_xywh_arrays():
+    from vizlib.metrics.coco_iou import coco_iou_xywh
+
+    rng = np.random.default_rng(3)
+    dt = np.concatenate([rng.uniform(0, 50, (12, 2)), rng.uniform(0, 30, (12, 2))], axis=1)
+    gt = np.concatenate([rng.uniform(0, 50, (9, 2)), rng.uniform(0, 30, (9, 2))], axis=1)
+    gt[::4, 2] = 0.0  # zero-width ground truth
+    crowd = np.arange(9) % 3 == 1
+    ref = mask_utils.iou(dt.tolist(), gt.tolist(), crowd.astype(int).tolist())
+    np.testing.assert_array_equal(coco_iou_xywh(dt, gt, crowd), ref)  # bit for bit
+    assert coco_iou_xywh(dt[:0], gt, crowd).shape == (0, 9)
+    assert coco_iou_xywh(dt, gt[:0], crowd[:0]).shape == (12, 0)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((np.ones((2, 3)), np.ones((1, 4)), np.zeros(1, bool)), "dt and gt"),
+        ((np.ones((2, 4)), np.ones(4), np.zeros(1, bool)), "dt and gt"),
+        ((np.ones((2, 4)), np.ones((1, 4)), np.zeros(2, bool)), "iscrowd"),
+        ((np.ones((2, 4)), np.ones((1, 4)), np.zeros(1)), "iscrowd"),
+    ],
+)
+def test_coco_iou_xywh_bad_input(args, match):
+    from vizlib.metrics.coco_iou import coco_iou_xywh
+
+    with pytest.raises(ValueError, match=match):
+        coco_iou_xywh(*args)
+
+
+def test_coco_sampled_precision_reads_the_envelope_at_each_recall_threshold():
+    from vizlib.metrics import COCO_RECALL_THRESHOLDS, average_precision
+    from vizlib.metrics.average_precision import coco_sampled_precision
+
+    rng = np.random.default_rng(0)
+    curves = []
+    for _ in range(6):
+        k = int(rng.integers(1, 30))
+        recall = np.sort(rng.uniform(0, 1, k))
+        precision = rng.uniform(0, 1, k)
+        curves.append((precision, recall))
+        got = coco_sampled_precision(precision, recall)  # [101]
+        # the definition, one recall threshold at a time
+        want = [precision[np.argmax(recall >= r):].max() if (recall >= r).any() else 0.0
+                for r in COCO_RECALL_THRESHOLDS]
+        np.testing.assert_allclose(got, want, rtol=0, atol=0)
+        assert average_precision(torch.from_numpy(precision), torch.from_numpy(recall),
+                                 "coco") == pytest.approx(got.mean(), abs=1e-15)
+    # several curves at once, [2, 3, K], give what each curve gives alone
+    k = 7
+    p = rng.uniform(0, 1, (2, 3, k))
+    r = np.sort(rng.uniform(0, 1, (2, 3, k)), axis=-1)
+    batch = coco_sampled_precision(p, r)
+    assert batch.shape == (2, 3, 101)
+    for i in range(2):
+        for j in range(3):
+            np.testing.assert_array_equal(batch[i, j], coco_sampled_precision(p[i, j], r[i, j]))
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((np.ones(3), np.ones(4)), "same shape"),
+        ((np.ones(()), np.ones(())), "same shape"),
+        ((torch.ones(3), np.ones(3)), "NumPy"),
+        ((np.ones(3), np.array([0.5, 0.2, 0.9])), "non-decreasing"),
+    ],
+)
+def test_coco_sampled_precision_bad_input(args, match):
+    from vizlib.metrics.average_precision import coco_sampled_precision
+
+    with pytest.raises(ValueError, match=match):
+        coco_sampled_precision(*args)

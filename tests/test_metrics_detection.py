@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -328,3 +329,54 @@ def test_accepts_tensors_that_require_grad():
         [{"boxes": boxes([0, 0, 10, 10]), "labels": torch.tensor([1])}],
     )
     assert r.map == 1.0
+
+
+# ------------------------------------------- the COCO engine's matching kernel
+
+
+def test_greedy_match_coco_at_many_thresholds_is_each_threshold_alone_and_match_detections():
+    from vizlib.boxes import box_iou
+    from vizlib.metrics.detection import greedy_match_coco
+
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        n_dt, n_gt = int(torch.randint(0, 9, (1,), generator=g)), int(torch.randint(0, 7, (1,), generator=g))
+        xy = torch.randint(0, 30, (n_dt + n_gt, 2), generator=g).double()
+        wh = torch.randint(1, 20, (n_dt + n_gt, 2), generator=g).double()
+        all_boxes = torch.cat([xy, xy + wh], dim=1)
+        dt, gt = all_boxes[:n_dt], all_boxes[n_dt:]
+        scores = torch.rand(n_dt, generator=g)
+        ignore = torch.rand(n_gt, generator=g) < 0.3
+        order = torch.argsort(-scores, stable=True)
+        ious = box_iou(dt[order], gt).numpy()  # [D, G], by descending score
+        thresholds = np.array([0.3, 0.5, 0.75])
+        # two ignore patterns (settings): the random one and none
+        settings_ = np.stack([ignore.numpy(), np.zeros(n_gt, dtype=bool)])  # [S = 2, G]
+        crowd = np.zeros(n_gt, dtype=bool)
+        matched = greedy_match_coco(ious, thresholds, settings_, crowd)
+        assert matched.shape == (2, 3, n_dt) and matched.dtype == np.int64
+        for s in range(2):
+            for t, thr in enumerate(thresholds):
+                alone = greedy_match_coco(ious, thresholds[t:t + 1], settings_[s:s + 1], crowd)[0, 0]
+                np.testing.assert_array_equal(matched[s, t], alone)
+                m = match_detections(dt, scores, gt, float(thr), gt_ignore=torch.from_numpy(settings_[s]))
+                np.testing.assert_array_equal(m.matched_gt[order].numpy(), alone)
+
+
+_NO_FLAGS = np.zeros((1, 2), dtype=bool)
+
+
+@pytest.mark.parametrize(
+    "ious, ignore, crowd, match",
+    [
+        (np.ones(3), _NO_FLAGS, np.zeros(2, dtype=bool), "ious"),
+        (np.ones((3, 2)), np.zeros((1, 3), dtype=bool), np.zeros(2, dtype=bool), "G = 2"),
+        (np.ones((3, 2)), _NO_FLAGS, np.zeros(2), "bool"),
+        (np.ones((3, 2)), _NO_FLAGS, np.array([True, False]), "crowd"),
+    ],
+)
+def test_greedy_match_coco_bad_input(ious, ignore, crowd, match):
+    from vizlib.metrics.detection import greedy_match_coco
+
+    with pytest.raises(ValueError, match=match):
+        greedy_match_coco(ious, np.array([0.5]), ignore, crowd)

@@ -13,17 +13,27 @@ import numpy as np
 import torch
 
 __all__ = [
+    "as_flags",
+    "as_float_rows",
     "as_float_tensor",
     "as_image_batch",
+    "as_keypoints",
+    "as_label_map",
     "check_boxes",
+    "check_choice",
     "check_finite",
     "check_fraction",
     "check_image_batch",
     "check_image_size",
     "check_int_pair",
     "check_int_tensor",
+    "check_labels",
+    "check_number",
     "check_positive_int",
+    "check_positive_numbers",
+    "check_positive_pair",
     "check_same_length",
+    "check_same_shape",
 ]
 
 
@@ -62,17 +72,25 @@ def check_finite(name: str, t: torch.Tensor) -> None:
         raise ValueError(f"{name} must be finite, but it holds NaN or inf")
 
 
+def as_float_rows(name: str, value, columns: int, what: str) -> torch.Tensor:
+    """``value`` as a floating ``Tensor[N, columns]``: ``N`` rows of ``columns`` numbers
+    (boxes, points), finite; an empty 1-D input (``torch.tensor([])``, ``[]``) reads as no
+    rows. ``what`` names the columns in the message, e.g. ``"x, y"``."""
+    t = as_float_tensor(name, value)
+    if t.dim() == 1 and t.numel() == 0:
+        t = t.reshape(0, columns)
+    if t.dim() != 2 or t.shape[1] != columns:
+        raise ValueError(f"{name} must have shape [N, {columns}] ({what}), got {tuple(t.shape)}")
+    return t
+
+
 def check_boxes(name: str, boxes, allow_empty_area: bool = True) -> torch.Tensor:
     """Validate ``boxes`` as ``Tensor[N, 4]`` in ``(x1, y1, x2, y2)`` format.
 
     Returns the boxes as a floating tensor (never modifies the input). Zero-area boxes
     (x2 == x1) are allowed; x2 < x1 or y2 < y1 is an error.
     """
-    t = as_float_tensor(name, boxes)
-    if t.dim() == 1 and t.numel() == 0:
-        t = t.reshape(0, 4)
-    if t.dim() != 2 or t.shape[1] != 4:
-        raise ValueError(f"{name} must have shape [N, 4] (x1, y1, x2, y2), got {tuple(t.shape)}")
+    t = as_float_rows(name, boxes, 4, "x1, y1, x2, y2")
     if t.numel():
         bad = (t[:, 2] < t[:, 0]) | (t[:, 3] < t[:, 1])
         if bool(bad.any()):
@@ -150,23 +168,131 @@ def check_int_tensor(name: str, value, what: str = "") -> torch.Tensor:
     return value
 
 
-def check_image_size(name: str, size) -> tuple[float, float]:
-    """An image size ``(height, width)`` (height first, as ``image.shape[-2:]``) as two
-    positive floats; accepts a ``torch.Size`` and one-element tensors."""
-    if isinstance(size, torch.Size):
-        size = tuple(size)
-    if not isinstance(size, (tuple, list)) or len(size) != 2:
-        raise ValueError(f"{name} must be a pair (height, width), got {size!r}")
+def check_number(name: str, value, low: float | None = None, strict: bool = False) -> float:
+    """A finite real number as a float (a one-element tensor counts), ``>= low`` when
+    ``low`` is given (``> low`` when ``strict``)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    if low is not None and (value < low or (strict and value == low)):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {low:g}, got {value}")
+    return float(value)
+
+
+def check_positive_numbers(name: str, values, length: int | None = None) -> list[float]:
+    """A non-empty sequence (list, tuple, tensor; a lone number is one) of finite numbers
+    > 0, as floats; exactly ``length`` of them when given."""
+    if isinstance(values, torch.Tensor):
+        values = values.flatten().tolist()
+    if isinstance(values, Real) and not isinstance(values, bool):
+        values = [values]
+    count = "a non-empty sequence of" if length is None else f"{length}"
+    if not isinstance(values, (tuple, list)) or not values or (length is not None and len(values) != length):
+        raise ValueError(f"{name} must be {count} positive numbers, got {values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must hold positive finite numbers, got {values!r}")
+    return [float(v) for v in values]
+
+
+def check_positive_pair(name: str, value, single: bool = True) -> tuple[float, float]:
+    """A pair ``(height, width)`` of finite numbers > 0 as floats (a ``torch.Size`` and
+    one-element tensors count); with ``single``, one number means both."""
+    if isinstance(value, torch.Size):
+        value = tuple(value)
+    if single and isinstance(value, (Real, torch.Tensor)) and not isinstance(value, bool):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        either = "a number or " if single else ""
+        raise ValueError(f"{name} must be {either}a pair (height, width), got {value!r}")
     out = []
-    for v in size:
+    for v in value:
         if isinstance(v, torch.Tensor) and v.numel() == 1:
             v = v.item()
         if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(float(v)) or v <= 0:
             raise ValueError(
-                f"{name} must be a pair of positive numbers (height, width), got {size!r}"
+                f"{name} must be a pair of positive numbers (height, width), got {value!r}"
             )
         out.append(float(v))
     return out[0], out[1]
+
+
+def check_image_size(name: str, size) -> tuple[float, float]:
+    """An image size ``(height, width)`` (height first, as ``image.shape[-2:]``) as two
+    positive floats; accepts a ``torch.Size`` and one-element tensors, not a lone number."""
+    return check_positive_pair(name, size, single=False)
+
+
+def check_choice(name: str, value, choices: tuple):
+    """``value``, which must be one of ``choices`` (e.g. a function's modes)."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
+    """Raise unless tensors ``a`` and ``b`` have the same shape (no broadcasting)."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+def check_labels(name: str, labels, n: int) -> torch.Tensor:
+    """``labels`` as ``Tensor[n]`` int64 on its device, one class index per box: an integer
+    tensor (not a list, so that it stays on the boxes' device)."""
+    check_int_tensor(name, labels, f"[{n}] (a class per box)")
+    if labels.shape != (n,):
+        raise ValueError(f"{name} must have shape [{n}] (a class per box), got {tuple(labels.shape)}")
+    return labels.long()
+
+
+def as_flags(name: str, value, n: int | None = None, what: str = "one per box") -> torch.Tensor:
+    """``value`` as a bool ``Tensor[N]`` on the CPU: bool, or integers 0/1 (a tensor, array
+    or list); exactly ``n`` entries when given (``what`` says what each is for)."""
+    if not isinstance(value, (torch.Tensor, np.ndarray, list, tuple)):
+        raise ValueError(f"{name} must be a bool tensor of shape [N], got {type(value).__name__}")
+    t = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    if t.dim() != 1:
+        raise ValueError(f"{name} must have shape [N], got {tuple(t.shape)}")
+    if n is not None and t.numel() != n:
+        raise ValueError(f"{name} must have shape [{n}] ({what}), got {tuple(t.shape)}")
+    if t.dtype != torch.bool:
+        if t.is_floating_point() or t.is_complex() or (t.numel() and not bool(((t == 0) | (t == 1)).all())):
+            raise ValueError(f"{name} must be a bool tensor (or 0/1 integers), got dtype {t.dtype}")
+        t = t.bool()
+    return t
+
+
+def as_label_map(name: str, value) -> torch.Tensor:
+    """``value`` as an int64 tensor of class indices (label maps, any shape) on the CPU,
+    where pixels are counted; a tensor or array of integers, not logits."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(
+            f"{name} must be an integer tensor of class indices, got {type(value).__name__}"
+        )
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise ValueError(
+            f"{name} must hold integer class indices, got dtype {value.dtype} "
+            "(for logits [B, C, H, W], take .argmax(dim=1) first)"
+        )
+    return value.detach().cpu().long()
+
+
+def as_keypoints(name: str, value, coords: tuple[int, ...] = (2, 3)) -> torch.Tensor:
+    """``value`` as a floating ``Tensor[N, K, c]``: ``K`` keypoints of ``N`` objects, each
+    ``(x, y)`` or ``(x, y, visibility)``, with ``c`` one of ``coords``; finite."""
+    k = as_float_tensor(name, value)
+    if k.dim() != 3 or k.shape[-1] not in coords:
+        want = " or ".join(f"[N, K, {c}]" for c in coords)
+        raise ValueError(f"{name} must have shape {want}, got {tuple(k.shape)}")
+    return k
 
 
 def check_image_batch(x, in_channels: int | None = None) -> torch.Tensor:

@@ -19,12 +19,19 @@ The results agree with torchvision's ``AnchorGenerator``, ``Matcher`` and
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 
 import torch
 
-from vizlib._checks import as_float_tensor, check_boxes, check_fraction, check_positive_int
+from vizlib._checks import (
+    as_float_tensor,
+    check_boxes,
+    check_fraction,
+    check_int_pair,
+    check_positive_int,
+    check_positive_numbers,
+    check_positive_pair,
+)
 from vizlib.boxes import box_iou
 
 __all__ = [
@@ -48,19 +55,6 @@ IGNORE = -2
 # --------------------------------------------------------------------------- generation
 
 
-def _check_positive_numbers(name: str, values) -> list[float]:
-    if isinstance(values, torch.Tensor):
-        values = values.flatten().tolist()
-    if isinstance(values, Real) and not isinstance(values, bool):
-        values = [values]
-    if not isinstance(values, (tuple, list)) or len(values) == 0:
-        raise ValueError(f"{name} must be a non-empty sequence of positive numbers, got {values!r}")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must hold positive finite numbers, got {values!r}")
-    return [float(v) for v in values]
-
-
 def generate_anchors(sizes, aspect_ratios, round_to_int: bool = False) -> torch.Tensor:
     """Base anchors centred at ``(0, 0)``: one per (aspect ratio, size) pair.
 
@@ -79,8 +73,8 @@ def generate_anchors(sizes, aspect_ratios, round_to_int: bool = False) -> torch.
         Tensor[A, 4]: float32 anchors ``(x1, y1, x2, y2)`` = ``(-w/2, -h/2, w/2, h/2)``,
         ``A = len(aspect_ratios) * len(sizes)``.
     """
-    s = torch.tensor(_check_positive_numbers("sizes", sizes), dtype=torch.float64)
-    r = torch.tensor(_check_positive_numbers("aspect_ratios", aspect_ratios), dtype=torch.float64)
+    s = torch.tensor(check_positive_numbers("sizes", sizes), dtype=torch.float64)
+    r = torch.tensor(check_positive_numbers("aspect_ratios", aspect_ratios), dtype=torch.float64)
     # sqrt(r) splits the ratio between height and width so that w * h = s**2.
     h_ratios = torch.sqrt(r)
     w_ratios = 1 / h_ratios
@@ -91,27 +85,9 @@ def generate_anchors(sizes, aspect_ratios, round_to_int: bool = False) -> torch.
     return base.round() if round_to_int else base
 
 
-def _check_pair(name: str, value, integer: bool) -> tuple:
-    if isinstance(value, torch.Size):
-        value = tuple(value)
-    if isinstance(value, Real) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"{name} must be a number or a pair (height, width), got {value!r}")
-    out = []
-    for v in value:
-        if isinstance(v, torch.Tensor) and v.numel() == 1:
-            v = v.item()
-        if integer:
-            out.append(check_positive_int(name, v))
-        else:
-            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"{name} must be positive numbers (height, width), got {value!r}")
-            out.append(v)
-    return tuple(out)
-
-
 def _check_offset(offset) -> float:
+    """Where an anchor sits in its cell, in [0, 1) (specific to anchor grids: 0 is
+    torchvision's corner, 0.5 the cell's centre)."""
     if isinstance(offset, bool) or not isinstance(offset, Real) or not 0.0 <= offset < 1.0:
         raise ValueError(
             f"offset must be a number in [0, 1) (0 or 0.5 in practice), got {offset!r}"
@@ -142,8 +118,8 @@ def grid_anchors(feature_size, stride, base_anchors, offset: float = 0.0) -> tor
     Returns:
         Tensor[H * W * A, 4]: anchors ``(x1, y1, x2, y2)`` in image pixels.
     """
-    height, width = _check_pair("feature_size", feature_size, integer=True)
-    stride_h, stride_w = _check_pair("stride", stride, integer=False)
+    height, width = check_int_pair("feature_size", feature_size)
+    stride_h, stride_w = check_positive_pair("stride", stride)
     base = check_boxes("base_anchors", base_anchors)
     offset = _check_offset(offset)
     shifts_x = (
@@ -216,7 +192,7 @@ def anchors_for_image(
     Returns:
         Tensor[sum_l H_l * W_l * A_l, 4]: anchors ``(x1, y1, x2, y2)``, level-major.
     """
-    img_h, img_w = _check_pair("image_size", image_size, integer=True)
+    img_h, img_w = check_int_pair("image_size", image_size)
     if not isinstance(feature_sizes, (list, tuple)) or len(feature_sizes) == 0:
         raise ValueError(f"feature_sizes must be a non-empty list of (H, W), got {feature_sizes!r}")
     levels = len(feature_sizes)
@@ -234,7 +210,7 @@ def anchors_for_image(
         raise ValueError(
             f"aspect_ratios must be one sequence, or one per level ({levels}), got {aspect_ratios!r}"
         )
-    feature_sizes = [_check_pair("feature_sizes", f, integer=True) for f in feature_sizes]
+    feature_sizes = [check_int_pair("feature_sizes", f) for f in feature_sizes]
     strides = [(img_h // fh, img_w // fw) for fh, fw in feature_sizes]
     for (fh, fw), (sh, sw) in zip(feature_sizes, strides, strict=True):
         if sh == 0 or sw == 0:

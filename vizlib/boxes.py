@@ -41,11 +41,14 @@ from numbers import Real
 import torch
 
 from vizlib._checks import (
+    as_float_rows,
     as_float_tensor,
     check_boxes,
+    check_choice,
     check_image_size,
     check_int_pair,
     check_positive_int,
+    check_positive_numbers,
     check_same_length,
 )
 from vizlib.conv_algebra import conv_output_size
@@ -81,21 +84,12 @@ DEFAULT_BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 # --------------------------------------------------------------------------- formats
 
 
-def _check_format(name: str, fmt) -> str:
-    if fmt not in BOX_FORMATS:
-        raise ValueError(f"{name} must be one of {BOX_FORMATS}, got {fmt!r}")
-    return fmt
-
-
 def _check_any_format(name: str, boxes, fmt: str) -> torch.Tensor:
-    """Validate boxes in ``fmt``: ``[N, 4]``, finite, and not inside out."""
+    """Validate boxes in one of :data:`BOX_FORMATS`: ``[N, 4]``, finite, and not inside
+    out (what "inside out" means depends on the format: this module's concept)."""
     if fmt == "xyxy":
         return check_boxes(name, boxes)
-    t = as_float_tensor(name, boxes)
-    if t.dim() == 1 and t.numel() == 0:
-        t = t.reshape(0, 4)
-    if t.dim() != 2 or t.shape[1] != 4:
-        raise ValueError(f"{name} must have shape [N, 4] ({fmt}), got {tuple(t.shape)}")
+    t = as_float_rows(name, boxes, 4, fmt)
     negative = (t[:, 2] < 0) | (t[:, 3] < 0)
     if bool(negative.any()):
         i = int(negative.nonzero()[0, 0])
@@ -140,8 +134,8 @@ def box_convert(boxes, in_fmt: str, out_fmt: str) -> torch.Tensor:
     Returns:
         Tensor[N, 4]: a new tensor, the boxes in ``out_fmt``.
     """
-    in_fmt = _check_format("in_fmt", in_fmt)
-    out_fmt = _check_format("out_fmt", out_fmt)
+    in_fmt = check_choice("in_fmt", in_fmt, BOX_FORMATS)
+    out_fmt = check_choice("out_fmt", out_fmt, BOX_FORMATS)
     t = _check_any_format("boxes", boxes, in_fmt)
     # Go through xyxy: two small functions instead of six pairwise ones.
     return _from_xyxy(_to_xyxy(t, in_fmt), out_fmt)
@@ -227,7 +221,8 @@ def box_iou(boxes1, boxes2) -> torch.Tensor:
 
 
 def _check_box_array(name: str, boxes) -> torch.Tensor:
-    """Validate boxes ``[..., 4]`` in ``(x1, y1, x2, y2)`` format, any leading shape."""
+    """Validate boxes ``[..., 4]`` in ``(x1, y1, x2, y2)`` format, any leading shape (the
+    broadcasting of :func:`paired_box_iou`; ``check_boxes`` takes ``[N, 4]`` only)."""
     t = as_float_tensor(name, boxes)
     if t.dim() == 1 and t.numel() == 0:
         t = t.reshape(0, 4)
@@ -341,17 +336,6 @@ def count_windows(image_size, window_sizes, stride: int) -> int:
 # --------------------------------------------------------------------------- codings
 
 
-def _check_weights(weights) -> tuple[float, float, float, float]:
-    if not isinstance(weights, (tuple, list)) or len(weights) != 4:
-        raise ValueError(f"weights must be four numbers (wx, wy, ww, wh), got {weights!r}")
-    for w in weights:
-        if isinstance(w, bool) or not isinstance(w, Real) or not math.isfinite(w) or w <= 0:
-            raise ValueError(
-                f"weights must be four positive numbers (wx, wy, ww, wh), got {weights!r}"
-            )
-    return tuple(float(w) for w in weights)
-
-
 def _centre_size(boxes: torch.Tensor) -> tuple[torch.Tensor, ...]:
     widths = boxes[:, 2] - boxes[:, 0]
     heights = boxes[:, 3] - boxes[:, 1]
@@ -430,7 +414,7 @@ def encode_deltas(boxes, anchors, weights=(1.0, 1.0, 1.0, 1.0)) -> torch.Tensor:
     b = check_boxes("boxes", boxes, allow_empty_area=False)
     a = check_boxes("anchors", anchors, allow_empty_area=False)
     check_same_length(boxes=b, anchors=a)
-    wx, wy, ww, wh = _check_weights(weights)
+    wx, wy, ww, wh = check_positive_numbers("weights", weights, length=4)
     b, a = _common_dtype(b, a)
     x, y, w, h = _centre_size(b)
     xa, ya, wa, ha = _centre_size(a)
@@ -462,14 +446,10 @@ def decode_deltas(
     Returns:
         Tensor[N, 4]: the decoded boxes, ``(x1, y1, x2, y2)``.
     """
-    d = as_float_tensor("deltas", deltas)
-    if d.dim() == 1 and d.numel() == 0:
-        d = d.reshape(0, 4)
-    if d.dim() != 2 or d.shape[1] != 4:
-        raise ValueError(f"deltas must have shape [N, 4] (dx, dy, dw, dh), got {tuple(d.shape)}")
+    d = as_float_rows("deltas", deltas, 4, "dx, dy, dw, dh")
     a = check_boxes("anchors", anchors, allow_empty_area=False)
     check_same_length(deltas=d, anchors=a)
-    wx, wy, ww, wh = _check_weights(weights)
+    wx, wy, ww, wh = check_positive_numbers("weights", weights, length=4)
     if isinstance(clamp, bool) or not isinstance(clamp, Real) or math.isnan(clamp):
         raise ValueError(f"clamp must be a number, got {clamp!r}")
     d, a = _common_dtype(d, a)
@@ -482,15 +462,6 @@ def decode_deltas(
     w = torch.exp(dw) * wa
     h = torch.exp(dh) * ha
     return torch.stack([x - 0.5 * w, y - 0.5 * h, x + 0.5 * w, y + 0.5 * h], dim=1)
-
-
-def _check_points(name: str, points) -> torch.Tensor:
-    p = as_float_tensor(name, points)
-    if p.dim() == 1 and p.numel() == 0:
-        p = p.reshape(0, 2)
-    if p.dim() != 2 or p.shape[1] != 2:
-        raise ValueError(f"{name} must have shape [N, 2] (x, y), got {tuple(p.shape)}")
-    return p
 
 
 def encode_ltrb(points, boxes) -> torch.Tensor:
@@ -507,7 +478,7 @@ def encode_ltrb(points, boxes) -> torch.Tensor:
     Returns:
         Tensor[N, 4]: ``(l, t, r, b)``.
     """
-    p = _check_points("points", points)
+    p = as_float_rows("points", points, 2, "x, y")
     b = check_boxes("boxes", boxes)
     check_same_length(points=p, boxes=b)
     p, b = _common_dtype(p, b)
@@ -527,12 +498,8 @@ def decode_ltrb(points, ltrb) -> torch.Tensor:
     Returns:
         Tensor[N, 4]: ``(x - l, y - t, x + r, y + b)`` in ``(x1, y1, x2, y2)`` format.
     """
-    p = _check_points("points", points)
-    d = as_float_tensor("ltrb", ltrb)
-    if d.dim() == 1 and d.numel() == 0:
-        d = d.reshape(0, 4)
-    if d.dim() != 2 or d.shape[1] != 4:
-        raise ValueError(f"ltrb must have shape [N, 4] (l, t, r, b), got {tuple(d.shape)}")
+    p = as_float_rows("points", points, 2, "x, y")
+    d = as_float_rows("ltrb", ltrb, 4, "l, t, r, b")
     check_same_length(points=p, ltrb=d)
     inside_out = (d[:, 0] + d[:, 2] < 0) | (d[:, 1] + d[:, 3] < 0)
     if bool(inside_out.any()):
@@ -616,13 +583,7 @@ def decode_yolo(cells, coords, image_size, grid: int) -> torch.Tensor:
         raise ValueError(
             f"cells must be in [0, grid) = [0, {s}), got values {cells.min().item()}..{cells.max().item()}"
         )
-    c = as_float_tensor("coords", coords)
-    if c.dim() == 1 and c.numel() == 0:
-        c = c.reshape(0, 4)
-    if c.dim() != 2 or c.shape[1] != 4:
-        raise ValueError(
-            f"coords must have shape [N, 4] (x_off, y_off, w, h), got {tuple(c.shape)}"
-        )
+    c = as_float_rows("coords", coords, 4, "x_off, y_off, w, h")
     check_same_length(cells=cells, coords=c)
     if bool((c[:, 2:] < 0).any()):
         raise ValueError("coords must have w >= 0 and h >= 0")

@@ -18,13 +18,19 @@ loss, and class weights for a per-pixel cross-entropy.
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 
 import torch
 import torch.nn.functional as F
 
-from vizlib._checks import as_float_tensor, check_int_tensor, check_positive_int
+from vizlib._checks import (
+    as_float_tensor,
+    check_choice,
+    check_int_tensor,
+    check_number,
+    check_positive_int,
+    check_same_shape,
+)
 
 __all__ = [
     "REDUCTIONS",
@@ -41,35 +47,12 @@ REDUCTIONS = ("none", "mean", "sum")
 BOX_LOSSES = ("smooth_l1", "l2")
 
 
-def _check_reduction(reduction) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return loss.mean()  # NaN for an empty input, as torch's own losses
     if reduction == "sum":
         return loss.sum()
     return loss
-
-
-def _check_number(name: str, value, low: float = 0.0, allow_low: bool = True) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < low or (value == low and not allow_low):
-        raise ValueError(f"{name} must be {'>=' if allow_low else '>'} {low}, got {value}")
-    return float(value)
-
-
-def _check_same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:
-    if a.shape != b.shape:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
 
 
 def smooth_l1_loss(input, target, beta: float = 1.0, reduction: str = "mean") -> torch.Tensor:
@@ -90,9 +73,9 @@ def smooth_l1_loss(input, target, beta: float = 1.0, reduction: str = "mean") ->
     """
     x = as_float_tensor("input", input)
     y = as_float_tensor("target", target)
-    _check_same_shape("input", x, "target", y)
-    beta = _check_number("beta", beta)
-    reduction = _check_reduction(reduction)
+    check_same_shape("input", x, "target", y)
+    beta = check_number("beta", beta, low=0)
+    reduction = check_choice("reduction", reduction, REDUCTIONS)
     z = (x - y).abs()
     if beta == 0:  # the limit: L1 (and no division by zero)
         loss = z
@@ -102,6 +85,8 @@ def smooth_l1_loss(input, target, beta: float = 1.0, reduction: str = "mean") ->
 
 
 def _check_alpha(alpha) -> float | None:
+    """The focal loss's class weight: in [0, 1], or None for none (specific to the focal
+    loss: torchvision's ``-1`` for "no weighting" gets a hint)."""
     if alpha is None:
         return None
     if isinstance(alpha, bool) or not isinstance(alpha, Real) or not 0.0 <= alpha <= 1.0:
@@ -139,12 +124,12 @@ def sigmoid_focal_loss(
     """
     x = as_float_tensor("inputs", inputs)
     t = as_float_tensor("targets", targets)
-    _check_same_shape("inputs", x, "targets", t)
+    check_same_shape("inputs", x, "targets", t)
     if t.numel() and bool(((t < 0) | (t > 1)).any()):
         raise ValueError("targets must be in [0, 1] (1 for a positive, 0 for a negative)")
     alpha = _check_alpha(alpha)
-    gamma = _check_number("gamma", gamma)
-    reduction = _check_reduction(reduction)
+    gamma = check_number("gamma", gamma, low=0)
+    reduction = check_choice("reduction", reduction, REDUCTIONS)
     p = torch.sigmoid(x)
     # BCE from the logits is stable where log(sigmoid(x)) would underflow.
     ce = F.binary_cross_entropy_with_logits(x, t, reduction="none")  # = -log(p_t)
@@ -173,7 +158,7 @@ def focal_loss_curve(p_t, gamma: float = 2.0, alpha_t: float = 1.0) -> torch.Ten
     p = as_float_tensor("p_t", p_t)
     if p.numel() and bool(((p <= 0) | (p > 1)).any()):
         raise ValueError("p_t must be in (0, 1] (the loss is infinite at 0)")
-    gamma = _check_number("gamma", gamma)
+    gamma = check_number("gamma", gamma, low=0)
     alpha_t = _check_alpha(alpha_t)
     if alpha_t is None:
         raise ValueError("alpha_t must be a number in [0, 1], got None")
@@ -265,10 +250,9 @@ def multitask_loss(
         raise ValueError(
             f"box_targets must have shape [N, 4] = [{n}, 4], got {tuple(targets.shape)}"
         )
-    box_weight = _check_number("box_weight", box_weight)
-    if box_loss not in BOX_LOSSES:
-        raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
-    beta = _check_number("beta", beta)
+    box_weight = check_number("box_weight", box_weight, low=0)
+    check_choice("box_loss", box_loss, BOX_LOSSES)
+    beta = check_number("beta", beta, low=0)
 
     if n == 0:  # keep the graph so that .backward() still works
         zero = logits.sum() * 0 + preds.sum() * 0

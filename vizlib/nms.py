@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Real
 
 import torch
 
 from vizlib._checks import (
     as_float_tensor,
     check_boxes,
+    check_choice,
     check_fraction,
-    check_int_tensor,
+    check_labels,
+    check_number,
     check_same_length,
 )
 from vizlib.boxes import box_iou
@@ -35,6 +36,7 @@ SOFT_NMS_METHODS = ("linear", "gaussian")
 
 
 def _check_inputs(boxes, scores, iou_threshold) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The three inputs every NMS variant shares (boxes, a score per box, a threshold)."""
     b = check_boxes("boxes", boxes)
     s = as_float_tensor("scores", scores)
     if s.dim() != 1:
@@ -93,14 +95,6 @@ def nms(boxes, scores, iou_threshold: float) -> torch.Tensor:
     return order[torch.tensor(keep, dtype=torch.int64, device=b.device)]
 
 
-def _check_labels(labels, n: int) -> torch.Tensor:
-    check_int_tensor("labels", labels, "[N] (a class per box)")
-    if labels.dim() != 1:
-        raise ValueError(f"labels must have shape [N], got {tuple(labels.shape)}")
-    check_same_length(boxes=torch.empty(n), labels=labels)
-    return labels
-
-
 def batched_nms(boxes, scores, labels, iou_threshold: float) -> torch.Tensor:
     """Class-aware NMS: boxes only suppress boxes of their own class.
 
@@ -120,7 +114,7 @@ def batched_nms(boxes, scores, labels, iou_threshold: float) -> torch.Tensor:
         scores in input order).
     """
     b, s, threshold = _check_inputs(boxes, scores, iou_threshold)
-    lab = _check_labels(labels, len(b))
+    lab = check_labels("labels", labels, len(b))
     kept = [torch.empty(0, dtype=torch.int64, device=b.device)]
     for cls in torch.unique(lab):
         members = torch.where(lab == cls)[0]  # indices of this class's boxes
@@ -164,22 +158,9 @@ def soft_nms(
     b, s, threshold = _check_inputs(boxes, scores, iou_threshold)
     if bool((s < 0).any()):
         raise ValueError("scores must be >= 0 for soft_nms (they are multiplied by decay weights)")
-    if method not in SOFT_NMS_METHODS:
-        raise ValueError(f"method must be one of {SOFT_NMS_METHODS}, got {method!r}")
-    if (
-        isinstance(sigma, bool)
-        or not isinstance(sigma, Real)
-        or not math.isfinite(sigma)
-        or sigma <= 0
-    ):
-        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
-    if (
-        isinstance(score_threshold, bool)
-        or not isinstance(score_threshold, Real)
-        or not math.isfinite(score_threshold)
-        or score_threshold < 0
-    ):
-        raise ValueError(f"score_threshold must be a number >= 0, got {score_threshold!r}")
+    check_choice("method", method, SOFT_NMS_METHODS)
+    sigma = check_number("sigma", sigma, low=0, strict=True)
+    score_threshold = check_number("score_threshold", score_threshold, low=0)
 
     current = s.clone()  # never modify the caller's scores
     alive = current >= score_threshold  # [N]

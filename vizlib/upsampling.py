@@ -21,12 +21,11 @@ Segmentation", CVPR 2015): :func:`bilinear_kernel`, :func:`bilinear_upsampling_w
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 from torch import nn
 
-from ._checks import as_float_tensor, check_positive_int
+from ._checks import as_float_tensor, check_number, check_positive_int
 
 __all__ = [
     "bed_of_nails",
@@ -56,16 +55,6 @@ def _image(name: str, x) -> torch.Tensor:
             f"got shape {tuple(x.shape)}"
         )
     return x
-
-
-def _factor(factor) -> float:
-    if isinstance(factor, torch.Tensor) and factor.numel() == 1:
-        factor = factor.item()
-    if isinstance(factor, bool) or not isinstance(factor, Real):
-        raise ValueError(f"factor must be a positive number, got {factor!r}")
-    if not math.isfinite(float(factor)) or factor <= 0:
-        raise ValueError(f"factor must be a positive finite number, got {factor}")
-    return float(factor)
 
 
 # ----------------------------------------------------------------------------------------
@@ -182,7 +171,7 @@ def max_unpool(pooled, switches, output_size) -> torch.Tensor:
 def output_size(n: int, factor: float) -> int:
     """``floor(n * factor)``: the output length for a scale factor, as ``F.interpolate``."""
     n = check_positive_int("n", n)
-    out = math.floor(n * _factor(factor))
+    out = math.floor(n * check_number("factor", factor, low=0, strict=True))
     if out < 1:
         raise ValueError(f"factor = {factor} shrinks a length of {n} to nothing")
     return out
@@ -293,7 +282,7 @@ def bilinear(x, factor: float, align_corners: bool = False) -> torch.Tensor:
         Tensor[..., floor(H * factor), floor(W * factor)]: same dtype as ``x``.
     """
     x = _image("x", x)
-    factor = _factor(factor)
+    factor = check_number("factor", factor, low=0, strict=True)
     out = _linear_axis(x, x.dim() - 2, factor, align_corners)  # rows ...
     return _linear_axis(out, x.dim() - 1, factor, align_corners)  # ... then columns
 
@@ -314,7 +303,7 @@ def bicubic(x, factor: float, align_corners: bool = False) -> torch.Tensor:
         Tensor[..., floor(H * factor), floor(W * factor)]: same dtype as ``x``.
     """
     x = _image("x", x)
-    factor = _factor(factor)
+    factor = check_number("factor", factor, low=0, strict=True)
     out = _cubic_axis(x, x.dim() - 2, factor, align_corners)
     return _cubic_axis(out, x.dim() - 1, factor, align_corners)
 

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from vizlib._checks import as_float_tensor, check_positive_int
+from vizlib._checks import as_flags, as_float_tensor, check_choice, check_positive_int
 
 __all__ = [
     "AP_METHODS",
@@ -43,6 +43,7 @@ __all__ = [
     "precision_recall_curve",
     "precision_envelope",
     "average_precision",
+    "coco_sampled_precision",
 ]
 
 AP_METHODS = ("voc07", "voc", "coco")
@@ -60,30 +61,6 @@ class PrecisionRecall(NamedTuple):
     precision: torch.Tensor  # [K] float64
     recall: torch.Tensor  # [K] float64
     scores: torch.Tensor  # [K] input dtype, descending: the score threshold of each point
-
-
-def _as_flags(name: str, value, n: int | None = None) -> torch.Tensor:
-    """A 1-D bool tensor (bool, or integers 0/1)."""
-    if not isinstance(value, (torch.Tensor, np.ndarray, list, tuple)):
-        raise ValueError(f"{name} must be a bool tensor of shape [N], got {type(value).__name__}")
-    t = (
-        value.detach().cpu()
-        if isinstance(value, torch.Tensor)
-        else torch.as_tensor(np.asarray(value))
-    )
-    if t.dim() != 1:
-        raise ValueError(f"{name} must have shape [N], got {tuple(t.shape)}")
-    if t.dtype != torch.bool:
-        if (
-            t.is_floating_point()
-            or t.is_complex()
-            or (t.numel() and not bool(((t == 0) | (t == 1)).all()))
-        ):
-            raise ValueError(f"{name} must be a bool tensor (or 0/1 integers), got dtype {t.dtype}")
-        t = t.bool()
-    if n is not None and t.numel() != n:
-        raise ValueError(f"{name} must have {n} entries (one per detection), got {t.numel()}")
-    return t
 
 
 def precision_recall_curve(scores, is_tp, num_gt: int, ignored=None) -> PrecisionRecall:
@@ -110,10 +87,10 @@ def precision_recall_curve(scores, is_tp, num_gt: int, ignored=None) -> Precisio
     s = as_float_tensor("scores", scores).detach().cpu()  # metrics are computed on the CPU
     if s.dim() != 1:
         raise ValueError(f"scores must have shape [N], got {tuple(s.shape)}")
-    tp = _as_flags("is_tp", is_tp, s.numel())
+    tp = as_flags("is_tp", is_tp, s.numel(), "one per detection")
     num_gt = check_positive_int("num_gt", num_gt)
     if ignored is not None:
-        keep = ~_as_flags("ignored", ignored, s.numel())
+        keep = ~as_flags("ignored", ignored, s.numel(), "one per detection")
         s, tp = s[keep], tp[keep]
     order = np.argsort(-s.double().numpy(), kind="stable")
     tp_sorted = tp.numpy()[order]
@@ -151,16 +128,31 @@ def precision_envelope(precision) -> torch.Tensor:
     return torch.from_numpy(_envelope(p.double().numpy()).copy())
 
 
-def _coco_sampled_precision(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
-    """COCO's 101-point interpolated precision of one or more curves.
+def coco_sampled_precision(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    """COCO's 101-point interpolated precision of one or more curves at once.
+
+    The engine behind ``average_precision(..., method='coco')`` (the mean of the 101
+    numbers) and :func:`vizlib.metrics.coco_evaluate` (which keeps them, per IoU
+    threshold, category, area range and detection budget, as pycocotools'
+    ``eval['precision']``). NumPy in and out: it runs once per curve inside the COCO loop.
 
     Args:
-        precision, recall: ``[..., K]`` float arrays, recall non-decreasing along the last axis.
+        precision (ndarray[..., K]): float precision of each curve's points.
+        recall (ndarray[..., K]): float recall of the same points, non-decreasing along the
+            last axis (points ordered by descending score).
 
     Returns:
-        ``[..., 101]``: the envelope read at the first point whose recall reaches each of
-        :data:`COCO_RECALL_THRESHOLDS`, 0 where the curve never reaches it.
+        ndarray[..., 101] float64: the envelope read at the first point whose recall
+        reaches each of :data:`COCO_RECALL_THRESHOLDS`, 0 where the curve never reaches it.
     """
+    if not isinstance(precision, np.ndarray) or not isinstance(recall, np.ndarray):
+        raise ValueError("precision and recall must be NumPy arrays [..., K], got "
+                         f"{type(precision).__name__} and {type(recall).__name__}")
+    if precision.ndim == 0 or precision.shape != recall.shape:
+        raise ValueError("precision and recall must have the same shape [..., K], got "
+                         f"{precision.shape} and {recall.shape}")
+    if recall.shape[-1] > 1 and bool((np.diff(recall, axis=-1) < 0).any()):
+        raise ValueError("recall must be non-decreasing along the last axis (points by descending score)")
     k = precision.shape[-1]
     curves = int(np.prod(precision.shape[:-1]))
     flat_env = _envelope(precision).reshape(curves, k)  # [C, K]
@@ -176,7 +168,7 @@ def _coco_sampled_precision(precision: np.ndarray, recall: np.ndarray) -> np.nda
 
 def _average_precision_np(precision: np.ndarray, recall: np.ndarray, method: str) -> float:
     if method == "coco":
-        return float(_coco_sampled_precision(precision, recall).mean())
+        return float(coco_sampled_precision(precision, recall).mean())
     if method == "voc07":
         # best precision at recall >= r, for r = 0, 0.1, ..., 1 (0 if never reached)
         reached = recall[None, :] >= VOC07_RECALL_THRESHOLDS[:, None]  # [11, K]
@@ -203,8 +195,7 @@ def average_precision(precision, recall, method: str = "coco") -> float:
     Returns:
         float: AP in [0, 1].
     """
-    if method not in AP_METHODS:
-        raise ValueError(f"method must be one of {AP_METHODS}, got {method!r}")
+    check_choice("method", method, AP_METHODS)
     p = as_float_tensor("precision", precision).detach().cpu()
     r = as_float_tensor("recall", recall).detach().cpu()
     if p.dim() != 1:

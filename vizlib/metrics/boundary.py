@@ -17,14 +17,15 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .._checks import check_positive_int
-from .segmentation import SegmentationMetric, _as_label_map
+from .._checks import as_label_map, check_positive_int
+from .segmentation import SegmentationMetric
 
 __all__ = ["boundary_mask", "boundary_band", "TrimapMetric"]
 
 
 def _label_maps(name: str, labels) -> torch.Tensor:
-    t = _as_label_map(name, labels)
+    """Label maps with two spatial dimensions, where boundaries can be found."""
+    t = as_label_map(name, labels)
     if t.dim() < 2:
         raise ValueError(f"{name} must be label maps [..., H, W], got shape {tuple(t.shape)}")
     return t

@@ -13,7 +13,7 @@ The protocol (Lin et al., ECCV 2014; pycocotools ``cocoeval.py``):
    IoU with every ground-truth box once (:mod:`vizlib.metrics.coco_iou`: a *crowd* box
    counts inter / area(detection)).
 2. **Match** greedily by descending score, at each of the 10 IoU thresholds 0.50:0.05:0.95
-   and in each of the 4 area ranges (:func:`vizlib.metrics.detection._greedy_match_coco`).
+   and in each of the 4 area ranges (:func:`vizlib.metrics.detection.greedy_match_coco`).
    In an area range, a ground-truth object whose ``area`` *field* (not its box area; for
    COCO's own data it is the mask area) lies outside the range is *ignored*, and so is
    every crowd object: a detection that matches an ignored object counts neither as TP
@@ -60,9 +60,9 @@ import numpy as np
 import torch
 
 from vizlib.boxes import box_convert
-from vizlib.metrics.average_precision import COCO_RECALL_THRESHOLDS, _coco_sampled_precision
-from vizlib.metrics.coco_iou import _coco_iou_xywh
-from vizlib.metrics.detection import NO_MATCH, _greedy_match_coco
+from vizlib.metrics.average_precision import COCO_RECALL_THRESHOLDS, coco_sampled_precision
+from vizlib.metrics.coco_iou import coco_iou_xywh
+from vizlib.metrics.detection import NO_MATCH, greedy_match_coco
 
 __all__ = [
     "COCO_IOU_THRESHOLDS",
@@ -432,10 +432,10 @@ def _match_all(num_images: int, num_categories: int, gts: _Annotations, dts: _An
     for g0, g1, d0, d1 in zip(g_lo, g_hi, d_lo, d_hi, strict=True):
         g = gt_order[g0:g1]
         d = dt_order[d0:d1]
-        ious = _coco_iou_xywh(dts.bbox[d], gts.bbox[g], gts.iscrowd[g])  # [d, g], computed once
+        ious = coco_iou_xywh(dts.bbox[d], gts.bbox[g], gts.iscrowd[g])  # [d, g], computed once
         pair_ignore = gt_ignore[:, g]  # [A, g]
         # [A, T, d]: the object each detection claims, per area range and threshold
-        match = _greedy_match_coco(ious, COCO_IOU_THRESHOLDS, pair_ignore, gts.iscrowd[g])
+        match = greedy_match_coco(ious, COCO_IOU_THRESHOLDS, pair_ignore, gts.iscrowd[g])
         hit = match != NO_MATCH  # [A, T, d]
         matched[:, :, d0:d1] = hit
         # A detection matched to an ignored object is ignored; an unmatched one keeps its default.
@@ -470,7 +470,7 @@ def _accumulate(num_categories, category, score, rank, matched, ignored, num_pos
                 # first counted one); neither changes the envelope or the sampled points.
                 rc = tp / n_pos  # [T, n]
                 pr = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)  # [T, n]
-                precision[:, :, k, a, m] = _coco_sampled_precision(pr, rc)  # [T, R]
+                precision[:, :, k, a, m] = coco_sampled_precision(pr, rc)  # [T, R]
                 recall[:, k, a, m] = rc[:, -1] if len(sel) else 0.0
     return precision, recall
 

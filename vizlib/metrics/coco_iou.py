@@ -19,23 +19,33 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vizlib._checks import check_boxes
+from vizlib._checks import as_flags, check_boxes
 from vizlib.boxes import box_convert
 
-__all__ = ["coco_box_iou"]
+__all__ = ["coco_box_iou", "coco_iou_xywh"]
 
 
-def _coco_iou_xywh(dt: np.ndarray, gt: np.ndarray, iscrowd: np.ndarray) -> np.ndarray:
-    """pycocotools ``maskUtils.iou`` for boxes, without validation.
+def coco_iou_xywh(dt: np.ndarray, gt: np.ndarray, iscrowd: np.ndarray) -> np.ndarray:
+    """pycocotools' ``maskUtils.iou`` for boxes, on COCO's own arrays.
+
+    The engine behind :func:`coco_box_iou` (tensors, ``xyxy``) and
+    :func:`vizlib.metrics.coco_evaluate` (which keeps COCO's ``xywh`` boxes as they are).
+    NumPy in and out: it runs once per image and category inside the COCO loop, so it
+    checks shapes only (the boxes' values are checked where they enter the evaluation).
 
     Args:
-        dt: ``[D, 4]`` float64 detections ``(x, y, w, h)``.
-        gt: ``[G, 4]`` float64 ground truth ``(x, y, w, h)``.
-        iscrowd: ``[G]`` bool.
+        dt (ndarray[D, 4]): float64 detections ``(x, y, w, h)`` (top-left corner + size).
+        gt (ndarray[G, 4]): float64 ground truth ``(x, y, w, h)``.
+        iscrowd (ndarray[G] bool): crowd flags of ``gt``.
 
     Returns:
-        ``[D, G]`` float64. 0 where the boxes do not overlap with positive area.
+        ndarray[D, G] float64: in [0, 1]; 0 where the boxes do not overlap with positive area.
     """
+    if dt.ndim != 2 or gt.ndim != 2 or dt.shape[1] != 4 or gt.shape[1] != 4:
+        raise ValueError(f"dt and gt must have shape [N, 4] (x, y, w, h), got {dt.shape} and {gt.shape}")
+    if iscrowd.shape != (len(gt),) or iscrowd.dtype != bool:
+        raise ValueError(f"iscrowd must be a bool array [{len(gt)}] (one per gt box), "
+                         f"got {iscrowd.dtype} {iscrowd.shape}")
     # Written exactly as bbIou computes it (x + w, not a stored x2) so that the floats agree.
     inter_w = np.minimum(
         dt[:, None, 0] + dt[:, None, 2], gt[None, :, 0] + gt[None, :, 2]
@@ -70,19 +80,7 @@ def coco_box_iou(boxes1, boxes2, iscrowd=None) -> torch.Tensor:
     if iscrowd is None:
         crowd = np.zeros(len(b2), dtype=bool)
     else:
-        c = (
-            iscrowd.detach().cpu()
-            if isinstance(iscrowd, torch.Tensor)
-            else torch.as_tensor(np.asarray(iscrowd))
-        )
-        if c.dim() != 1 or c.numel() != len(b2):
-            raise ValueError(
-                f"iscrowd must have shape [M] = [{len(b2)}] (one flag per box of boxes2), "
-                f"got {tuple(c.shape)}"
-            )
-        if c.is_floating_point() or c.is_complex():
-            raise ValueError(f"iscrowd must be bool or 0/1 integers, got dtype {c.dtype}")
-        crowd = c.numpy().astype(bool)
+        crowd = as_flags("iscrowd", iscrowd, len(b2), "one flag per box of boxes2").numpy()
     dt = box_convert(b1, "xyxy", "xywh").numpy()
     gt = box_convert(b2, "xyxy", "xywh").numpy()
-    return torch.from_numpy(_coco_iou_xywh(dt, gt, crowd))
+    return torch.from_numpy(coco_iou_xywh(dt, gt, crowd))

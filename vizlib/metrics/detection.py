@@ -36,11 +36,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from vizlib._checks import as_float_tensor, check_boxes, check_fraction
+from vizlib._checks import as_flags, as_float_tensor, check_boxes, check_choice, check_fraction
 from vizlib.boxes import box_iou
 from vizlib.metrics.coco_iou import coco_box_iou
 
-__all__ = ["NO_MATCH", "MATCH_RULES", "DetectionMatches", "match_detections"]
+__all__ = ["NO_MATCH", "MATCH_RULES", "DetectionMatches", "match_detections", "greedy_match_coco"]
 
 # A detection that matched no ground-truth object.
 NO_MATCH = -1
@@ -62,28 +62,47 @@ class DetectionMatches(NamedTuple):
     matched_gt: torch.Tensor  # [N] int64: index of the matched object, NO_MATCH if none
 
 
-def _greedy_match_coco(
+def greedy_match_coco(
     ious: np.ndarray, thresholds: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray
 ) -> np.ndarray:
-    """COCO's greedy matching, for several thresholds and ignore patterns at once.
+    """COCO's greedy matching of one image's detections of one class, for several
+    thresholds and ignore patterns at once.
 
-    pycocotools (``COCOeval.evaluateImg``) runs one Python loop per threshold, detection and
-    object. Here the detections are still visited one at a time (a greedy match is
-    sequential: what a detection claims depends on what the higher-scored ones claimed),
-    but every threshold ``T`` and every ignore pattern ``S`` (COCO's area ranges) is
-    handled at once with arrays.
+    The engine behind :func:`match_detections` (``rule='coco'``, one threshold) and
+    :func:`vizlib.metrics.coco_evaluate` (10 thresholds x 4 area ranges per image and
+    category). pycocotools (``COCOeval.evaluateImg``) runs one Python loop per threshold,
+    detection and object. Here the detections are still visited one at a time (a greedy
+    match is sequential: what a detection claims depends on what the higher-scored ones
+    claimed), but every threshold ``T`` and every ignore pattern ``S`` (COCO's area ranges)
+    is handled at once with arrays. NumPy in and out: it runs inside the COCO loop.
 
     Args:
-        ious: ``[D, G]`` IoU of each detection with each object, detections sorted by
-            descending score.
-        thresholds: ``[T]`` IoU thresholds.
-        gt_ignore: ``[S, G]`` bool, the objects ignored under each of ``S`` settings.
-            Crowd objects must be ignored.
-        gt_crowd: ``[G]`` bool, objects that may be claimed any number of times.
+        ious (ndarray[D, G]): IoU of each detection with each object, detections sorted by
+            descending score (e.g. :func:`vizlib.metrics.coco_iou.coco_iou_xywh`).
+        thresholds (ndarray[T]): IoU thresholds.
+        gt_ignore (ndarray[S, G] bool): the objects ignored under each of ``S`` settings.
+            Crowd objects must be ignored in every setting.
+        gt_crowd (ndarray[G] bool): crowd objects, which may be claimed any number of times.
 
     Returns:
-        ``[S, T, D]`` int64: the object each detection claimed, or ``NO_MATCH``.
+        ndarray[S, T, D] int64: the object each detection claimed, or :data:`NO_MATCH`.
     """
+    ious, thresholds = np.asarray(ious), np.asarray(thresholds)
+    gt_ignore, gt_crowd = np.asarray(gt_ignore), np.asarray(gt_crowd)
+    if ious.ndim != 2 or thresholds.ndim != 1 or gt_ignore.ndim != 2 or gt_crowd.ndim != 1:
+        raise ValueError(
+            "expected ious [D, G], thresholds [T], gt_ignore [S, G] and gt_crowd [G], got shapes "
+            f"{ious.shape}, {thresholds.shape}, {gt_ignore.shape} and {gt_crowd.shape}"
+        )
+    if gt_ignore.shape[1] != ious.shape[1] or gt_crowd.shape[0] != ious.shape[1]:
+        raise ValueError(
+            f"gt_ignore [S, G] and gt_crowd [G] must have G = {ious.shape[1]} (the columns of "
+            f"ious), got {gt_ignore.shape} and {gt_crowd.shape}"
+        )
+    if gt_ignore.dtype != bool or gt_crowd.dtype != bool:
+        raise ValueError(f"gt_ignore and gt_crowd must be bool, got {gt_ignore.dtype} and {gt_crowd.dtype}")
+    if bool((gt_crowd & ~gt_ignore).any()):
+        raise ValueError("every crowd object must be ignored in every setting (gt_ignore[:, gt_crowd])")
     num_settings, num_gt = gt_ignore.shape
     num_dt = ious.shape[0]
     thr = np.minimum(thresholds, _COCO_MAX_THRESHOLD)[:, None]  # [T, 1]
@@ -127,21 +146,9 @@ def _greedy_match_voc(ious: np.ndarray, threshold: float, gt_ignore: np.ndarray)
     return matched
 
 
-def _as_mask(name: str, value, n: int) -> np.ndarray:
-    if value is None:
-        return np.zeros(n, dtype=bool)
-    t = (
-        value.detach().cpu()
-        if isinstance(value, torch.Tensor)
-        else torch.as_tensor(np.asarray(value))
-    )
-    if t.dim() != 1 or t.numel() != n:
-        raise ValueError(
-            f"{name} must have shape [M] = [{n}] (one flag per object), got {tuple(t.shape)}"
-        )
-    if t.is_floating_point() or t.is_complex():
-        raise ValueError(f"{name} must be bool or 0/1 integers, got dtype {t.dtype}")
-    return t.numpy().astype(bool)
+def _object_flags(name: str, value, n: int) -> np.ndarray:
+    """Optional flags of the ``n`` ground-truth objects (all False when None)."""
+    return np.zeros(n, dtype=bool) if value is None else as_flags(name, value, n, "one flag per object").numpy()
 
 
 def match_detections(
@@ -174,8 +181,7 @@ def match_detections(
         DetectionMatches: ``tp``, ``fp``, ``ignored`` (each ``Tensor[N]`` bool) and
         ``matched_gt`` (``Tensor[N]`` int64, ``NO_MATCH`` where none), in input order.
     """
-    if rule not in MATCH_RULES:
-        raise ValueError(f"rule must be one of {MATCH_RULES}, got {rule!r}")
+    check_choice("rule", rule, MATCH_RULES)
     # Metrics are computed on the CPU, outside autograd: model outputs may be on a GPU.
     dt = check_boxes("pred_boxes", pred_boxes).detach().cpu()
     gt = check_boxes("gt_boxes", gt_boxes).detach().cpu()
@@ -185,8 +191,8 @@ def match_detections(
             f"pred_scores must have shape [N] = [{len(dt)}] (one per box), got {tuple(scores.shape)}"
         )
     threshold = check_fraction("iou_threshold", iou_threshold)
-    crowd = _as_mask("gt_crowd", gt_crowd, len(gt))
-    ignore = _as_mask("gt_ignore", gt_ignore, len(gt)) | crowd  # a crowd is always ignored
+    crowd = _object_flags("gt_crowd", gt_crowd, len(gt))
+    ignore = _object_flags("gt_ignore", gt_ignore, len(gt)) | crowd  # a crowd is always ignored
 
     order = np.argsort(-scores.double().numpy(), kind="stable")  # highest score first
     if crowd.any():
@@ -196,7 +202,7 @@ def match_detections(
 
     if rule == "coco":
         thresholds = np.array([threshold])  # [T = 1]
-        matched_sorted = _greedy_match_coco(ious, thresholds, ignore[None, :], crowd)[0, 0]  # [N]
+        matched_sorted = greedy_match_coco(ious, thresholds, ignore[None, :], crowd)[0, 0]  # [N]
         is_ignored = np.zeros(len(dt), dtype=bool)
         hit = matched_sorted != NO_MATCH
         is_ignored[hit] = ignore[matched_sorted[hit]]

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from vizlib._checks import as_float_tensor, check_boxes, check_fraction
+from vizlib._checks import as_float_tensor, as_keypoints, check_boxes, check_fraction
 from vizlib.boxes import box_convert
 
 __all__ = ["COCO_PERSON_SIGMAS", "oks", "PCKResult", "pck"]
@@ -60,14 +60,6 @@ COCO_PERSON_SIGMAS = (
 )
 
 
-def _keypoints(name: str, value, coords: tuple[int, ...]) -> torch.Tensor:
-    t = as_float_tensor(name, value).detach().cpu()  # computed on the CPU
-    if t.dim() != 3 or t.shape[2] not in coords:
-        want = " or ".join(f"[N, K, {c}]" for c in coords)
-        raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
-    return t.double()
-
-
 def oks(pred_keypoints, gt_keypoints, gt_areas, sigmas=None, gt_boxes=None) -> torch.Tensor:
     """Object keypoint similarity of every prediction with every ground truth, as pycocotools.
 
@@ -85,8 +77,8 @@ def oks(pred_keypoints, gt_keypoints, gt_areas, sigmas=None, gt_boxes=None) -> t
     Returns:
         Tensor[N, M] float64: OKS in [0, 1].
     """
-    dt = _keypoints("pred_keypoints", pred_keypoints, (2, 3))
-    gt = _keypoints("gt_keypoints", gt_keypoints, (3,))
+    dt = as_keypoints("pred_keypoints", pred_keypoints).detach().cpu().double()
+    gt = as_keypoints("gt_keypoints", gt_keypoints, (3,)).detach().cpu().double()
     if dt.shape[1] != gt.shape[1]:
         raise ValueError(
             f"pred_keypoints and gt_keypoints must have the same K, got {dt.shape[1]} and {gt.shape[1]}"
@@ -169,8 +161,8 @@ def pck(pred_keypoints, gt_keypoints, threshold: float, normaliser) -> PCKResult
     Returns:
         PCKResult: ``per_keypoint`` (Tensor[K] float64) and ``mean`` (float), in [0, 1].
     """
-    dt = _keypoints("pred_keypoints", pred_keypoints, (2, 3))
-    gt = _keypoints("gt_keypoints", gt_keypoints, (3,))
+    dt = as_keypoints("pred_keypoints", pred_keypoints).detach().cpu().double()
+    gt = as_keypoints("gt_keypoints", gt_keypoints, (3,)).detach().cpu().double()
     if dt.shape[:2] != gt.shape[:2]:
         raise ValueError(
             f"pred_keypoints and gt_keypoints must both be [N, K, ...] with the same N and K, "

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from vizlib._checks import as_float_tensor, check_fraction
+from vizlib._checks import as_flags, as_float_tensor, check_choice, check_fraction, check_labels
 from vizlib.metrics.average_precision import (
     AP_METHODS,
     PrecisionRecall,
@@ -45,6 +45,7 @@ class MeanAP(NamedTuple):
 
 
 def _check_image_dict(name: str, i: int, d, keys: tuple[str, ...]) -> None:
+    """One image's entry of a detection set: a dict with ``keys`` (torchvision's layout)."""
     if not isinstance(d, dict):
         raise ValueError(f"{name}[{i}] must be a dict with keys {keys}, got {type(d).__name__}")
     missing = [k for k in keys if k not in d]
@@ -59,26 +60,11 @@ def _cpu(value) -> torch.Tensor:
     return torch.as_tensor(np.asarray(value))
 
 
-def _labels(name: str, i: int, labels, n: int) -> torch.Tensor:
-    t = _cpu(labels)
-    if t.is_floating_point() or t.dtype == torch.bool or t.dim() != 1 or t.numel() != n:
-        raise ValueError(
-            f"{name}[{i}]['labels'] must be an integer tensor of shape [{n}] (one per box), "
-            f"got dtype {t.dtype} shape {tuple(t.shape)}"
-        )
-    return t.long()
-
-
 def _flags(i: int, target: dict, key: str, n: int) -> torch.Tensor:
     """``targets[i][key]`` as a bool tensor ``[n]``, all False when absent."""
     if target.get(key) is None:
         return torch.zeros(n, dtype=torch.bool)
-    t = _cpu(target[key])
-    if t.shape != (n,):
-        raise ValueError(
-            f"targets[{i}][{key!r}] must have shape [{n}] (one per box), got {tuple(t.shape)}"
-        )
-    return t.bool()
+    return as_flags(f"targets[{i}][{key!r}]", target[key], n)
 
 
 def mean_average_precision(
@@ -106,12 +92,10 @@ def mean_average_precision(
         MeanAP: ``map`` (float), ``per_class`` (dict label -> AP, NaN for a class with no
         ground truth), ``curves`` and ``num_gt`` per class.
     """
-    if method not in AP_METHODS:
-        raise ValueError(f"method must be one of {AP_METHODS}, got {method!r}")
+    check_choice("method", method, AP_METHODS)
     if rule is None:
         rule = "coco" if method == "coco" else "voc"
-    if rule not in MATCH_RULES:
-        raise ValueError(f"rule must be one of {MATCH_RULES}, got {rule!r}")
+    check_choice("rule", rule, MATCH_RULES)
     threshold = check_fraction("iou_threshold", iou_threshold)
     for name, value in (("predictions", predictions), ("targets", targets)):
         if not isinstance(value, (list, tuple)):
@@ -133,8 +117,8 @@ def mean_average_precision(
         _check_image_dict("predictions", i, pred, ("boxes", "scores", "labels"))
         _check_image_dict("targets", i, target, ("boxes", "labels"))
         pred_boxes, gt_boxes = _cpu(pred["boxes"]), _cpu(target["boxes"])
-        pred_labels = _labels("predictions", i, pred["labels"], len(pred_boxes))
-        gt_labels = _labels("targets", i, target["labels"], len(gt_boxes))
+        pred_labels = check_labels(f"predictions[{i}]['labels']", _cpu(pred["labels"]), len(pred_boxes))
+        gt_labels = check_labels(f"targets[{i}]['labels']", _cpu(target["labels"]), len(gt_boxes))
         difficult = _flags(i, target, "difficult", len(gt_boxes))
         crowd = _flags(i, target, "iscrowd", len(gt_boxes))
         pred_scores = as_float_tensor(f"predictions[{i}]['scores']", pred["scores"]).detach().cpu()

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from vizlib._checks import check_positive_int
+from vizlib._checks import as_label_map, check_positive_int
 
 __all__ = [
     "SegmentationScores",
@@ -46,21 +46,6 @@ class SegmentationScores(NamedTuple):
     per_class_iou: torch.Tensor  # [C] float64, NaN for a class absent from truth and prediction
     miou: float  # mean of the non-NaN entries (NaN if none)
     confusion_matrix: torch.Tensor  # [C, C] int64, rows = true class, columns = predicted
-
-
-def _as_label_map(name: str, value) -> torch.Tensor:
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if not isinstance(value, torch.Tensor):
-        raise ValueError(
-            f"{name} must be an integer tensor of class indices, got {type(value).__name__}"
-        )
-    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-        raise ValueError(
-            f"{name} must hold integer class indices, got dtype {value.dtype} "
-            "(for logits [B, C, H, W], take .argmax(dim=1) first)"
-        )
-    return value.detach().cpu().long()  # counted on the CPU
 
 
 def confusion_matrix(
@@ -84,8 +69,8 @@ def confusion_matrix(
         isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
     ):
         raise ValueError(f"ignore_index must be an int or None, got {ignore_index!r}")
-    p = _as_label_map("pred", pred)
-    t = _as_label_map("target", target)
+    p = as_label_map("pred", pred)
+    t = as_label_map("target", target)
     if p.shape != t.shape:
         raise ValueError(
             f"pred and target must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}"

@@ -25,24 +25,18 @@ large images (``MAX_PIXELS``).
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .._checks import check_positive_int
+from .._checks import check_number, check_positive_int
 
 __all__ = ["MAX_PIXELS", "crf_kernel", "mean_field", "dense_crf"]
 
 MAX_PIXELS = 96 * 96  # the dense kernel holds MAX_PIXELS**2 floats (340 MB at 96 x 96)
 
 
-def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
 def _check_image(image) -> torch.Tensor:
+    """One float image ``[C, H, W]`` small enough for the dense kernel (specific to this
+    module: the kernel stores ``(H * W)**2`` numbers, see :data:`MAX_PIXELS`)."""
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or not image.is_floating_point():
         raise ValueError(f"image must be a float tensor [C, H, W], got {getattr(image, 'shape', type(image))}")
     h, w = image.shape[-2:]
@@ -69,12 +63,11 @@ def crf_kernel(image: torch.Tensor, *, theta_alpha: float = 8.0, theta_beta: flo
         Tensor[N, N]: ``k[i, j]`` for pixels in row-major order (``N = H * W``), float32.
     """
     image = _check_image(image)
-    theta_alpha = _check_positive("theta_alpha", theta_alpha)
-    theta_beta = _check_positive("theta_beta", theta_beta)
-    theta_gamma = _check_positive("theta_gamma", theta_gamma)
-    for name, w in (("w_appearance", w_appearance), ("w_smoothness", w_smoothness)):
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {w!r}")
+    theta_alpha = check_number("theta_alpha", theta_alpha, low=0, strict=True)
+    theta_beta = check_number("theta_beta", theta_beta, low=0, strict=True)
+    theta_gamma = check_number("theta_gamma", theta_gamma, low=0, strict=True)
+    w_appearance = check_number("w_appearance", w_appearance, low=0)
+    w_smoothness = check_number("w_smoothness", w_smoothness, low=0)
     c, h, w_ = image.shape
     rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w_, dtype=torch.float32),
                                 indexing="ij")

@@ -44,8 +44,9 @@ import torch
 from torch import nn
 
 from .._checks import (
-    as_float_tensor,
     as_image_batch,
+    as_keypoints,
+    check_choice,
     check_image_batch,
     check_image_size,
     check_positive_int,
@@ -72,14 +73,6 @@ DEFAULT_TRUNK_CHANNELS = (16, 32, 64, 128)
 # -- keypoint codings --------------------------------------------------------------------
 
 
-def _check_keypoints(name: str, keypoints, coords: tuple[int, ...]) -> torch.Tensor:
-    k = as_float_tensor(name, keypoints)
-    if k.dim() != 3 or k.shape[-1] not in coords:
-        want = " or ".join(str(c) for c in coords)
-        raise ValueError(f"{name} must have shape [N, K, {want}], got {tuple(k.shape)}")
-    return k
-
-
 def encode_keypoints(keypoints, image_size) -> torch.Tensor:
     """Keypoints as the keypoint head predicts them: ``(x / W, y / H)``.
 
@@ -91,7 +84,7 @@ def encode_keypoints(keypoints, image_size) -> torch.Tensor:
         Tensor[N, K, 2]: coordinates as fractions of the image size.
     """
     height, width = check_image_size("image_size", image_size)
-    k = _check_keypoints("keypoints", keypoints, (2, 3))
+    k = as_keypoints("keypoints", keypoints)
     return k[..., :2] / k.new_tensor([width, height])  # [N, K, 2]
 
 
@@ -106,7 +99,7 @@ def decode_keypoints(codes, image_size) -> torch.Tensor:
         Tensor[N, K, 2]: ``(x, y)`` in pixels.
     """
     height, width = check_image_size("image_size", image_size)
-    c = _check_keypoints("codes", codes, (2,))
+    c = as_keypoints("codes", codes, (2,))
     return c * c.new_tensor([width, height])  # [N, K, 2]
 
 
@@ -283,8 +276,7 @@ def localisation_loss(outputs: dict, targets: dict, image_size, box_weight: floa
     if not isinstance(targets, dict) or not {"label", "box"} <= set(targets):
         raise ValueError("targets must be a dict with 'label' [N] and 'box' [N, 4] (a batch of "
                          "LocalisationScenes targets)")
-    if box_loss not in BOX_LOSSES:
-        raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
+    check_choice("box_loss", box_loss, BOX_LOSSES)
     boxes = targets["box"]
     boxes = boxes.as_subclass(torch.Tensor) if isinstance(boxes, torch.Tensor) else boxes
     box_targets = encode_normalised_cxcywh(boxes, image_size)  # [N, 4]
@@ -310,8 +302,8 @@ def keypoint_loss(predicted, keypoints, image_size) -> torch.Tensor:
     Returns:
         Tensor: the scalar loss.
     """
-    pred = _check_keypoints("predicted", predicted, (2,))
-    truth = _check_keypoints("keypoints", keypoints, (3,))
+    pred = as_keypoints("predicted", predicted, (2,))
+    truth = as_keypoints("keypoints", keypoints, (3,))
     if pred.shape[:2] != truth.shape[:2]:
         raise ValueError(f"predicted [N, K, 2] and keypoints [N, K, 3] must agree on N and K, got "
                          f"{tuple(pred.shape)} and {tuple(truth.shape)}")
