@@ -22,7 +22,8 @@ from vizlib.data import (
     to_coco,
     to_coco_results,
 )
-from vizlib.evaluate.coco import COCO_IOU_TYPES, evaluate_coco
+from vizlib.data.coco_export import COCO_IOU_TYPES
+from vizlib.evaluate.coco import evaluate_coco
 
 CONFIG = SceneConfig(image_size=64, p_empty=0.1)
 

@@ -76,6 +76,7 @@ def _kernel(kernel, ndim: int) -> torch.Tensor:
 
 
 def _check_output_padding(output_padding: int, stride: int, dilation: int, axis: str = "") -> None:
+    """PyTorch's bound on a transposed convolution's ``output_padding`` (specific to it)."""
     # PyTorch's rule: the extra positions must be ones a slightly longer input could have
     # produced, i.e. fewer than one stride (or one dilation step) of them.
     if not (output_padding < stride or output_padding < dilation):

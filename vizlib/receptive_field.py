@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_int_pair, check_positive_int
+from ._checks import check_choice, check_int_pair, check_positive_int
 from .conv_algebra import conv_output_size
 
 __all__ = [
@@ -84,8 +84,7 @@ class Layer:
     name: str = ""
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        check_choice("kind", self.kind, KINDS)
         # frozen dataclass: normalise through object.__setattr__
         object.__setattr__(self, "kernel", check_int_pair("kernel", self.kernel))
         object.__setattr__(self, "stride", check_int_pair("stride", self.stride))
@@ -121,6 +120,7 @@ class RFRow:
 
 
 def _check_layers(layers) -> list[Layer]:
+    """A sequence of this module's :class:`Layer` records."""
     layers = list(layers)
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):

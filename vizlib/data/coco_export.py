@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import check_choice
 from ..boxes import box_convert
 from .scenes import (
     KEYPOINT_NAMES,
@@ -49,6 +50,7 @@ from .scenes import (
 
 __all__ = [
     "COCO_TASKS",
+    "COCO_IOU_TYPES",
     "coco_categories",
     "to_coco",
     "targets_to_coco",
@@ -60,13 +62,14 @@ __all__ = [
 ]
 
 COCO_TASKS = ("instances", "keypoints", "panoptic")
-_IOU_TYPES = ("bbox", "segm", "keypoints")
+#: What a COCO result holds and is evaluated by: boxes (box IoU), masks (mask IoU), or
+#: keypoints (object keypoint similarity, OKS).
+COCO_IOU_TYPES = ("bbox", "segm", "keypoints")
 
 
 def coco_categories(task: str = "instances") -> list[dict]:
     """COCO ``categories`` for a task: things (ids 1..5); panoptic adds stuff (6..8)."""
-    if task not in COCO_TASKS:
-        raise ValueError(f"task must be one of {COCO_TASKS}, got {task!r}")
+    check_choice("task", task, COCO_TASKS)
     cats = []
     for cid, name in zip(THING_IDS, THING_CLASSES, strict=True):
         cat = {"id": cid, "name": name, "supercategory": "shape"}
@@ -217,8 +220,7 @@ def to_coco(source, task: str = "instances", out_dir=None, write_images: bool = 
     Returns:
         dict: the COCO dictionary (``images``, ``annotations``, ``categories``).
     """
-    if task not in COCO_TASKS:
-        raise ValueError(f"task must be one of {COCO_TASKS}, got {task!r}")
+    check_choice("task", task, COCO_TASKS)
     if task == "panoptic" and out_dir is None:
         raise ValueError("panoptic export writes PNG files: pass out_dir")
     scenes = _scenes_of(source)
@@ -298,8 +300,7 @@ def to_coco_results(predictions, image_ids, iou_type: str = "bbox", mask_thresho
     Returns:
         list of dict: one result per detection.
     """
-    if iou_type not in _IOU_TYPES:
-        raise ValueError(f"iou_type must be one of {_IOU_TYPES}, got {iou_type!r}")
+    check_choice("iou_type", iou_type, COCO_IOU_TYPES)
     if len(predictions) != len(image_ids):
         raise ValueError(f"{len(predictions)} predictions but {len(image_ids)} image ids")
     results = []

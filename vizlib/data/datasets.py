@@ -39,7 +39,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from .._checks import check_positive_int
+from .._checks import check_choice, check_positive_int
 from .cache import SceneCache
 from .scenes import (
     KEYPOINT_NAMES,
@@ -151,8 +151,7 @@ def scene_to_sample(scene: Scene, task: str = "detection"):
     ``points_as_boxes``), ``keypoint_visibility`` ``[N, K]``, ``semantic`` and ``instances``
     (Mask ``[H, W]``) for the dense views, and ``image_id``.
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    check_choice("task", task, TASKS)
     size = tuple(scene.image.shape[:2])
     image = tv_tensors.Image(torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255)
     target = {
@@ -180,8 +179,7 @@ def finish_sample(image, target, task: str = "detection", things_only: bool = Fa
     visibility into ``(N, K, 3)`` (visibility 0 outside the image), reorders each
     ring canonically. See the module docstring for each task's target.
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    check_choice("task", task, TASKS)
     h, w = image.shape[-2:]
     masks = target["masks"].as_subclass(torch.Tensor).bool()
     n = masks.shape[0]
@@ -278,8 +276,7 @@ class Scenes(Dataset):
         if not isinstance(self.config, SceneConfig):
             raise ValueError(f"config must be a SceneConfig, got {type(self.config).__name__}")
         task = self.task if task is None else task
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        check_choice("task", task, TASKS)
         self.task = task
         if transforms is not None and not callable(transforms):
             raise ValueError(f"transforms must be callable, got {type(transforms).__name__}")

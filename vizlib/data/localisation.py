@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._checks import check_image_batch, check_positive_int
+from .._checks import check_choice, check_image_batch, check_positive_int
 from .sources import check_data_args
 
 __all__ = [
@@ -203,8 +203,7 @@ def keypoint_data(thing: str = "star", *, image_size: int = 64, train_images: in
     """
     from .scenes import KEYPOINT_NAMES, THING_CLASSES
 
-    if thing not in THING_CLASSES:
-        raise ValueError(f"thing must be one of {THING_CLASSES}, got {thing!r}")
+    check_choice("thing", thing, THING_CLASSES)
     image_size = check_positive_int("image_size", image_size)
     train_images = check_positive_int("train_images", train_images)
     val_images = check_positive_int("val_images", val_images)

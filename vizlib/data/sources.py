@@ -8,7 +8,7 @@ once for all of them.
 
 from __future__ import annotations
 
-from .._checks import check_positive_int
+from .._checks import check_choice, check_positive_int
 
 __all__ = ["DATA_SOURCES", "check_data_args"]
 
@@ -32,8 +32,7 @@ def check_data_args(source, image_size, train_images, val_images, seed, download
     Raises:
         ValueError: naming the first bad argument and what was expected.
     """
-    if source not in DATA_SOURCES:
-        raise ValueError(f"source must be one of {DATA_SOURCES}, got {source!r}")
+    check_choice("source", source, DATA_SOURCES)
     if not isinstance(download, bool):
         raise ValueError(f"download must be True or False, got {download!r}")
     return (check_positive_int("image_size", image_size),

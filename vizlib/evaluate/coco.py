@@ -29,10 +29,10 @@ import io
 
 import numpy as np
 
-__all__ = ["COCO_IOU_TYPES", "evaluate_coco", "per_class_ap"]
+from .._checks import check_choice
+from ..data.coco_export import COCO_IOU_TYPES
 
-#: What :func:`evaluate_coco` matches by: box IoU, mask IoU, or keypoint similarity (OKS).
-COCO_IOU_TYPES = ("bbox", "segm", "keypoints")
+__all__ = ["evaluate_coco", "per_class_ap"]
 
 
 def evaluate_coco(ground_truth: dict, results: list[dict], iou_type: str = "bbox", verbose: bool = False,
@@ -60,8 +60,7 @@ def evaluate_coco(ground_truth: dict, results: list[dict], iou_type: str = "bbox
     Returns:
         np.ndarray: 12 floats (``"bbox"``, ``"segm"``) or 10 (``"keypoints"``).
     """
-    if iou_type not in COCO_IOU_TYPES:
-        raise ValueError(f"iou_type must be one of {COCO_IOU_TYPES}, got {iou_type!r}")
+    check_choice("iou_type", iou_type, COCO_IOU_TYPES)
     if not isinstance(ground_truth, dict) or not {"images", "annotations", "categories"} <= set(ground_truth):
         raise ValueError("ground_truth must be a COCO dataset dict with 'images', 'annotations' and "
                          "'categories' (vizlib.data.to_coco or targets_to_coco)")

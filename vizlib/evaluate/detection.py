@@ -209,6 +209,7 @@ def evaluate_keypoints(model: torch.nn.Module, dataset, *, batch_size: int = 8, 
 
 
 def _check_iou_types(iou_types, allowed) -> tuple[str, ...]:
+    """A non-empty subset of the IoU types the task allows, as a tuple (one string is one type)."""
     if isinstance(iou_types, str):
         iou_types = (iou_types,)
     iou_types = tuple(iou_types)

@@ -91,6 +91,8 @@ def confusion_matrix(
 
 
 def _check_confmat(confmat) -> torch.Tensor:
+    """A confusion matrix ``[C, C]`` of finite, non-negative counts, as float64 (this
+    module's concept)."""
     if isinstance(confmat, np.ndarray):
         confmat = torch.from_numpy(confmat)
     if isinstance(confmat, torch.Tensor):

@@ -45,7 +45,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._checks import as_image_batch, check_fraction, check_image_size, check_positive_int
+from .._checks import (
+    as_image_batch,
+    check_choice,
+    check_fraction,
+    check_image_size,
+    check_number,
+    check_positive_int,
+)
 from ..boxes import box_iou, clip_boxes_to_image, decode_yolo, encode_yolo, paired_box_iou
 from ..nms import batched_nms
 from .backbone import VGGBackbone
@@ -103,6 +110,7 @@ def anchor_output_size(grid: int, num_anchors: int, num_classes: int) -> tuple[i
 
 
 def _check_output(output, boxes_per_cell: int, num_classes: int | None = None) -> torch.Tensor:
+    """A YOLO output ``[N, S, S, 5B + C]`` (the layout of this module's docstring)."""
     if not isinstance(output, torch.Tensor) or not output.is_floating_point() or output.dim() != 4:
         raise ValueError(f"output must be a float tensor [N, S, S, 5B + C], got "
                          f"{tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__}")
@@ -322,11 +330,9 @@ def yolo_loss(output, targets: YOLOTargets, image_size, boxes_per_cell: int,
     if targets.obj.shape != (n, s, s):
         raise ValueError(f"targets are for a grid {tuple(targets.obj.shape)}, the output is "
                          f"[N, S, S] = {(n, s, s)}")
-    for name, value in (("lambda_coord", lambda_coord), ("lambda_noobj", lambda_noobj)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if conf_target not in CONF_TARGETS:
-        raise ValueError(f"conf_target must be one of {CONF_TARGETS}, got {conf_target!r}")
+    lambda_coord = check_number("lambda_coord", lambda_coord, low=0)
+    lambda_noobj = check_number("lambda_noobj", lambda_noobj, low=0)
+    check_choice("conf_target", conf_target, CONF_TARGETS)
     num_classes = class_probs.shape[-1]
     labels = targets.labels
     if bool(((labels[targets.obj] < 1) | (labels[targets.obj] > num_classes)).any()):
@@ -466,8 +472,7 @@ class YOLOv1(nn.Module):
         if not hasattr(backbone, "out_channels"):
             raise ValueError("backbone must have an out_channels attribute")
         head_channels = check_positive_int("head_channels", head_channels)
-        if conf_target not in CONF_TARGETS:
-            raise ValueError(f"conf_target must be one of {CONF_TARGETS}, got {conf_target!r}")
+        check_choice("conf_target", conf_target, CONF_TARGETS)
         self.backbone = backbone
         self.head = ConvBlock(backbone.out_channels, head_channels, num_convs=2)
         depth = 5 * self.boxes_per_cell + self.num_classes
@@ -507,6 +512,7 @@ class YOLOv1(nn.Module):
 
 
 def _as_batch(images) -> torch.Tensor:
+    """Images as one batch ``[N, C, S, S]``: square, as YOLO's grid needs."""
     x = as_image_batch(images)
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"images must be square (an S x S grid), got {tuple(x.shape[-2:])}")

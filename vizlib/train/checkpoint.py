@@ -235,6 +235,7 @@ def restore_training_state(state: dict, path: str | os.PathLike, *, plan: dict,
 
 
 def _check_plan(saved: dict, plan: dict, path) -> None:
+    """A checkpoint resumes only the run that wrote it (same settings): specific to resuming."""
     diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {plan[k]!r}"
              for k in plan if saved.get(k) != plan[k]]
     if diffs:

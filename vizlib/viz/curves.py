@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vizlib._checks import check_choice
 from vizlib.metrics import (
     AP_METHODS,
     COCO_RECALL_THRESHOLDS,
@@ -92,8 +93,7 @@ def ap_region(precision, recall, method: str) -> tuple[list[float], list[float],
         tuple: ``xs``, ``ys`` (a closed outline, for a plotly ``fill='toself'`` trace) and
         ``area`` (float), which equals ``average_precision(precision, recall, method)``.
     """
-    if method not in AP_METHODS:
-        raise ValueError(f"method must be one of {AP_METHODS}, got {method!r}")
+    check_choice("method", method, AP_METHODS)
     p, r = _curve_np(precision, recall)
     if method in ("voc07", "coco"):
         levels = VOC07_RECALL_THRESHOLDS if method == "voc07" else COCO_RECALL_THRESHOLDS

@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import torch
 
+from vizlib._checks import check_choice
 from vizlib.metrics import (
     AP_METHODS,
     COCO_IOU_THRESHOLDS,
@@ -108,8 +109,7 @@ def pr_numbers(score_threshold: float, iou_threshold: float, method: str) -> dic
         and ``recall`` at the threshold, ``marker_index`` (the curve's point there, -1 if
         nothing is kept), ``ap`` (dict method -> AP at this IoU) and ``map`` (mAP@[.5:.95]).
     """
-    if method not in AP_METHODS:
-        raise ValueError(f"method must be one of {AP_METHODS}, got {method!r}")
+    check_choice("method", method, AP_METHODS)
     p, t = _dataset()
     # VOC matching for VOC APs, COCO matching for COCO's (they agree on this set).
     rule = "coco" if method == "coco" else "voc"

@@ -18,6 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from vizlib import upsampling as up
+from vizlib._checks import check_choice
 from vizlib.viz import grids
 
 from ._base import Control, Widget
@@ -61,8 +62,7 @@ def upsample(method: str, factor: int, align_corners: bool = False) -> dict:
         ``switches`` (Tensor[4, 4] int64, flat indices into ``E``), ``Y`` (Tensor[4f, 4f],
         the upsampled ``X``) and ``Y_torch`` (the same computed by PyTorch).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice("method", method, METHODS)
     E = encoder_map(factor)
     X, switches = up.max_pool_with_switches(E, factor)  # [4, 4] each
     n = SIZE * factor
