@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .._checks import check_positive_int
-from ..nn.blocks import check_image_batch
+from .._checks import check_image_batch, check_positive_int
 from .common import model_device
 
 __all__ = ["inference_ms"]

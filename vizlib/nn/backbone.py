@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_positive_int
-from .blocks import ConvBlock, check_image_batch
+from .._checks import check_image_batch, check_positive_int
+from .blocks import ConvBlock
 
 __all__ = ["VGGBackbone", "DEFAULT_CHANNELS"]
 

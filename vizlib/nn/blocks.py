@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from .._checks import check_positive_int
 
-__all__ = ["ConvBlock", "pad_to_multiple", "crop_to", "count_parameters", "check_image_batch"]
+__all__ = ["ConvBlock", "pad_to_multiple", "crop_to", "count_parameters"]
 
 
 class ConvBlock(nn.Sequential):
@@ -50,16 +50,6 @@ class ConvBlock(nn.Sequential):
                 nn.ReLU(inplace=True),
             ]
         super().__init__(*layers)
-
-
-def check_image_batch(x, in_channels: int | None = None) -> torch.Tensor:
-    """Raise ``ValueError`` unless ``x`` is a floating tensor ``[N, C, H, W]``."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        what = f"a {x.dim()}-d {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"images must be a floating tensor [N, C, H, W], got {what}")
-    if in_channels is not None and x.shape[1] != in_channels:
-        raise ValueError(f"images must have {in_channels} channels, got shape {tuple(x.shape)}")
-    return x
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -24,10 +24,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_positive_int
+from .._checks import check_image_batch, check_positive_int
 from .aspp import ASPP
 from .backbone import DEFAULT_CHANNELS, VGGBackbone
-from .blocks import ConvBlock, check_image_batch, crop_to, pad_to_multiple
+from .blocks import ConvBlock, crop_to, pad_to_multiple
 
 __all__ = ["DeepLab"]
 

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_fraction, check_positive_int
+from .._checks import check_fraction, check_image_batch, check_positive_int
 from ..upsampling import bilinear_conv_transpose, bilinear_kernel
 from .backbone import DEFAULT_CHANNELS, VGGBackbone
-from .blocks import check_image_batch, crop_to, pad_to_multiple
+from .blocks import crop_to, pad_to_multiple
 
 __all__ = ["FCN", "FCN_VARIANTS", "FCNHead", "FixedBilinearUpsampling"]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_positive_int
-from .blocks import ConvBlock, check_image_batch, crop_to, pad_to_multiple
+from .._checks import check_image_batch, check_positive_int
+from .blocks import ConvBlock, crop_to, pad_to_multiple
 
 __all__ = ["SegNet"]
 
