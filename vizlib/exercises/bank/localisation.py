@@ -1,5 +1,7 @@
 """Exercises of the chapter "Classification + localisation, and pose as regression"
-(lessons/localisation): the multitask loss, PCK, and the cost of sliding windows.
+(lessons/localisation): the multitask loss, PCK, and the cost of sliding windows. The
+sliding-window stub is named ``my_count_windows``: the chapter itself calls vizlib's
+``count_windows`` in an earlier cell, which a stub of the same name would replace.
 
 Expected values come from hand-computed cases and from the library's references
 (``vizlib.losses.multitask_loss``, checked against ``torch.nn.functional`` in the tests;
@@ -16,9 +18,9 @@ _NOT_THE_ANSWER = ("vizlib.exercises",)
 @exercise(
     "localisation.multitask_loss", title="The multitask loss of classification + localisation",
     function="multitask_loss", points=3,
-    hint="classification = F.cross_entropy(class_logits, labels) (the mean over the images); "
-         "box = ((box_preds - box_targets) ** 2).sum(dim=1).mean(): the squared errors of the "
-         "four numbers summed, then averaged over the images; total = classification + "
+    hint="the classification term is the cross-entropy averaged over the images (what "
+         "F.cross_entropy gives by default); the box term adds up the squared errors of a box's "
+         "four numbers, then averages that over the images; the total is classification + "
          "box_weight * box.",
     forbidden=("multitask_loss", "localisation_loss", "vizlib.losses", "vizlib.nn") + _NOT_THE_ANSWER,
 )
@@ -54,8 +56,9 @@ def _multitask_cases():
 
 @exercise(
     "localisation.pck", title="PCK: the percentage of correct keypoints", function="pck", points=3,
-    hint="distance = torch.linalg.vector_norm(pred[..., :2] - gt[..., :2], dim=-1)  # [N, K]; "
-         "correct = distance <= threshold * normaliser[:, None]; count only keypoints with "
+    hint="measure the Euclidean distance of each predicted point to its true one ([N, K]); a "
+         "point is correct when that distance is at most threshold times its object's normaliser "
+         "(normaliser[:, None] broadcasts over the K keypoints); count only keypoints with "
          "gt[..., 2] > 0, and return correct-and-labelled / labelled as a float.",
     forbidden=("pck", "vizlib.metrics") + _NOT_THE_ANSWER,
 )
@@ -95,7 +98,7 @@ def _pck_cases():
 
 @exercise(
     "localisation.count_windows", title="How many crops would a sliding window classify?",
-    function="count_windows", points=2,
+    function="my_count_windows", points=2,
     hint="A window of height h fits at (H - h) // stride + 1 vertical positions (0 if h > H), "
          "likewise across; multiply, and add the counts of every window size.",
     forbidden=("count_windows", "unfold", "vizlib.boxes", "vizlib.nn") + _NOT_THE_ANSWER,
