@@ -1,7 +1,8 @@
 """Exercises of the chapter "DeepLab: atrous convolution, ASPP and CRFs" (lessons/deeplab):
 the receptive field of a dilated stack, a dilated kernel as an ordinary one with holes, the
-taps of an atrous convolution that land inside a small map, and (optional) the fully
-connected CRF's appearance kernel."""
+taps of an atrous convolution that land inside a small map, DeepLab's "poly" learning-rate
+policy (which the chapter then trains with), and (optional) the fully connected CRF's
+appearance kernel."""
 
 from __future__ import annotations
 
@@ -127,3 +128,39 @@ def _appearance_kernel_cases():
         image = torch.rand(c, h, w, generator=g)
         yield Case(f"a random {c} x {h} x {w} image, theta_alpha {ta}, theta_beta {tb} agrees with "
                    "vizlib.nn.crf", (image, ta, tb), expected=reference(image, ta, tb))
+
+
+@exercise(
+    "deeplab.poly_factor", title="DeepLab's poly learning-rate policy",
+    function="poly_factor", points=2,
+    hint="The fraction of the run done before this step is step / total_steps (0 at the first "
+         "step); the factor is what is left of the run, 1 - that fraction, raised to the power. "
+         "Once the run is over (step >= total_steps) nothing is left: 0, never a negative number "
+         "raised to 0.9 (Python gives a complex number for that).",
+    forbidden=("lr_factor", "PolynomialLR", "lr_scheduler", "vizlib.train") + _NOT_THE_ANSWER,
+)
+def _poly_factor_cases():
+    import torch
+
+    def reference(step, total, power):
+        # torch's PolynomialLR after `step` scheduler steps, from a base rate of 1
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=total, power=power)
+        for _ in range(step):
+            opt.step()
+            sched.step()
+        return float(opt.param_groups[0]["lr"])
+
+    yield Case("the first step (step 0) trains at the full base rate", (0, 100), expected=1.0,
+               hint="nothing of the run is done yet at step 0: the factor is 1")
+    yield Case("power 1 is a straight line: half-way, half the rate", (50, 100, 1.0), expected=0.5)
+    yield Case("half-way with DeepLab's power 0.9: 0.5^0.9, a little above half", (50, 100), expected=0.5**0.9,
+               hint="the power has a default: def poly_factor(step, total_steps, power=0.9)")
+    yield Case("the last step of 100 (step 99) still moves the weights a little", (99, 100),
+               expected=0.01**0.9)
+    yield Case("after the last step the rate is 0", (100, 100), expected=0.0)
+    yield Case("a step past the end (a run made longer) gives 0, not a complex number", (120, 100),
+               expected=0.0, hint="clamp the fraction done at 1: (1 - 1.2) ** 0.9 is complex in Python")
+    for step, total, power in [(7, 37, 0.9), (30, 37, 0.9), (1, 3000, 0.9), (2999, 3000, 0.9), (250, 300, 2.0)]:
+        yield Case(f"step {step} of {total}, power {power}, agrees with torch's PolynomialLR",
+                   (step, total, power), expected=reference(step, total, power), atol=1e-7, rtol=1e-6)
