@@ -1,5 +1,11 @@
-"""Atrous spatial pyramid pooling (ASPP), DeepLab v3's head (Chen, Papandreou, Schroff &
-Adam, "Rethinking Atrous Convolution for Semantic Image Segmentation", 2017).
+"""Atrous spatial pyramid pooling (ASPP) in its DeepLab v3 form.
+
+ASPP was introduced with DeepLab v2 (Chen, Papandreou, Kokkinos, Murphy & Yuille,
+"DeepLab", TPAMI 2018): parallel 3x3 atrous branches at rates 6, 12, 18, 24, each with
+its own classifier, their scores summed. DeepLab v3 (Chen, Papandreou, Schroff & Adam,
+"Rethinking Atrous Convolution for Semantic Image Segmentation", 2017) gave it the form
+built here: a 1x1 branch and an image-pooling branch beside the atrous ones, batch
+normalisation, and the branches concatenated and projected instead of summed.
 
 Objects appear at many sizes. ASPP looks at every position at several scales at once:
 parallel branches over the same feature map, concatenated, then mixed by a 1x1

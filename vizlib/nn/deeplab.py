@@ -1,6 +1,6 @@
 """DeepLab: an atrous backbone, ASPP, and bilinear upsampling (Chen et al., "DeepLab:
 Semantic Image Segmentation with Deep Convolutional Nets, Atrous Convolution, and Fully
-Connected CRFs", TPAMI 2017; "Rethinking Atrous Convolution", 2017).
+Connected CRFs", TPAMI 2018, DeepLab v2; "Rethinking Atrous Convolution", 2017, DeepLab v3).
 
 FCN recovers resolution by upsampling coarse scores and adding skips. DeepLab loses less
 in the first place: the backbone's last pools are removed and its later convolutions
