@@ -14,7 +14,7 @@ from vizlib.data import (
     STUFF_IDS,
     DetectionScenes,
     SceneConfig,
-    make_scenes,
+    make_scene,
     panoptic_rgb_to_ids,
     targets_to_coco,
     to_coco,
@@ -123,7 +123,7 @@ def test_targets_to_coco_writes_what_to_coco_writes(dataset):
 
 
 def test_panoptic_export_round_trips(tmp_path):
-    scenes = make_scenes(2, 6, CONFIG)
+    scenes = [make_scene(2, i, CONFIG) for i in range(6)]
     coco = to_coco(scenes, "panoptic", out_dir=tmp_path)
     assert {c["isthing"] for c in coco["categories"]} == {0, 1}
     for scene, ann in zip(scenes, coco["annotations"], strict=True):
@@ -143,8 +143,8 @@ def test_panoptic_export_round_trips(tmp_path):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="task"):
-        to_coco(make_scenes(0, 1, CONFIG), "captions")
+        to_coco([make_scene(0, 0, CONFIG)], "captions")
     with pytest.raises(ValueError, match="out_dir"):
-        to_coco(make_scenes(0, 1, CONFIG), "panoptic")
+        to_coco([make_scene(0, 0, CONFIG)], "panoptic")
     with pytest.raises(ValueError, match="image ids"):
         to_coco_results([{}], [], "bbox")

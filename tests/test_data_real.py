@@ -1,6 +1,5 @@
 """Real-data loaders, offline: tiny fixtures written in each data set's on-disk format."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,6 @@ from vizlib.data import collate_detection
 from vizlib.data.real import (
     VOC_CLASSES,
     DataNotFoundError,
-    PennFudanPedestrians,
-    coco_subset,
-    make_coco_subset,
     voc_detection,
     voc_segmentation,
 )
@@ -90,47 +86,6 @@ def voc_root(tmp_path):
     return tmp_path
 
 
-@pytest.fixture
-def penn_fudan_root(tmp_path):
-    base = tmp_path / "PennFudanPed"
-    (base / "PNGImages").mkdir(parents=True)
-    (base / "PedMasks").mkdir(parents=True)
-    for k, name in enumerate(("FudanPed00001", "PennPed00002")):
-        h, w = 36, 28
-        Image.fromarray(np.full((h, w, 3), 40 * k, dtype=np.uint8)).save(base / "PNGImages" / f"{name}.png")
-        ids = np.zeros((h, w), dtype=np.uint8)
-        ids[4:30, 2:10] = 1  # pedestrian 1
-        if k == 0:
-            ids[10:34, 15:25] = 2  # pedestrian 2
-        Image.fromarray(ids).save(base / "PedMasks" / f"{name}_mask.png")
-    return tmp_path
-
-
-@pytest.fixture
-def coco_root(tmp_path):
-    h, w = 32, 48
-    images = [
-        {"id": 7, "file_name": "000000000007.jpg", "height": h, "width": w, "coco_url": "http://x/7.jpg"},
-        {"id": 9, "file_name": "000000000009.jpg", "height": h, "width": w, "coco_url": "http://x/9.jpg"},
-    ]
-    for k, im in enumerate(images):
-        _write_jpeg(tmp_path / "val2017" / im["file_name"], h, w, k)
-    annotations = [
-        {"id": 1, "image_id": 7, "category_id": 18, "iscrowd": 0, "area": 200.0,
-         "bbox": [4.0, 5.0, 20.0, 10.0],
-         "segmentation": [[4.0, 5.0, 24.0, 5.0, 24.0, 15.0, 4.0, 15.0]]},
-        {"id": 2, "image_id": 7, "category_id": 1, "iscrowd": 0, "area": 60.0,
-         "bbox": [30.0, 10.0, 6.0, 10.0],
-         "segmentation": [[30.0, 10.0, 36.0, 10.0, 36.0, 20.0, 30.0, 20.0]]},
-    ]  # image 9 has no object at all
-    categories = [{"id": 1, "name": "person", "supercategory": "person"},
-                  {"id": 18, "name": "dog", "supercategory": "animal"}]
-    (tmp_path / "annotations").mkdir()
-    data = {"images": images, "annotations": annotations, "categories": categories}
-    (tmp_path / "annotations" / "instances_val2017.json").write_text(json.dumps(data))
-    return tmp_path
-
-
 # ---------------------------------------------------------------------------- tests
 
 
@@ -155,47 +110,11 @@ def test_voc_segmentation_on_fixture(voc_root):
     assert mask[10, 8] == VOC_CLASSES.index("dog")
 
 
-def test_penn_fudan_on_fixture(penn_fudan_root):
-    ds = PennFudanPedestrians(penn_fudan_root, transforms=v2.RandomHorizontalFlip(p=1.0))
-    image, target = ds[0]
-    assert image.shape == (3, 36, 28)
-    assert target["labels"].tolist() == [1, 1] and target["masks"].shape == (2, 36, 28)
-    # box 1 covered columns 2..9 -> [2, 10); flipped: [28 - 10, 28 - 2)
-    assert target["boxes"][0].tolist() == [18, 4, 26, 30]
-    assert target["masks"][0].sum() == 26 * 8
-    assert len(ds[1][1]["labels"]) == 1
-
-
-def test_coco_subset_on_fixture_with_an_empty_image(coco_root):
-    ds = coco_subset(coco_root, transforms=v2.RandomHorizontalFlip(p=1.0))
-    image, target = ds[0]
-    assert image.shape == (3, 32, 48)
-    assert sorted(target["labels"].tolist()) == [1, 18]
-    boxes = {int(lab): box.tolist() for lab, box in zip(target["labels"], target["boxes"], strict=True)}
-    assert boxes[18] == [48 - 24, 5, 48 - 4, 15]
-    assert target["masks"].shape == (2, 32, 48) and target["masks"].dtype == torch.bool
-    _, empty = ds[1]
-    assert empty["boxes"].shape == (0, 4) and empty["labels"].shape == (0,)
-    assert empty["masks"].shape == (0, 32, 48)
-    _, targets = collate_detection([ds[0], ds[1]])
-    assert targets[1]["image_id"] == 9
-
-
-def test_make_coco_subset(coco_root, tmp_path):
-    out = tmp_path / "sub" / "instances_val2017_subset1.json"
-    sub = make_coco_subset(coco_root / "annotations" / "instances_val2017.json", out, num_images=1)
-    assert [im["id"] for im in sub["images"]] == [7] and len(sub["annotations"]) == 2
-    ds = coco_subset(coco_root, annotation_file=out)
-    assert len(ds) == 1
-
-
 @pytest.mark.parametrize(
     "load, words",
     [
         (lambda root: voc_detection(root), ["PASCAL VOC", "VOCdevkit/VOC2012", "Annotations", "download=True"]),
         (lambda root: voc_segmentation(root), ["SegmentationClass", "download=True"]),
-        (lambda root: PennFudanPedestrians(root), ["PennFudanPed.zip", "PedMasks", "download=True"]),
-        (lambda root: coco_subset(root), ["cocodataset.org", "instances_val2017.json", "download=True"]),
     ],
 )
 def test_missing_data_says_what_to_do(tmp_path, load, words):
@@ -209,19 +128,13 @@ def test_missing_data_says_what_to_do(tmp_path, load, words):
 def test_failed_download_says_offline(tmp_path, monkeypatch):
     import urllib.error
 
-    import torchvision.datasets.utils as tv_utils
+    import torchvision.datasets.voc as tv_voc
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)
+    monkeypatch.setattr(tv_voc, "download_and_extract_archive", offline)
     with pytest.raises(DataNotFoundError, match="offline"):
-        PennFudanPedestrians(tmp_path, download=True)
+        voc_detection(tmp_path, download=True)
     with pytest.raises(DataNotFoundError, match="offline"):
-        coco_subset(tmp_path, download=True)
-
-
-def test_coco_missing_images_are_named(coco_root):
-    (coco_root / "val2017" / "000000000009.jpg").unlink()
-    with pytest.raises(DataNotFoundError, match="000000000009.jpg"):
-        coco_subset(coco_root)
+        voc_segmentation(tmp_path, download=True)

@@ -8,7 +8,7 @@ data sets.
 * ``collate``: ``collate_detection`` (lists of images and targets, empty images allowed);
 * ``coco_export``: COCO JSON (instances, keypoints, panoptic) for pycocotools;
 * ``cache``: in-memory / on-disk scene cache;
-* ``real``: PASCAL VOC, Penn-Fudan, COCO subsets (opt-in downloads);
+* ``real``: PASCAL VOC (opt-in download);
 * ``sources``: ``DATA_SOURCES`` (scenes or VOC) and ``check_data_args``, the checks every
   chapter's data function makes;
 * ``segmentation``: ``segmentation_data``, the segmentation chapters' train and
@@ -27,7 +27,7 @@ from .coco_export import (
     to_coco,
     to_coco_results,
 )
-from .collate import collate_detection, collate_segmentation, empty_target
+from .collate import collate_detection, collate_segmentation
 from .datasets import (
     TASKS,
     UNCLAMPED_POINTS,
@@ -44,9 +44,6 @@ from .datasets import (
 from .real import (
     VOC_CLASSES,
     DataNotFoundError,
-    PennFudanPedestrians,
-    coco_subset,
-    make_coco_subset,
     voc_detection,
     voc_segmentation,
 )
@@ -54,7 +51,7 @@ from .scenes import *  # noqa: F401,F403
 from .scenes import __all__ as _scenes_all
 from .segmentation import SegmentationData, segmentation_data
 from .sources import DATA_SOURCES, check_data_args
-from .transforms import eval_transforms, train_transforms
+from .transforms import train_transforms
 
 __all__ = list(_scenes_all) + [
     "SceneCache",
@@ -69,7 +66,6 @@ __all__ = list(_scenes_all) + [
     "to_coco_results",
     "collate_detection",
     "collate_segmentation",
-    "empty_target",
     "UNCLAMPED_POINTS",
     "TASKS",
     "Scenes",
@@ -84,12 +80,8 @@ __all__ = list(_scenes_all) + [
     "train_transforms",
     "VOC_CLASSES",
     "DataNotFoundError",
-    "PennFudanPedestrians",
-    "coco_subset",
-    "make_coco_subset",
     "voc_detection",
     "voc_segmentation",
-    "eval_transforms",
     "DATA_SOURCES",
     "check_data_args",
     "SegmentationData",

@@ -14,22 +14,7 @@ from torch.utils.data import default_collate
 
 from .scenes import NUM_KEYPOINTS
 
-__all__ = ["collate_detection", "collate_segmentation", "empty_target"]
-
-
-def empty_target(height: int, width: int, num_keypoints: int = NUM_KEYPOINTS) -> dict:
-    """A target for an image with no thing: every field present, with 0 rows.
-
-    Returns:
-        dict: ``boxes`` float32 ``(0, 4)``, ``labels`` int64 ``(0,)``, ``masks`` bool
-        ``(0, H, W)``, ``keypoints`` float32 ``(0, K, 3)``.
-    """
-    return {
-        "boxes": torch.zeros((0, 4), dtype=torch.float32),
-        "labels": torch.zeros((0,), dtype=torch.int64),
-        "masks": torch.zeros((0, height, width), dtype=torch.bool),
-        "keypoints": torch.zeros((0, num_keypoints, 3), dtype=torch.float32),
-    }
+__all__ = ["collate_detection", "collate_segmentation"]
 
 
 def _tidy(target: dict, height: int, width: int, index: int) -> dict:

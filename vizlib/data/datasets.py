@@ -44,11 +44,11 @@ from .cache import SceneCache
 from .scenes import (
     KEYPOINT_NAMES,
     NUM_KEYPOINTS,
-    NUM_THINGS,
     THING_CLASSES,
     Scene,
     SceneConfig,
     canonical_keypoint_order,
+    things_only_semantic,
 )
 
 __all__ = [
@@ -208,7 +208,7 @@ def finish_sample(image, target, task: str = "detection", things_only: bool = Fa
     if task == "segmentation":
         semantic = target["semantic"].as_subclass(torch.Tensor).long()
         if things_only:
-            semantic = semantic * (semantic <= NUM_THINGS)
+            semantic = things_only_semantic(semantic)
         return image, tv_tensors.Mask(semantic)
     if task == "localisation":
         found = len(out["labels"]) > 0

@@ -71,7 +71,6 @@ __all__ = [
     "SceneConfig",
     "Scene",
     "make_scene",
-    "make_scenes",
     "canonical_keypoint_order",
     "things_only_semantic",
 ]
@@ -571,12 +570,6 @@ def make_scene(seed: int, index: int, config: SceneConfig | None = None, *, num_
         index=index,
         config=config,
     )
-
-
-def make_scenes(seed: int, count: int, config: SceneConfig | None = None, start: int = 0) -> list[Scene]:
-    """Scenes ``start .. start + count - 1`` of the stream ``seed``."""
-    check_positive_int("count", count, allow_zero=True)
-    return [make_scene(seed, start + i, config) for i in range(count)]
 
 
 def things_only_semantic(semantic):

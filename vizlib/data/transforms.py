@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 
 from .._checks import check_fraction, check_positive_int
 
-__all__ = ["train_transforms", "eval_transforms"]
+__all__ = ["train_transforms"]
 
 
 def train_transforms(
@@ -58,8 +58,3 @@ def train_transforms(
         # every hue
         steps.append(v2.ColorJitter(brightness=colour, contrast=colour, saturation=colour))
     return v2.Compose(steps)
-
-
-def eval_transforms():
-    """No augmentation at evaluation (``None``: the dataset then skips the transform step)."""
-    return None

@@ -13,8 +13,9 @@ Plotly pieces come in two kinds:
   keeps the same list of traces in every state, so that the precomputed slider steps of
   the static book only replace their ``x``/``y`` (cheap) and never the image. Dicts, not
   ``go.Scatter``: a live widget builds its figure in a few ms without plotly's
-  validation (see :mod:`vizlib.viz._figure`).
-* **shapes** (:func:`box_shapes`): layout rectangles, for one-off figures.
+  validation (see :mod:`vizlib.viz._figure`, which also sets image axes).
+* **print** (:func:`draw_boxes_mpl`): boxes, labels and masks on a matplotlib axes, for
+  static figures and galleries.
 
 Nothing here computes IoU, matches or scores: that is the core's job (``vizlib.boxes``,
 ``vizlib.anchors``, ``vizlib.nms``); this module only draws what it is given.
@@ -40,9 +41,6 @@ __all__ = [
     "box_outline_xy",
     "box_trace",
     "label_trace",
-    "box_shapes",
-    "image_axes",
-    "boxes_figure",
     "overlay_masks",
     "draw_boxes_mpl",
 ]
@@ -255,117 +253,6 @@ def label_trace(
     }
 
 
-def box_shapes(
-    boxes,
-    color: str = PALETTE[0],
-    width: float = 2.0,
-    dash: str | None = None,
-    fill_opacity: float = 0.0,
-    layer: str = "above",
-) -> list[dict]:
-    """Every box as a plotly layout rectangle (``fig.update_layout(shapes=...)``)."""
-    b = _boxes_np("boxes", boxes)
-    fill = with_alpha(color, fill_opacity) if fill_opacity > 0 else "rgba(0,0,0,0)"
-    return [
-        {
-            "type": "rect",
-            "xref": "x",
-            "yref": "y",
-            "x0": x1,
-            "y0": y1,
-            "x1": x2,
-            "y1": y2,
-            "line": {"color": color, "width": width, "dash": dash},
-            "fillcolor": fill,
-            "layer": layer,
-        }
-        for x1, y1, x2, y2 in np.round(b, 2).tolist()
-    ]
-
-
-def image_axes(fig, width: float, height: float, row: int | None = None, col: int | None = None,
-               margin: float = 0.0, show_ticks: bool = True):
-    """Set axes to image coordinates: ``x`` right, ``y`` *down*, one pixel square.
-
-    ``[0, width] x [0, height]`` fills the plot (plus ``margin`` px around it).
-    """
-    kw = {} if row is None else {"row": row, "col": col}
-    fig.update_xaxes(range=[-margin, width + margin], showgrid=False, zeroline=False,
-                     constrain="domain", showticklabels=show_ticks, **kw)
-    fig.update_yaxes(range=[height + margin, -margin], showgrid=False, zeroline=False,
-                     scaleanchor=_anchor_for(fig, row, col), scaleratio=1, constrain="domain",
-                     showticklabels=show_ticks, **kw)
-    return fig
-
-
-def _anchor_for(fig, row, col) -> str:
-    """The x axis id ('x', 'x2', ...) paired with the subplot at (row, col)."""
-    if row is None:
-        return "x"
-    xaxis = fig.get_subplot(row, col).xaxis
-    name = xaxis.plotly_name  # 'xaxis' or 'xaxis2'
-    return "x" + name[len("xaxis"):]
-
-
-def boxes_figure(
-    image=None,
-    boxes=None,
-    labels=None,
-    scores=None,
-    class_names: Sequence[str] | None = None,
-    masks=None,
-    size: tuple[int, int] | None = None,
-    title: str | None = None,
-    height: int = 420,
-):
-    """A plotly figure of an image with its boxes, labels, scores and (optionally) masks.
-
-    Args:
-        image: ``[H, W, 3]`` / ``[H, W]`` array or ``[3, H, W]`` tensor, or None (blank).
-        boxes (Tensor[N, 4]): boxes in ``(x1, y1, x2, y2)`` format, pixels.
-        labels (Tensor[N], int, optional): class index per box; picks the colour.
-        scores (Tensor[N], optional): confidence per box, printed after the name.
-        class_names (list[str], optional): name of each class index.
-        masks (Tensor[N, H, W], bool, optional): instance masks, overlaid in box colours.
-        size (tuple[int, int], optional): ``(H, W)`` when there is no image.
-        title (str, optional): figure title.
-        height (int): figure height in px.
-
-    Returns:
-        plotly.graph_objects.Figure: one box trace per class (legend = classes).
-    """
-    import plotly.graph_objects as go
-
-    b = _boxes_np("boxes", boxes)
-    n = len(b)
-    lab = _int_list("labels", labels, n)
-    sc = _float_list("scores", scores, n)
-    fig = go.Figure()
-    if image is not None:
-        img = as_uint8_image(image)
-        if masks is not None:
-            img = overlay_masks(img, masks, colors=[color_for(k) for k in lab])
-        fig.add_trace(image_trace(img))
-        h, w = img.shape[:2]
-    elif size is not None:
-        h, w = int(size[0]), int(size[1])
-    else:
-        h = int(np.ceil(b[:, 3].max())) if n else 1
-        w = int(np.ceil(b[:, 2].max())) if n else 1
-    texts = _label_texts(lab, sc, class_names)
-    for k in sorted(set(lab)):
-        idx = [i for i in range(n) if lab[i] == k]
-        name = class_names[k] if class_names is not None and k < len(class_names) else f"class {k}"
-        fig.add_trace(box_trace(b[idx], color=color_for(k), name=name,
-                                hovertext=[texts[i] for i in idx]))
-        fig.add_trace(label_trace(b[idx], [texts[i] for i in idx], color=color_for(k),
-                                  name=f"{name} labels"))
-    image_axes(fig, w, h)
-    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      plot_bgcolor="white")
-    return fig
-
-
 def _int_list(name: str, values, n: int) -> list[int]:
     if values is None:
         return [0] * n
@@ -445,8 +332,19 @@ def draw_boxes_mpl(
 ):
     """Draw an image with boxes, labels, scores and masks on a matplotlib axes.
 
-    Same arguments as :func:`boxes_figure` (``colors`` overrides the per-class colour,
-    one per box). Returns the ``matplotlib.axes.Axes``.
+    Args:
+        image: ``[H, W, 3]`` / ``[H, W]`` array or ``[3, H, W]`` tensor, or None (no image).
+        boxes (Tensor[N, 4]): boxes in ``(x1, y1, x2, y2)`` format, pixels.
+        labels (Tensor[N], int, optional): class index per box; picks the colour.
+        scores (Tensor[N], optional): confidence per box, printed after the name.
+        class_names (list[str], optional): name of each class index.
+        masks (Tensor[N, H, W], bool, optional): instance masks, overlaid in box colours.
+        ax (matplotlib Axes, optional): where to draw (a new 5 x 5 in figure if None).
+        colors (list[str], optional): one colour per box, instead of the class colours.
+        linewidth, linestyle, fontsize: of the outlines and labels.
+
+    Returns:
+        matplotlib.axes.Axes: the axes drawn on.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
