@@ -29,6 +29,7 @@ __all__ = [
     "check_int_tensor",
     "check_labels",
     "check_number",
+    "check_per_image",
     "check_positive_int",
     "check_positive_numbers",
     "check_positive_pair",
@@ -139,6 +140,19 @@ def check_same_length(**named) -> int:
         desc = ", ".join(f"{k} has {n}" for k, n in lengths.items())
         raise ValueError(f"expected the same number of entries: {desc}")
     return next(iter(lengths.values())) if lengths else 0
+
+
+def check_per_image(what: str, **named) -> int:
+    """Each argument a list (or tuple) with one ``what`` per image, all of the same
+    length; returns it. E.g. ``check_per_image("dicts", predictions=p, targets=t)``."""
+    for name, value in named.items():
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list of {what}, got {type(value).__name__}")
+    lengths = [len(v) for v in named.values()]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"{' and '.join(named)} must have one entry per image, got "
+                         + " and ".join(map(str, lengths)))
+    return lengths[0] if lengths else 0
 
 
 def check_int_pair(name: str, value, allow_zero: bool = False) -> tuple[int, int]:

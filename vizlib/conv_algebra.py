@@ -86,6 +86,27 @@ def _check_output_padding(output_padding: int, stride: int, dilation: int, axis:
         )
 
 
+def _conv_params(n, kernel, stride, padding, dilation) -> tuple[int, int, int, int, int]:
+    """One axis of a convolution: input length ``n``, ``kernel`` size, ``stride`` and
+    ``dilation`` ints >= 1, ``padding`` >= 0 (the hyper-parameters of ``nn.Conv1d``)."""
+    return (check_positive_int("n", n), check_positive_int("kernel", kernel),
+            check_positive_int("stride", stride), check_positive_int("padding", padding, allow_zero=True),
+            check_positive_int("dilation", dilation))
+
+
+def _conv_params_2d(stride, padding, dilation, output_padding=0) -> tuple[tuple[int, int], ...]:
+    """``stride``, ``padding``, ``dilation`` and ``output_padding`` of a 2D (transposed)
+    convolution as ``(h, w)`` pairs: stride and dilation >= 1, paddings >= 0, and
+    ``output_padding`` within PyTorch's bound on each axis."""
+    s = check_int_pair("stride", stride)
+    p = check_int_pair("padding", padding, allow_zero=True)
+    d = check_int_pair("dilation", dilation)
+    q = check_int_pair("output_padding", output_padding, allow_zero=True)
+    _check_output_padding(q[0], s[0], d[0], "[0]")
+    _check_output_padding(q[1], s[1], d[1], "[1]")
+    return s, p, d, q
+
+
 # ----------------------------------------------------------------------------------------
 # output sizes
 
@@ -120,11 +141,7 @@ def conv_output_size(
         ValueError: on a non-int or out-of-range argument, or a dilated kernel larger
             than the padded input.
     """
-    n = check_positive_int("n", n)
-    kernel = check_positive_int("kernel", kernel)
-    stride = check_positive_int("stride", stride)
-    padding = check_positive_int("padding", padding, allow_zero=True)
-    dilation = check_positive_int("dilation", dilation)
+    n, kernel, stride, padding, dilation = _conv_params(n, kernel, stride, padding, dilation)
     effective_kernel = dilation * (kernel - 1) + 1
     room = n + 2 * padding - effective_kernel  # how far the window can slide
     if room < 0:
@@ -175,11 +192,7 @@ def conv_transpose_output_size(
         ValueError: on out-of-range arguments, ``output_padding`` too large, or a
             ``padding`` that crops everything.
     """
-    n = check_positive_int("n", n)
-    kernel = check_positive_int("kernel", kernel)
-    stride = check_positive_int("stride", stride)
-    padding = check_positive_int("padding", padding, allow_zero=True)
-    dilation = check_positive_int("dilation", dilation)
+    n, kernel, stride, padding, dilation = _conv_params(n, kernel, stride, padding, dilation)
     output_padding = check_positive_int("output_padding", output_padding, allow_zero=True)
     _check_output_padding(output_padding, stride, dilation)
     out = (n - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
@@ -309,9 +322,7 @@ def conv_matrix_2d(
     """
     kernel = _kernel(kernel, 2)
     h, w = check_int_pair("input_hw", input_hw)
-    sh, sw = check_int_pair("stride", stride)
-    ph, pw = check_int_pair("padding", padding, allow_zero=True)
-    dh, dw = check_int_pair("dilation", dilation)
+    (sh, sw), (ph, pw), (dh, dw), _ = _conv_params_2d(stride, padding, dilation)
     kh, kw = kernel.shape
     out_h = conv_output_size(h, kh, sh, ph, dh)
     out_w = conv_output_size(w, kw, sw, pw, dw)
@@ -351,12 +362,7 @@ def conv_transpose_matrix_2d(
     """
     kernel = _kernel(kernel, 2)
     h, w = check_int_pair("input_hw", input_hw)
-    sh, sw = check_int_pair("stride", stride)
-    ph, pw = check_int_pair("padding", padding, allow_zero=True)
-    dh, dw = check_int_pair("dilation", dilation)
-    qh, qw = check_int_pair("output_padding", output_padding, allow_zero=True)
-    _check_output_padding(qh, sh, dh, "[0]")
-    _check_output_padding(qw, sw, dw, "[1]")
+    (sh, sw), (ph, pw), (dh, dw), (qh, qw) = _conv_params_2d(stride, padding, dilation, output_padding)
     kh, kw = kernel.shape
     out_h = conv_transpose_output_size(h, kh, sh, ph, dh, qh)
     out_w = conv_transpose_output_size(w, kw, sw, pw, dw, qw)
@@ -438,12 +444,7 @@ def conv_transpose_by_stamping_2d(
     if x.dim() != 2 or x.numel() == 0:
         raise ValueError(f"x must be a non-empty 2D tensor [H, W], got shape {tuple(x.shape)}")
     kernel = _kernel(kernel, 2)
-    sh, sw = check_int_pair("stride", stride)
-    ph, pw = check_int_pair("padding", padding, allow_zero=True)
-    dh, dw = check_int_pair("dilation", dilation)
-    qh, qw = check_int_pair("output_padding", output_padding, allow_zero=True)
-    _check_output_padding(qh, sh, dh, "[0]")
-    _check_output_padding(qw, sw, dw, "[1]")
+    (sh, sw), (ph, pw), (dh, dw), (qh, qw) = _conv_params_2d(stride, padding, dilation, output_padding)
     (h, w), (kh, kw) = x.shape, kernel.shape
     out_h = conv_transpose_output_size(h, kh, sh, ph, dh, qh)
     out_w = conv_transpose_output_size(w, kw, sw, pw, dw, qw)

@@ -66,9 +66,9 @@ def _empty_detection_target(image_id, h: int, w: int) -> dict:
     }
 
 
-class _V2Detection(Dataset):
-    """A torchvision dataset wrapped for transforms v2, with float images, complete
-    targets (also for images without objects) and the reader's transforms last."""
+class _V2Wrapped(Dataset):
+    """A torchvision dataset wrapped for transforms v2; the reader's ``transforms`` run
+    last, on ``(image, target)``."""
 
     def __init__(self, wrapped, transforms=None):
         if transforms is not None and not callable(transforms):
@@ -77,6 +77,10 @@ class _V2Detection(Dataset):
 
     def __len__(self) -> int:
         return len(self.wrapped)
+
+
+class _V2Detection(_V2Wrapped):
+    """Detection: float images, complete targets (also for images without objects)."""
 
     def __getitem__(self, index):
         image, target = self.wrapped[index]
@@ -91,14 +95,8 @@ class _V2Detection(Dataset):
         return image, full
 
 
-class _V2Segmentation(Dataset):
-    def __init__(self, wrapped, transforms=None):
-        if transforms is not None and not callable(transforms):
-            raise ValueError(f"transforms must be callable, got {type(transforms).__name__}")
-        self.wrapped, self.transforms = wrapped, transforms
-
-    def __len__(self) -> int:
-        return len(self.wrapped)
+class _V2Segmentation(_V2Wrapped):
+    """Semantic segmentation: float images, an int64 ``Mask`` of class indices."""
 
     def __getitem__(self, index):
         image, mask = self.wrapped[index]

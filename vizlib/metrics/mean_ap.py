@@ -23,7 +23,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from vizlib._checks import as_flags, as_float_tensor, check_choice, check_fraction, check_labels
+from vizlib._checks import (
+    as_flags,
+    as_float_tensor,
+    check_choice,
+    check_fraction,
+    check_labels,
+    check_per_image,
+)
 from vizlib.metrics.average_precision import (
     AP_METHODS,
     PrecisionRecall,
@@ -97,16 +104,7 @@ def mean_average_precision(
         rule = "coco" if method == "coco" else "voc"
     check_choice("rule", rule, MATCH_RULES)
     threshold = check_fraction("iou_threshold", iou_threshold)
-    for name, value in (("predictions", predictions), ("targets", targets)):
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(
-                f"{name} must be a list of per-image dicts, got {type(value).__name__}"
-            )
-    if len(predictions) != len(targets):
-        raise ValueError(
-            f"predictions and targets must have one entry per image, got {len(predictions)} "
-            f"and {len(targets)}"
-        )
+    check_per_image("per-image dicts", predictions=predictions, targets=targets)
 
     # Per class: the pooled scores, TP and ignored flags of every image, and the object count.
     scores: dict[int, list[torch.Tensor]] = {}

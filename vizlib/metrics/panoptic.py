@@ -39,6 +39,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from vizlib._checks import check_per_image
+
 __all__ = ["VOID", "PQScores", "ClassPQ", "PanopticResult", "PanopticQuality", "panoptic_quality"]
 
 # Segment id of unlabelled pixels.
@@ -253,15 +255,7 @@ def panoptic_quality(preds, gts, categories: dict) -> PanopticResult:
         PanopticResult: ``all``, ``things``, ``stuff`` (each ``PQScores(pq, sq, rq, n)``)
         and ``per_class`` (category id -> ``ClassPQ(pq, sq, rq, tp, fp, fn)``).
     """
-    for name, value in (("preds", preds), ("gts", gts)):
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(
-                f"{name} must be a list of (ids, segments) pairs, got {type(value).__name__}"
-            )
-    if len(preds) != len(gts):
-        raise ValueError(
-            f"preds and gts must have one entry per image, got {len(preds)} and {len(gts)}"
-        )
+    check_per_image("(ids, segments) pairs", preds=preds, gts=gts)
     metric = PanopticQuality(categories)
     for i, (pred, gt) in enumerate(zip(preds, gts, strict=True)):
         for name, pair in (("preds", pred), ("gts", gt)):
