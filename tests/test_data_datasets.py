@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
@@ -127,6 +127,7 @@ def test_horizontal_flip_mirrors_keypoints_exactly():
 
 @settings(max_examples=12, deadline=None)
 @given(index=st.integers(0, 100), kind=st.sampled_from(["hflip", "crop", "affine"]), torch_seed=st.integers(0, 999))
+@example(index=0, kind="crop", torch_seed=372)  # clamped to the border, then resized: 47.99999, not 48
 def test_clamped_point_fallback_for_old_torchvision_agrees(index, kind, torch_seed):
     """Before torchvision 0.23 boxes are always clamped to the image, so the keypoints
     (zero-size boxes) that leave it land on the border. Forced here on the installed

@@ -81,6 +81,8 @@ TASKS = ("segmentation", "detection", "keypoints", "localisation", "panoptic")
 #: it went is lost, so if it was a ring's topmost point the canonical order starts at
 #: another point (only for rings with a point outside the image).
 UNCLAMPED_POINTS = "clamping_mode" in inspect.signature(tv_tensors.BoundingBoxes.__new__).parameters
+#: Pixels: a clamped point this close to the border is taken to have left the image.
+BORDER_TOLERANCE = 1e-3
 
 
 def points_as_boxes(points: torch.Tensor, canvas_size) -> tv_tensors.BoundingBoxes:
@@ -105,8 +107,11 @@ def boxes_as_points(boxes: torch.Tensor, num_things: int, canvas_size):
     h, w = canvas_size
     if getattr(boxes, "clamping_mode", "hard") is None:
         outside = (x < 0) | (x >= w) | (y < 0) | (y >= h)
-    else:  # clamped: a point that left the image now lies on its border
-        outside = (x <= 0) | (x >= w) | (y <= 0) | (y >= h)
+    else:  # clamped: a point that left the image now lies on its border, give or take the
+        # float rounding of a later resize (a point clamped to 40 and scaled by 48/40 lands on
+        # 47.99999, not 48), so "on the border" means within BORDER_TOLERANCE of it
+        eps = BORDER_TOLERANCE
+        outside = (x <= eps) | (x >= w - eps) | (y <= eps) | (y >= h - eps)
     return points, outside
 
 
