@@ -51,10 +51,21 @@ RESULTS = Path(__file__).resolve().parent / "results" / "fit.md"
 
 def small_cnn() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 6))
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 6),
+    )
 
 
 def tiny_mlp() -> nn.Module:
@@ -112,6 +123,7 @@ def run_fit(extra):
             fit(model, loader, opt, **settings)
         if device.type == "cuda":
             torch.cuda.synchronize()
+
     return go
 
 
@@ -181,24 +193,32 @@ def main() -> int:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     lines = []
     for device in devices:
-        name = torch.cuda.get_device_name() if device.type == "cuda" else \
-            f"CPU ({platform.machine()}, 1 thread)"
+        name = (
+            torch.cuda.get_device_name()
+            if device.type == "cuda"
+            else f"CPU ({platform.machine()}, 1 thread)"
+        )
         for problem in PROBLEMS:
             with redirect_stdout(io.StringIO()):  # fit+text prints its epoch lines
                 steps, t = measure(problem, device, args.repeats)
             base = t["bare"]
-            lines.append(f"\n### {problem} on {name}: runs of {steps[0]} and {steps[1]} steps, "
-                         f"median of {args.repeats}\n")
-            lines.append("| loop | CPU ms/step | per-step overhead (CPU) | wall ms/step "
-                         "| per-step overhead (wall) | fixed cost per run (CPU ms) |")
+            lines.append(
+                f"\n### {problem} on {name}: runs of {steps[0]} and {steps[1]} steps, "
+                f"median of {args.repeats}\n"
+            )
+            lines.append(
+                "| loop | CPU ms/step | per-step overhead (CPU) | wall ms/step "
+                "| per-step overhead (wall) | fixed cost per run (CPU ms) |"
+            )
             lines.append("|---|---:|---:|---:|---:|---:|")
             for k in CONFIGS:
                 (c_step, c_fixed), (w_step, _) = t[k]["cpu"], t[k]["wall"]
                 lines.append(
                     f"| {k} | {c_step * 1e3:.3f} | {100 * (c_step / base['cpu'][0] - 1):+.1f}% "
                     f"| {w_step * 1e3:.3f} | {100 * (w_step / base['wall'][0] - 1):+.1f}% "
-                    f"| {(c_fixed - base['cpu'][1]) * 1e3:+.0f} |")
-            print("\n".join(lines[-(len(CONFIGS) + 3):]), flush=True)
+                    f"| {(c_fixed - base['cpu'][1]) * 1e3:+.0f} |"
+                )
+            print("\n".join(lines[-(len(CONFIGS) + 3) :]), flush=True)
     header = [
         "# vizlib.train.fit against a bare training loop",
         "",

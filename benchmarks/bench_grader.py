@@ -40,7 +40,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 MASTER = REPO / "masters" / "book" / "exercises.ipynb"
 
-NAN_IOU = '''# EXERCISE iou
+NAN_IOU = """# EXERCISE iou
 import torch
 
 
@@ -52,7 +52,7 @@ def iou(boxes1, boxes2):
     a1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
     a2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
     return inter / (a1[:, None] + a2[None, :] - inter)
-'''
+"""
 
 
 def make_class(folder: Path, students: int) -> None:
@@ -60,16 +60,20 @@ def make_class(folder: Path, students: int) -> None:
 
     master = nbformat.read(str(MASTER), as_version=4)
     cells = find_exercise_cells(master)
-    kinds = (["right"] * 18 + ["nan_iou"] * 6 + ["stub"] * 4 + ["syntax"] + ["raises"])
+    kinds = ["right"] * 18 + ["nan_iou"] * 6 + ["stub"] * 4 + ["syntax"] + ["raises"]
     for i in range(students):
         kind = kinds[i % len(kinds)]
         nb = student_version(master) if kind == "stub" else copy.deepcopy(master)
         if kind == "nan_iou":
             nb.cells[cells["iou"]].source = NAN_IOU
         elif kind == "syntax":
-            nb.cells[cells["box_area"]].source = "# EXERCISE box_area\ndef box_area(boxes)\n    pass\n"
+            nb.cells[
+                cells["box_area"]
+            ].source = "# EXERCISE box_area\ndef box_area(boxes)\n    pass\n"
         elif kind == "raises":
-            nb.cells[cells["box_area"]].source = "# EXERCISE box_area\ndef box_area(boxes):\n    return boxes[:, 9]\n"
+            nb.cells[
+                cells["box_area"]
+            ].source = "# EXERCISE box_area\ndef box_area(boxes):\n    return boxes[:, 9]\n"
         nbformat.write(nb, str(folder / f"student{i:02d}_{kind}.ipynb"))
 
 
@@ -92,9 +96,13 @@ def tree_memory(root: psutil.Process) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--students", type=int, default=30)
-    parser.add_argument("--jobs", type=int, default=None, help="passed to the grader (default: its own, = cores)")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="passed to the grader (default: its own, = cores)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -102,18 +110,32 @@ def main() -> None:
         subs, out = Path(tmp) / "submissions", Path(tmp) / "grades"
         subs.mkdir()
         make_class(subs, args.students)
-        cmd = [sys.executable, "-m", "vizlib.exercises.grade", str(subs), "--assignment", str(MASTER),
-               "--out", str(out)] + (["--jobs", str(args.jobs)] if args.jobs else [])
+        cmd = [
+            sys.executable,
+            "-m",
+            "vizlib.exercises.grade",
+            str(subs),
+            "--assignment",
+            str(MASTER),
+            "--out",
+            str(out),
+        ] + (["--jobs", str(args.jobs)] if args.jobs else [])
         env = dict(os.environ, OMP_NUM_THREADS="1")
         load_before = os.getloadavg()[0]
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO
+        )
         root = psutil.Process(proc.pid)
         peak_pss = peak_rss = 0.0
         peak_procs = 0
         while proc.poll() is None:
             pss, rss, n = tree_memory(root)
-            peak_pss, peak_rss, peak_procs = max(peak_pss, pss), max(peak_rss, rss), max(peak_procs, n)
+            peak_pss, peak_rss, peak_procs = (
+                max(peak_pss, pss),
+                max(peak_rss, rss),
+                max(peak_procs, n),
+            )
             time.sleep(0.25)
         wall = time.perf_counter() - start
         stdout = proc.stdout.read().decode()
@@ -136,13 +158,15 @@ def main() -> None:
         "peak_processes": peak_procs,
         "jobs": args.jobs or len(os.sched_getaffinity(0)),
         "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
-                   f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
         "load_average_before": round(load_before, 1),
     }
     print(stdout.split("\n\n")[0][-3000:])
     print(json.dumps(result, indent=2))
     if not args.no_write:
-        (REPO / "benchmarks" / "results" / "grader.json").write_text(json.dumps(result, indent=2) + "\n")
+        (REPO / "benchmarks" / "results" / "grader.json").write_text(
+            json.dumps(result, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

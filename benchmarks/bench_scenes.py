@@ -60,8 +60,12 @@ def main() -> None:
         count = {64: 1500, 128: 600, 256: 200}[size] // (10 if args.quick else 1)
         config = SceneConfig(image_size=size)
         plain = DetectionScenes(count + 1, seed=1, config=config, cache=False)
-        augmented = DetectionScenes(count + 1, seed=1, config=config, cache=False, transforms=train_transforms(size))
-        cached = DetectionScenes(count + 1, seed=1, config=config, cache=True, transforms=train_transforms(size))
+        augmented = DetectionScenes(
+            count + 1, seed=1, config=config, cache=False, transforms=train_transforms(size)
+        )
+        cached = DetectionScenes(
+            count + 1, seed=1, config=config, cache=True, transforms=train_transforms(size)
+        )
         for i in range(count + 1):
             cached.scene(i)  # first epoch fills the cache
         cases = [
@@ -73,7 +77,9 @@ def main() -> None:
         for name, fn in cases:
             cpu_rate, wall_rate = rate(fn, count)
             rows.append((size, name, count, cpu_rate, wall_rate))
-            print(f"{size:4d} px  {name:45s} {cpu_rate:8.0f} img/CPU-s  ({wall_rate:7.0f} img/wall-s, n={count})")
+            print(
+                f"{size:4d} px  {name:45s} {cpu_rate:8.0f} img/CPU-s  ({wall_rate:7.0f} img/wall-s, n={count})"
+            )
 
     if args.no_write:
         return

@@ -111,7 +111,11 @@ def markdown(rows: dict, meta: dict) -> str:
         live, st = r["live"], r["static"]
         ok_live = live["median_cpu_ms"] <= GOAL_MS
         ok_size = st["html_bytes"] <= GOAL_BYTES
-        goals = ("live ok" if ok_live else "live SLOW") + ", " + ("size ok" if ok_size else "size TOO BIG")
+        goals = (
+            ("live ok" if ok_live else "live SLOW")
+            + ", "
+            + ("size ok" if ok_size else "size TOO BIG")
+        )
         lines.append(
             f"| {name} | {live['updates']} | {live['median_ms']} ({live['median_cpu_ms']}) | "
             f"{live['max_ms']} ({live['max_cpu_ms']}) | {live['first_ms']} | {st['states']} | "
@@ -163,13 +167,17 @@ def main(argv=None) -> int:
         live = time_live(cls, args.rounds)
         static = time_static(cls)
         rows[name] = {"live": live, "static": static}
-        print(f"{name:22s} live median {live['median_ms']:6.1f} ms (cpu {live['median_cpu_ms']:6.1f}), "
-              f"worst {live['max_ms']:6.1f} ms, first {live['first_ms']:7.1f} ms | static "
-              f"{static['html_bytes'] / 1024:7.0f} KB, {static['states']} states, {static['build_s']} s",
-              flush=True)
+        print(
+            f"{name:22s} live median {live['median_ms']:6.1f} ms (cpu {live['median_cpu_ms']:6.1f}), "
+            f"worst {live['max_ms']:6.1f} ms, first {live['first_ms']:7.1f} ms | static "
+            f"{static['html_bytes'] / 1024:7.0f} KB, {static['states']} states, {static['build_s']} s",
+            flush=True,
+        )
     if not args.no_write:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "widgets.json").write_text(json.dumps({"meta": meta, "widgets": rows}, indent=2) + "\n")
+        (RESULTS / "widgets.json").write_text(
+            json.dumps({"meta": meta, "widgets": rows}, indent=2) + "\n"
+        )
         (RESULTS / "widgets.md").write_text(markdown(rows, meta))
         print(f"wrote {RESULTS / 'widgets.md'} and widgets.json")
     return 0

@@ -59,8 +59,13 @@ def pytest_collection_modifyitems(items):
 # --------------------------------------------------------------------------- browser
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
 ]
 
 
@@ -79,8 +84,10 @@ def browser():
     path = chromium_path()
     if path is None:
         where = os.environ.get("VIZLIB_CHROMIUM") or "chromium on the PATH"
-        unavailable(f"no Chromium ({where})",
-                    "apt-get install -y chromium, or point VIZLIB_CHROMIUM at a Chromium binary")
+        unavailable(
+            f"no Chromium ({where})",
+            "apt-get install -y chromium, or point VIZLIB_CHROMIUM at a Chromium binary",
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

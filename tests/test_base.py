@@ -13,7 +13,9 @@ def test_version_is_semver():
     assert re.fullmatch(r"\d+\.\d+\.\d+", vizlib.__version__)
 
 
-@pytest.mark.parametrize("value, expected", [(None, "full"), ("full", "full"), ("smoke", "smoke"), ("SMOKE", "smoke")])
+@pytest.mark.parametrize(
+    "value, expected", [(None, "full"), ("full", "full"), ("smoke", "smoke"), ("SMOKE", "smoke")]
+)
 def test_profile_reads_environment(monkeypatch, value, expected):
     if value is None:
         monkeypatch.delenv("VIZLIB_PROFILE", raising=False)

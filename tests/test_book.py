@@ -48,7 +48,10 @@ def built_book(tmp_path_factory) -> Path:
     jb = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run(
         [str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going", "--all"],
-        capture_output=True, text=True, env=env, timeout=1500,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
     )
     if proc.returncode != 0:
         pytest.fail(f"jupyter-book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
@@ -106,7 +109,9 @@ def test_no_broken_internal_links(built_book):
                 target = target / "index.html"
             if not target.exists():
                 broken.append(f"{page.relative_to(built_book)} -> {href}")
-            elif url.fragment and target.suffix == ".html" and url.fragment not in _parse(target).ids:
+            elif (
+                url.fragment and target.suffix == ".html" and url.fragment not in _parse(target).ids
+            ):
                 broken.append(f"{page.relative_to(built_book)} -> {href} (no such anchor)")
     assert not broken, "broken internal links:\n" + "\n".join(broken)
 
@@ -125,7 +130,10 @@ def open_page(browser, url):
     context = browser.new_context()
     page = context.new_page()
     errors, foreign = [], []
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None,
+    )
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     local = urlparse(url).netloc
 
@@ -161,29 +169,38 @@ def _every_slider_moves_its_plot(page, page_name, html):
         return
     page.wait_for_function(
         f"document.querySelectorAll('.plotly-graph-div[data-vizlib-frame]').length >= {n_static}",
-        timeout=20_000)
+        timeout=20_000,
+    )
     widgets = page.locator(".plotly-graph-div[data-vizlib-frame]")
     assert widgets.count() == n_static
     for w in range(widgets.count()):
         gd = widgets.nth(w)
-        sliders = gd.evaluate("gd => gd.layout.sliders.map(s => [s.name, s.steps.length, s.active || 0])")
+        sliders = gd.evaluate(
+            "gd => gd.layout.sliders.map(s => [s.name, s.steps.length, s.active || 0])"
+        )
         actives = [active for _, _, active in sliders]
         for k, (name, n, active) in enumerate(sliders):
             target = n - 1 if active != n - 1 else 0
             before = gd.evaluate(_PLOT_STATE)
             rail = gd.locator(".slider-group").nth(k).locator("rect.slider-rail-touch-rect")
-            rail.evaluate("el => el.scrollIntoView({block: 'center'})")  # clear of the sticky header
+            rail.evaluate(
+                "el => el.scrollIntoView({block: 'center'})"
+            )  # clear of the sticky header
             box = rail.bounding_box()
             inset = 10  # the rail's usable width is inset by the grip's half-width at each end
             x = box["x"] + inset + (box["width"] - 2 * inset) * (target / max(n - 1, 1))
             page.mouse.click(x, box["y"] + box["height"] / 2)
             actives[k] = target
             want = "-".join(map(str, actives))
-            page.wait_for_function("([el, want]) => el.getAttribute('data-vizlib-frame') === want",
-                                   arg=[gd.element_handle(), want], timeout=10_000)
+            page.wait_for_function(
+                "([el, want]) => el.getAttribute('data-vizlib-frame') === want",
+                arg=[gd.element_handle(), want],
+                timeout=10_000,
+            )
             after = gd.evaluate(_PLOT_STATE)
             assert after["plot"] != before["plot"], (
-                f"{page_name}: widget {w}, slider {name!r} to step {target} did not change the plot")
+                f"{page_name}: widget {w}, slider {name!r} to step {target} did not change the plot"
+            )
 
 
 @pytest.mark.browser
@@ -204,7 +221,9 @@ def test_page_in_browser(browser, served_book, built_book, page_name):
             assert all(drawn), f"{page_name}: plotly figures not drawn: {drawn}"
             _every_slider_moves_its_plot(page, page_name, html)
         if 'class="math' in html:
-            page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20_000)
+            page.wait_for_function(
+                "document.querySelectorAll('mjx-container').length > 0", timeout=20_000
+            )
             leftover = page.evaluate(
                 "Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container')).length"
             )
@@ -219,8 +238,16 @@ def test_page_in_browser(browser, served_book, built_book, page_name):
 def test_concept_pages_publish_static_widgets(built_book):
     """The browser test drags the sliders of every static widget; make sure there are some:
     each concept page built around a widget publishes it in static form."""
-    pages = ["upsampling", "transposed_convolution", "receptive_fields", "iou", "anchors", "nms",
-             "pr_curves_map", "focal_loss"]
+    pages = [
+        "upsampling",
+        "transposed_convolution",
+        "receptive_fields",
+        "iou",
+        "anchors",
+        "nms",
+        "pr_curves_map",
+        "focal_loss",
+    ]
     for name in pages:
         html = (built_book / "book" / f"{name}.html").read_text(encoding="utf-8")
         assert "gd.on('plotly_sliderchange', update)" in html, f"book/{name}: no static widget"
@@ -232,8 +259,13 @@ def test_no_page_needs_a_widget_manager(built_book):
     stored an ipywidgets output would show an empty box. None may."""
     for page_name in toc_files():
         html = (built_book / f"{page_name}.html").read_text(encoding="utf-8")
-        for mime in ("application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json"):
-            assert mime not in html, f"{page_name}: an ipywidgets output ({mime}), which the book cannot show"
+        for mime in (
+            "application/vnd.jupyter.widget-view+json",
+            "application/vnd.jupyter.widget-state+json",
+        ):
+            assert mime not in html, (
+                f"{page_name}: an ipywidgets output ({mime}), which the book cannot show"
+            )
 
 
 def test_toc_parser_finds_the_root():

@@ -220,9 +220,17 @@ def _windows_by_unfold(height, width, h, w, stride):
     return F.unfold(image, (h, w), stride=stride).shape[-1]
 
 
-@pytest.mark.parametrize(("size", "window", "stride"), [
-    ((8, 8), (4, 4), 4), ((8, 8), (4, 4), 1), ((6, 10), (2, 4), 2), ((64, 48), (16, 32), 3),
-    ((9, 9), (9, 9), 5), ((8, 8), (9, 4), 1)])
+@pytest.mark.parametrize(
+    ("size", "window", "stride"),
+    [
+        ((8, 8), (4, 4), 4),
+        ((8, 8), (4, 4), 1),
+        ((6, 10), (2, 4), 2),
+        ((64, 48), (16, 32), 3),
+        ((9, 9), (9, 9), 5),
+        ((8, 8), (9, 4), 1),
+    ],
+)
 def test_count_windows_agrees_with_unfold(size, window, stride):
     assert B.count_windows(size, [window], stride) == _windows_by_unfold(*size, *window, stride)
 

@@ -70,8 +70,12 @@ def test_output_size_formulas_match_real_shapes():
         assert conv_output_size(n, k, s, p, d) == y.shape[-1]
         n, k, s, p, d, q = random_transpose_1d(rng)
         y = F.conv_transpose1d(
-            torch.zeros(1, 1, n), torch.zeros(1, 1, k), stride=s, padding=p,
-            output_padding=q, dilation=d,
+            torch.zeros(1, 1, n),
+            torch.zeros(1, 1, k),
+            stride=s,
+            padding=p,
+            output_padding=q,
+            dilation=d,
         )
         assert conv_transpose_output_size(n, k, s, p, d, q) == y.shape[-1]
 
@@ -158,7 +162,7 @@ def test_output_padding_adds_rows_at_the_end():
         assert tq.shape == (m0 + q, n)
         torch.testing.assert_close(tq[:m0], t0, **TOL)  # the rows of q = 0 come first
         # beyond the first min(q, padding) extra rows nothing is stamped: zero rows
-        assert (tq[m0 + min(q, p):] == 0).all()
+        assert (tq[m0 + min(q, p) :] == 0).all()
         checked_zero += q > p
         # every row y is row y + padding of the uncropped stamp matrix (padding 0), or
         # zero past its end: output_padding gives back rows the far-side crop removed
@@ -178,8 +182,9 @@ def test_conv_matrix_2d_equals_conv2d():
         kernel = torch.randn(kh, kw, generator=gen, dtype=DT)
         x = torch.randn(h, w, generator=gen, dtype=DT)
         matrix = conv_matrix_2d((h, w), kernel, (sh, sw), (ph, pw), (dh, dw))
-        want = F.conv2d(x[None, None], kernel[None, None], stride=(sh, sw), padding=(ph, pw),
-                        dilation=(dh, dw))[0, 0]
+        want = F.conv2d(
+            x[None, None], kernel[None, None], stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw)
+        )[0, 0]
         torch.testing.assert_close(matrix @ x.flatten(), want.flatten(), **TOL)
 
 
@@ -270,8 +275,10 @@ def test_stamping_does_not_modify_inputs():
         (lambda: conv_output_size(2, 3), "kernel"),
         (lambda: conv_output_size(5.0, 3), "n"),
         (lambda: conv_transpose_output_size(5, 3, stride=2, output_padding=2), "output_padding"),
-        (lambda: conv_transpose_output_size(5, 3, stride=1, dilation=1, output_padding=1),
-         "output_padding"),
+        (
+            lambda: conv_transpose_output_size(5, 3, stride=1, dilation=1, output_padding=1),
+            "output_padding",
+        ),
         (lambda: conv_transpose_output_size(1, 1, padding=1), "padding"),
         (lambda: conv_matrix_1d(5, torch.ones(3, 3)), "kernel"),
         (lambda: conv_matrix_1d(5, torch.ones(0)), "kernel"),
@@ -281,10 +288,14 @@ def test_stamping_does_not_modify_inputs():
         (lambda: conv_matrix_2d((5, -5), torch.ones(3, 3)), "input_hw"),
         (lambda: conv_matrix_2d((5, 5, 5), torch.ones(3, 3)), "input_hw"),
         (lambda: conv_matrix_2d((5, 5), torch.full((3, 3), float("inf"))), "kernel"),
-        (lambda: conv_transpose_matrix_1d(4, torch.ones(3), stride=2, output_padding=2),
-         "output_padding"),
-        (lambda: conv_transpose_matrix_2d(4, torch.ones(3, 3), stride=(2, 1), output_padding=1),
-         "output_padding"),
+        (
+            lambda: conv_transpose_matrix_1d(4, torch.ones(3), stride=2, output_padding=2),
+            "output_padding",
+        ),
+        (
+            lambda: conv_transpose_matrix_2d(4, torch.ones(3, 3), stride=(2, 1), output_padding=1),
+            "output_padding",
+        ),
         (lambda: conv_transpose_by_stamping_1d(torch.ones(2, 2), torch.ones(3)), "x"),
         (lambda: conv_transpose_by_stamping_1d(torch.tensor([float("nan")]), torch.ones(3)), "x"),
         (lambda: conv_transpose_by_stamping_2d(torch.ones(3), torch.ones(3, 3)), "x"),

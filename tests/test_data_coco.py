@@ -35,13 +35,17 @@ def _perfect(dataset):
     preds, ids = [], []
     for scene in dataset.scenes():
         n = scene.num_objects
-        preds.append({
-            "boxes": torch.from_numpy(scene.boxes),
-            "scores": torch.ones(n),
-            "labels": torch.from_numpy(scene.labels),
-            "masks": torch.from_numpy(scene.masks).float()[:, None],  # (N, 1, H, W) probabilities
-            "keypoints": torch.from_numpy(scene.keypoints),
-        })
+        preds.append(
+            {
+                "boxes": torch.from_numpy(scene.boxes),
+                "scores": torch.ones(n),
+                "labels": torch.from_numpy(scene.labels),
+                "masks": torch.from_numpy(scene.masks).float()[
+                    :, None
+                ],  # (N, 1, H, W) probabilities
+                "keypoints": torch.from_numpy(scene.keypoints),
+            }
+        )
         ids.append(scene.index)
     return preds, ids
 
@@ -98,24 +102,39 @@ def test_targets_to_coco_writes_what_to_coco_writes(dataset):
     """The two ground-truth exports share one annotation writer: the same scenes as
     target dicts give the same annotations (ids, boxes, areas, masks, keypoints)."""
     scenes = list(dataset.scenes())
-    targets = [{"boxes": torch.from_numpy(s.boxes), "labels": torch.from_numpy(s.labels),
-                "masks": torch.from_numpy(s.masks), "keypoints": torch.from_numpy(s.keypoints)}
-               for s in scenes]
+    targets = [
+        {
+            "boxes": torch.from_numpy(s.boxes),
+            "labels": torch.from_numpy(s.labels),
+            "masks": torch.from_numpy(s.masks),
+            "keypoints": torch.from_numpy(s.keypoints),
+        }
+        for s in scenes
+    ]
     ids = [s.index for s in scenes]
     sizes = [s.image.shape[:2] for s in scenes]
     for task in ("instances", "keypoints"):
         exported = to_coco(dataset, task)
-        built = targets_to_coco(targets, ids, sizes, DETECTION_CLASSES, keypoints=task == "keypoints")
+        built = targets_to_coco(
+            targets, ids, sizes, DETECTION_CLASSES, keypoints=task == "keypoints"
+        )
         assert built["annotations"] == exported["annotations"]
-        assert [(i["id"], i["width"], i["height"]) for i in built["images"]] == \
-            [(i["id"], i["width"], i["height"]) for i in exported["images"]]
+        assert [(i["id"], i["width"], i["height"]) for i in built["images"]] == [
+            (i["id"], i["width"], i["height"]) for i in exported["images"]
+        ]
         present = {a["category_id"] for a in exported["annotations"]}
         assert [c["id"] for c in built["categories"]] == sorted(present)
         assert all(c["name"] == DETECTION_CLASSES[c["id"]] for c in built["categories"])
     # without masks the area is the box's
-    no_masks = targets_to_coco([{"boxes": torch.tensor([[1.0, 2.0, 5.0, 10.0]]), "labels": torch.tensor([3])}],
-                               [7], [(16, 16)])
-    assert no_masks["annotations"][0]["area"] == 32.0 and "segmentation" not in no_masks["annotations"][0]
+    no_masks = targets_to_coco(
+        [{"boxes": torch.tensor([[1.0, 2.0, 5.0, 10.0]]), "labels": torch.tensor([3])}],
+        [7],
+        [(16, 16)],
+    )
+    assert (
+        no_masks["annotations"][0]["area"] == 32.0
+        and "segmentation" not in no_masks["annotations"][0]
+    )
     with pytest.raises(ValueError, match="image ids"):
         targets_to_coco(targets[:2], [1, 1], sizes[:2])
     with pytest.raises(ValueError, match="targets"):

@@ -38,7 +38,9 @@ def _geometric(kind: str):
         "vflip": v2.RandomVerticalFlip(p=1.0),
         "crop": v2.RandomResizedCrop(SIZE, scale=(0.3, 1.0), antialias=True),
         "affine": v2.RandomAffine(degrees=180, translate=(0.2, 0.2), scale=(0.7, 1.3)),
-        "zoom_out": v2.Compose([v2.RandomZoomOut(side_range=(1.0, 2.0), p=1.0), v2.Resize((SIZE, SIZE))]),
+        "zoom_out": v2.Compose(
+            [v2.RandomZoomOut(side_range=(1.0, 2.0), p=1.0), v2.Resize((SIZE, SIZE))]
+        ),
     }[kind]
 
 
@@ -71,7 +73,9 @@ def _check_target(image, target):
     kind=st.sampled_from(["hflip", "vflip", "crop", "affine", "zoom_out"]),
     torch_seed=st.integers(0, 2**16),
 )
-def test_geometric_transforms_keep_boxes_masks_keypoints_and_pixels_aligned(index, kind, torch_seed):
+def test_geometric_transforms_keep_boxes_masks_keypoints_and_pixels_aligned(
+    index, kind, torch_seed
+):
     scene = make_scene(7, index, CONFIG)
     image, target = scene_to_sample(scene)
     colours = [_plain(image)[:, m].median(dim=1).values for m in _plain(target["masks"])]
@@ -108,7 +112,9 @@ def test_geometric_transforms_keep_boxes_masks_keypoints_and_pixels_aligned(inde
         for x, y, v in kp.tolist():
             if v == 2:
                 r = int(np.ceil(3 * scale))
-                window = mask[max(0, int(y) - r) : int(y) + r + 1, max(0, int(x) - r) : int(x) + r + 1]
+                window = mask[
+                    max(0, int(y) - r) : int(y) + r + 1, max(0, int(x) - r) : int(x) + r + 1
+                ]
                 assert window.any(), (kind, x, y)
 
 
@@ -126,8 +132,14 @@ def test_horizontal_flip_mirrors_keypoints_exactly():
 
 
 @settings(max_examples=12, deadline=None)
-@given(index=st.integers(0, 100), kind=st.sampled_from(["hflip", "crop", "affine"]), torch_seed=st.integers(0, 999))
-@example(index=0, kind="crop", torch_seed=372)  # clamped to the border, then resized: 47.99999, not 48
+@given(
+    index=st.integers(0, 100),
+    kind=st.sampled_from(["hflip", "crop", "affine"]),
+    torch_seed=st.integers(0, 999),
+)
+@example(
+    index=0, kind="crop", torch_seed=372
+)  # clamped to the border, then resized: 47.99999, not 48
 def test_clamped_point_fallback_for_old_torchvision_agrees(index, kind, torch_seed):
     """Before torchvision 0.23 boxes are always clamped to the image, so the keypoints
     (zero-size boxes) that leave it land on the border. Forced here on the installed
@@ -168,12 +180,28 @@ def test_every_view_and_the_default_augmentations_accept_empty_images():
     assert set(seg[0][1].unique().tolist()) <= set(STUFF_IDS)
     images, targets = collate_detection([ds[0], ds[1]])
     assert len(images) == 2 and targets[0]["boxes"].shape == (0, 4)
-    assert targets[0]["masks"].shape == (0, SIZE, SIZE) and targets[0]["keypoints"].shape == (0, NUM_KEYPOINTS, 3)
+    assert targets[0]["masks"].shape == (0, SIZE, SIZE) and targets[0]["keypoints"].shape == (
+        0,
+        NUM_KEYPOINTS,
+        3,
+    )
 
 
 def test_collate_tidies_hand_made_empty_targets():
     image = torch.zeros(3, 8, 10)
-    _, targets = collate_detection([(image, {"boxes": torch.tensor([]), "labels": [], "masks": torch.zeros(0), "keypoints": torch.zeros(0)})])
+    _, targets = collate_detection(
+        [
+            (
+                image,
+                {
+                    "boxes": torch.tensor([]),
+                    "labels": [],
+                    "masks": torch.zeros(0),
+                    "keypoints": torch.zeros(0),
+                },
+            )
+        ]
+    )
     t = targets[0]
     assert t["boxes"].shape == (0, 4) and t["labels"].dtype == torch.int64
     assert t["masks"].shape == (0, 8, 10) and t["keypoints"].shape == (0, NUM_KEYPOINTS, 3)
@@ -184,7 +212,12 @@ def test_collate_tidies_hand_made_empty_targets():
 
 
 def test_dataloader_batches_mixed_images():
-    ds = DetectionScenes(12, seed=5, config=SceneConfig(image_size=SIZE, p_empty=0.3), transforms=train_transforms(SIZE))
+    ds = DetectionScenes(
+        12,
+        seed=5,
+        config=SceneConfig(image_size=SIZE, p_empty=0.3),
+        transforms=train_transforms(SIZE),
+    )
     counts = []
     for images, targets in DataLoader(ds, batch_size=4, collate_fn=collate_detection):
         assert len(images) == len(targets) == 4
@@ -225,7 +258,9 @@ def test_segmentation_views():
 
 
 def test_localisation_has_exactly_one_thing():
-    ds = LocalisationScenes(15, seed=4, config=CONFIG, transforms=train_transforms(SIZE, "localisation"))
+    ds = LocalisationScenes(
+        15, seed=4, config=CONFIG, transforms=train_transforms(SIZE, "localisation")
+    )
     for i in range(15):
         _, t = ds[i]
         assert t["box"].shape == (4,) and 1 <= int(t["label"]) <= NUM_THINGS

@@ -41,8 +41,12 @@ def test_keypoint_data_holds_one_class_and_its_keypoints():
     inside = kp[..., 2] > 0
     # labelled keypoints lie in their thing's box (a point sits inside its tip)
     x, y = kp[..., 0], kp[..., 1]
-    in_box = (x >= boxes[:, None, 0] - 1) & (x <= boxes[:, None, 2] + 1) & \
-        (y >= boxes[:, None, 1] - 1) & (y <= boxes[:, None, 3] + 1)
+    in_box = (
+        (x >= boxes[:, None, 0] - 1)
+        & (x <= boxes[:, None, 2] + 1)
+        & (y >= boxes[:, None, 1] - 1)
+        & (y <= boxes[:, None, 3] + 1)
+    )
     assert bool(in_box[inside].all())
     # the ring starts at the topmost tip
     for i in range(len(kp)):

@@ -66,8 +66,12 @@ def voc_root(tmp_path):
     for k, (name, objects) in enumerate(VOC_ITEMS.items()):
         _write_jpeg(voc / "JPEGImages" / f"{name}.jpg", h, w, k)
         xml = _VOC_XML.format(
-            name=name, w=w, h=h,
-            objects="".join(_VOC_OBJECT.format(cls=c, x1=a, y1=b, x2=cc, y2=d) for c, a, b, cc, d in objects),
+            name=name,
+            w=w,
+            h=h,
+            objects="".join(
+                _VOC_OBJECT.format(cls=c, x1=a, y1=b, x2=cc, y2=d) for c, a, b, cc, d in objects
+            ),
         )
         (voc / "Annotations").mkdir(parents=True, exist_ok=True)
         (voc / "Annotations" / f"{name}.xml").write_text(xml)
@@ -93,7 +97,11 @@ def test_voc_detection_on_fixture(voc_root):
     ds = voc_detection(voc_root, transforms=v2.RandomHorizontalFlip(p=1.0))
     assert len(ds) == 2
     image, target = ds[0]
-    assert isinstance(image, tv_tensors.Image) and image.dtype == torch.float32 and image.shape == (3, 30, 40)
+    assert (
+        isinstance(image, tv_tensors.Image)
+        and image.dtype == torch.float32
+        and image.shape == (3, 30, 40)
+    )
     assert isinstance(target["boxes"], tv_tensors.BoundingBoxes)
     assert [VOC_CLASSES[i] for i in target["labels"].tolist()] == ["dog", "person"]
     # VOC's xmin is 1-based; torchvision reads the numbers as written. Flipped: x1' = W - x2
@@ -106,14 +114,22 @@ def test_voc_segmentation_on_fixture(voc_root):
     ds = voc_segmentation(voc_root)
     image, mask = ds[0]
     assert image.shape == (3, 30, 40) and mask.shape == (30, 40) and mask.dtype == torch.int64
-    assert set(mask.unique().tolist()) == {0, VOC_CLASSES.index("dog"), VOC_CLASSES.index("person"), 255}
+    assert set(mask.unique().tolist()) == {
+        0,
+        VOC_CLASSES.index("dog"),
+        VOC_CLASSES.index("person"),
+        255,
+    }
     assert mask[10, 8] == VOC_CLASSES.index("dog")
 
 
 @pytest.mark.parametrize(
     "load, words",
     [
-        (lambda root: voc_detection(root), ["PASCAL VOC", "VOCdevkit/VOC2012", "Annotations", "download=True"]),
+        (
+            lambda root: voc_detection(root),
+            ["PASCAL VOC", "VOCdevkit/VOC2012", "Annotations", "download=True"],
+        ),
         (lambda root: voc_segmentation(root), ["SegmentationClass", "download=True"]),
     ],
 )

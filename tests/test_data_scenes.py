@@ -70,7 +70,7 @@ def test_annotations_agree_with_each_other():
             assert scene.boxes[i].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
             names = KEYPOINT_NAMES[THING_CLASSES[scene.labels[i] - 1]]
             vis = scene.keypoints[i, :, 2]
-            assert (vis[len(names):] == 0).all(), "padding slots must have visibility 0"
+            assert (vis[len(names) :] == 0).all(), "padding slots must have visibility 0"
             # a visible keypoint lies in (or within 2 pixels of: a star's tip is thinner
             # than a pixel) its own mask
             for x, y, v in scene.keypoints[i]:
@@ -143,4 +143,3 @@ def test_bad_seed_raises():
         make_scene(-1, 0)
     with pytest.raises(ValueError, match="config"):
         make_scene(0, 0, config={"image_size": 64})
-

@@ -58,13 +58,21 @@ def _write_voc(root, items: dict, split: str, size=(30, 40)) -> None:
 
 
 def test_voc_data_is_resized_with_nearest_masks(tmp_path):
-    _write_voc(tmp_path, {"2008_000001": ("dog", 4, 6, 30, 24), "2008_000002": ("car", 0, 0, 20, 12)}, "train")
+    _write_voc(
+        tmp_path,
+        {"2008_000001": ("dog", 4, 6, 30, 24), "2008_000002": ("car", 0, 0, 20, 12)},
+        "train",
+    )
     _write_voc(tmp_path, {"2008_000003": ("person", 10, 10, 40, 30)}, "val")
     data = segmentation_data("voc", image_size=16, train_images=1, val_images=5, root=tmp_path)
-    assert data.source == "voc" and data.num_classes == 21 and data.class_names == tuple(VOC_CLASSES)
+    assert (
+        data.source == "voc" and data.num_classes == 21 and data.class_names == tuple(VOC_CLASSES)
+    )
     assert (len(data.train), len(data.val)) == (1, 1)  # at most what the split holds
     image, mask = data.val[0]
-    assert type(image) is torch.Tensor and type(mask) is torch.Tensor  # plain tensors, not tv_tensors
+    assert (
+        type(image) is torch.Tensor and type(mask) is torch.Tensor
+    )  # plain tensors, not tv_tensors
     assert image.shape == (3, 16, 16) and image.is_floating_point() and mask.shape == (16, 16)
     assert mask.dtype == torch.int64
     # nearest neighbour: only labels of the original map, no blends of 0 and 15
@@ -77,14 +85,17 @@ def test_voc_without_files_says_what_to_do(tmp_path):
         segmentation_data("voc", root=tmp_path)
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    ({"source": "coco"}, "source"),
-    ({"image_size": 0}, "image_size"),
-    ({"train_images": -1}, "train_images"),
-    ({"val_images": 2.5}, "val_images"),
-    ({"seed": -1}, "seed"),
-    ({"download": "yes"}, "download"),
-])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"source": "coco"}, "source"),
+        ({"image_size": 0}, "image_size"),
+        ({"train_images": -1}, "train_images"),
+        ({"val_images": 2.5}, "val_images"),
+        ({"seed": -1}, "seed"),
+        ({"download": "yes"}, "download"),
+    ],
+)
 def test_segmentation_data_bad_input(kwargs, word):
     with pytest.raises(ValueError, match=word):
         segmentation_data(**kwargs)

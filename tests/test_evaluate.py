@@ -43,8 +43,13 @@ class OracleDetector(nn.Module):
         self.truth = {}
         for i in range(len(dataset)):
             image, target = dataset[i]
-            self.truth[_key(image)] = (i, {k: v.as_subclass(torch.Tensor) if isinstance(v, torch.Tensor) else v
-                                          for k, v in target.items()})
+            self.truth[_key(image)] = (
+                i,
+                {
+                    k: v.as_subclass(torch.Tensor) if isinstance(v, torch.Tensor) else v
+                    for k, v in target.items()
+                },
+            )
         self.blind = set(blind)
 
     def forward(self, images):
@@ -52,9 +57,15 @@ class OracleDetector(nn.Module):
         for image in images:
             i, t = self.truth[_key(image)]
             n = 0 if i in self.blind else len(t["boxes"])
-            out.append({"boxes": t["boxes"][:n].float(), "labels": t["labels"][:n],
-                        "scores": torch.ones(n), "masks": t["masks"][:n, None].float(),
-                        "keypoints": t["keypoints"][:n]})
+            out.append(
+                {
+                    "boxes": t["boxes"][:n].float(),
+                    "labels": t["labels"][:n],
+                    "scores": torch.ones(n),
+                    "masks": t["masks"][:n, None].float(),
+                    "keypoints": t["keypoints"][:n],
+                }
+            )
         return out
 
 
@@ -92,7 +103,9 @@ def test_the_ground_truth_built_from_targets_agrees_with_the_export(detection):
     plain = [detection[i] for i in range(len(detection))]  # a list: no export, same targets
     model = OracleDetector(detection, blind=blind)
     from_export = evaluate_detection(model, detection)
-    from_targets = evaluate_detection(model, plain, class_names=("background", "a", "b", "c", "d", "e"))
+    from_targets = evaluate_detection(
+        model, plain, class_names=("background", "a", "b", "c", "d", "e")
+    )
     assert "info" not in from_targets.details["ground_truth"]
     assert from_targets.metrics == pytest.approx(from_export.metrics)
     loader = DataLoader(detection, batch_size=5, shuffle=True, collate_fn=collate_detection)
@@ -136,8 +149,10 @@ class OracleSegmenter(nn.Module):
     def __init__(self, dataset, num_classes, half=False, wrong=()):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
-        self.truth = {_key(dataset[i][0]): (i, dataset[i][1].as_subclass(torch.Tensor))
-                      for i in range(len(dataset))}
+        self.truth = {
+            _key(dataset[i][0]): (i, dataset[i][1].as_subclass(torch.Tensor))
+            for i in range(len(dataset))
+        }
         self.num_classes, self.half, self.wrong = num_classes, half, set(wrong)
 
     def forward(self, images):
@@ -145,7 +160,9 @@ class OracleSegmenter(nn.Module):
         for image in images:
             i, mask = self.truth[_key(image)]
             maps.append(torch.zeros_like(mask) if i in self.wrong else mask)
-        logits = nn.functional.one_hot(torch.stack(maps), self.num_classes).permute(0, 3, 1, 2).float()
+        logits = (
+            nn.functional.one_hot(torch.stack(maps), self.num_classes).permute(0, 3, 1, 2).float()
+        )
         return {"out": logits[..., ::2, ::2] if self.half else logits}
 
 
@@ -195,11 +212,24 @@ def test_a_torchvision_detector_trains_with_fit_and_evaluates():
     data = DetectionScenes(4, seed=1, config=SceneConfig(image_size=64))
     torch.manual_seed(0)
     model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
-        weights=None, weights_backbone=None, num_classes=6, min_size=64, max_size=64)
+        weights=None, weights_backbone=None, num_classes=6, min_size=64, max_size=64
+    )
     loader = DataLoader(data, batch_size=2, collate_fn=collate_detection)
-    history = fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.01), epochs=1,
-                  device="cpu", progress="off", clip_grad_norm=10.0)
-    assert history.terms == ["loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"]
+    history = fit(
+        model,
+        loader,
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        epochs=1,
+        device="cpu",
+        progress="off",
+        clip_grad_norm=10.0,
+    )
+    assert history.terms == [
+        "loss_classifier",
+        "loss_box_reg",
+        "loss_objectness",
+        "loss_rpn_box_reg",
+    ]
     assert not model.training
     ev = evaluate_detection(model, data)
     assert 0.0 <= ev["bbox/AP"] <= 1.0 and len(ev.per_image) == 4

@@ -63,20 +63,29 @@ def noisy_predictions(dataset, seed: int) -> tuple[list[dict], list[int]]:
         kp = torch.cat([kp, kp[dup]])
         wh = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
         boxes = boxes + torch.randn(boxes.shape, generator=g) * 0.12 * wh
-        boxes = torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:]), torch.maximum(boxes[:, :2], boxes[:, 2:])], 1)
+        boxes = torch.cat(
+            [torch.minimum(boxes[:, :2], boxes[:, 2:]), torch.maximum(boxes[:, :2], boxes[:, 2:])],
+            1,
+        )
         masks = torch.roll(masks, shifts=(int(torch.randint(-2, 3, (), generator=g)),), dims=(2,))
         kp[..., :2] += torch.randn(kp[..., :2].shape, generator=g) * 0.4
         wrong = torch.rand(len(labels), generator=g) < 0.1
         labels = torch.where(wrong, torch.randint(1, 6, labels.shape, generator=g), labels)
         n_fp = int(torch.randint(0, 3, (), generator=g))  # background false positives
         xy = torch.rand(n_fp, 2, generator=g) * 48
-        boxes = torch.cat([boxes, torch.cat([xy, xy + 4 + torch.rand(n_fp, 2, generator=g) * 12], 1)])
+        boxes = torch.cat(
+            [boxes, torch.cat([xy, xy + 4 + torch.rand(n_fp, 2, generator=g) * 12], 1)]
+        )
         labels = torch.cat([labels, torch.randint(1, 6, (n_fp,), generator=g)])
         masks = torch.cat([masks, torch.zeros(n_fp, *masks.shape[1:], dtype=torch.bool)])
         kp = torch.cat([kp, torch.rand(n_fp, *kp.shape[1:], generator=g) * 48])
         scores = torch.rand(len(boxes), generator=g)
-        scores = torch.where(torch.rand(len(boxes), generator=g) < 0.2, scores.mul(4).round() / 4, scores)  # ties
-        preds.append({"boxes": boxes, "scores": scores, "labels": labels, "masks": masks, "keypoints": kp})
+        scores = torch.where(
+            torch.rand(len(boxes), generator=g) < 0.2, scores.mul(4).round() / 4, scores
+        )  # ties
+        preds.append(
+            {"boxes": boxes, "scores": scores, "labels": labels, "masks": masks, "keypoints": kp}
+        )
         ids.append(scene.index)
     return preds, ids
 
@@ -93,18 +102,36 @@ def crowded_coco(seed: int, n_images: int = 40) -> tuple[dict, list]:
             w, h = side * rng.uniform(0.6, 1.4), side * rng.uniform(0.6, 1.4)
             x, y = rng.uniform(0, 600), rng.uniform(0, 450)
             c = int(rng.integers(1, 5))
-            anns.append({"id": len(anns) + 1, "image_id": img["id"], "category_id": c, "bbox": [x, y, w, h],
-                         "area": w * h * rng.uniform(0.5, 0.9), "iscrowd": int(rng.random() < 0.05)})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": img["id"],
+                    "category_id": c,
+                    "bbox": [x, y, w, h],
+                    "area": w * h * rng.uniform(0.5, 0.9),
+                    "iscrowd": int(rng.random() < 0.05),
+                }
+            )
             for _ in range(rng.poisson(1.5)):
                 j = rng.normal(0, 0.1, 4) * [w, h, w, h]
-                results.append({"image_id": img["id"], "category_id": c if rng.random() > 0.1 else int(rng.integers(1, 5)),
-                                "bbox": [x + j[0], y + j[1], max(w + j[2], 1.0), max(h + j[3], 1.0)],
-                                "score": float(np.round(rng.beta(4, 2), 1))})
+                results.append(
+                    {
+                        "image_id": img["id"],
+                        "category_id": c if rng.random() > 0.1 else int(rng.integers(1, 5)),
+                        "bbox": [x + j[0], y + j[1], max(w + j[2], 1.0), max(h + j[3], 1.0)],
+                        "score": float(np.round(rng.beta(4, 2), 1)),
+                    }
+                )
         for _ in range(rng.poisson(20 if img["id"] % 7 else 130)):
             s = float(np.exp(rng.uniform(np.log(8), np.log(300))))
-            results.append({"image_id": img["id"], "category_id": int(rng.integers(1, 5)),
-                            "bbox": [rng.uniform(0, 600), rng.uniform(0, 450), s, s * rng.uniform(0.5, 2)],
-                            "score": float(rng.beta(2, 4))})
+            results.append(
+                {
+                    "image_id": img["id"],
+                    "category_id": int(rng.integers(1, 5)),
+                    "bbox": [rng.uniform(0, 600), rng.uniform(0, 450), s, s * rng.uniform(0.5, 2)],
+                    "score": float(rng.beta(2, 4)),
+                }
+            )
     cats = [{"id": c, "name": f"class{c}"} for c in range(1, 5)]
     return {"images": images, "annotations": anns, "categories": cats}, results
 
@@ -142,7 +169,9 @@ def test_all_10_keypoint_numbers_equal_pycocotools():
     results = to_coco_results(preds, ids, "keypoints")
     ours = evaluate_coco(gt, results, "keypoints")
     assert ours.shape == (10,)
-    np.testing.assert_allclose(ours, pycocotools_stats(gt, results, "keypoints"), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        ours, pycocotools_stats(gt, results, "keypoints"), rtol=0, atol=1e-12
+    )
     assert 0.05 < ours[0] < 0.95
 
 
@@ -199,7 +228,10 @@ def test_verbose_prints_the_table(scenes, capsys):
     gt = to_coco(scenes, "instances")
     preds, ids = noisy_predictions(scenes, 0)
     evaluate_coco(gt, to_coco_results(preds, ids, "bbox"), "bbox", verbose=True)
-    assert "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]" in capsys.readouterr().out
+    assert (
+        "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]"
+        in capsys.readouterr().out
+    )
 
 
 def test_bad_arguments_are_named(scenes):

@@ -23,7 +23,11 @@ class _Oracle(torch.nn.Module):
 
     def predict(self, images):
         idx = images[:, 0, 0, 0].long()
-        return {"labels": self.labels[idx], "scores": torch.ones(len(idx)), "boxes": self.boxes[idx]}
+        return {
+            "labels": self.labels[idx],
+            "scores": torch.ones(len(idx)),
+            "boxes": self.boxes[idx],
+        }
 
 
 def test_localisation_scores_count_class_iou_and_the_ilsvrc_rule():
@@ -55,9 +59,9 @@ class _KeypointOracle(torch.nn.Module):
 
 def test_keypoint_scores_agree_with_vizlib_pck_and_normalise_by_the_box():
     images = torch.arange(3.0)[:, None, None, None].expand(3, 3, 8, 8).clone()
-    truth = torch.tensor([[[10.0, 10, 2], [20, 10, 2]],
-                          [[30.0, 30, 2], [40, 30, 0]],
-                          [[5.0, 5, 2], [6, 6, 2]]])
+    truth = torch.tensor(
+        [[[10.0, 10, 2], [20, 10, 2]], [[30.0, 30, 2], [40, 30, 0]], [[5.0, 5, 2], [6, 6, 2]]]
+    )
     boxes = torch.tensor([[0.0, 0, 20, 10], [20, 20, 40, 40], [0, 0, 10, 10]])  # sizes 20, 20, 10
     pred = truth[..., :2].clone()
     pred[0, 0, 0] += 5.0  # 0.25 of 20: wrong at 0.2, right at 0.3

@@ -25,7 +25,9 @@ class _Oracle(nn.Module):
 
     def __init__(self, num_classes: int):
         super().__init__()
-        self.classes = nn.Parameter(torch.arange(num_classes, dtype=torch.float32), requires_grad=False)
+        self.classes = nn.Parameter(
+            torch.arange(num_classes, dtype=torch.float32), requires_grad=False
+        )
         self.scale = nn.Parameter(torch.ones(()))
 
     def forward(self, x):
@@ -56,7 +58,9 @@ class _EncodedScenes(torch.utils.data.Dataset):
 
 
 def _with_val(data, val):
-    return SegmentationData(data.train, val, data.num_classes, data.class_names, data.ignore_index, data.source)
+    return SegmentationData(
+        data.train, val, data.num_classes, data.class_names, data.ignore_index, data.source
+    )
 
 
 def test_a_perfect_model_scores_one_everywhere(scenes):
@@ -100,7 +104,9 @@ def test_scores_agree_with_vizlib_metrics_computed_by_hand(scenes):
     for w in widths:
         band = torch.stack([boundary_band(m, w, 255) for m in masks])  # [N, H, W] bool
         banded = torch.where(band, truth, torch.full_like(truth, 255))
-        assert s["trimap"][w] == pytest.approx(mean_iou(confusion_matrix(pred, banded, data.num_classes, 255)))
+        assert s["trimap"][w] == pytest.approx(
+            mean_iou(confusion_matrix(pred, banded, data.num_classes, 255))
+        )
     # the errors sit on boundaries: the narrower the band, the worse its mIoU
     assert s["trimap"][0] < s["trimap"][1] < s["trimap"][3] < s["mIoU"]
 
@@ -113,15 +119,18 @@ def test_score_segmenter_counts_parameters_and_keeps_the_mode(scenes):
     assert 0 <= s["mIoU"] <= 1 and set(s["trimap"]) == {2}
 
 
-@pytest.mark.parametrize("kwargs, word", [
-    ({"model": "fcn"}, "model"),
-    ({"data": [(torch.rand(3, 8, 8), torch.zeros(8, 8, dtype=torch.long))]}, "data"),
-    ({"widths": ()}, "widths"),
-    ({"widths": 2}, "widths"),
-    ({"widths": (1, -1)}, "widths"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"timing_images": 0}, "timing_images"),
-])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"model": "fcn"}, "model"),
+        ({"data": [(torch.rand(3, 8, 8), torch.zeros(8, 8, dtype=torch.long))]}, "data"),
+        ({"widths": ()}, "widths"),
+        ({"widths": 2}, "widths"),
+        ({"widths": (1, -1)}, "widths"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"timing_images": 0}, "timing_images"),
+    ],
+)
 def test_score_segmenter_bad_input(scenes, kwargs, word):
     args = {"model": _Oracle(9), "data": scenes, **kwargs}
     with pytest.raises(ValueError, match=word):

@@ -8,9 +8,13 @@ from vizlib.evaluate import ResultsTable
 
 
 def test_results_table_text_and_html():
-    table = ResultsTable([{"model": "FCN-8s", "mIoU": 0.61234, "parameters": 1234567},
-                              {"model": "<b>", "mIoU": 0.5, "extra": True}],
-                             {"mIoU": ".3f", "parameters": ","})
+    table = ResultsTable(
+        [
+            {"model": "FCN-8s", "mIoU": 0.61234, "parameters": 1234567},
+            {"model": "<b>", "mIoU": 0.5, "extra": True},
+        ],
+        {"mIoU": ".3f", "parameters": ","},
+    )
     assert len(table) == 2 and table.columns == ["model", "mIoU", "parameters", "extra"]
     lines = str(table).splitlines()
     assert lines[0].split() == ["model", "mIoU", "parameters", "extra"]
@@ -26,14 +30,17 @@ def test_results_table_empty():
     assert "no rows" in ResultsTable([])._repr_html_()
 
 
-@pytest.mark.parametrize("rows, formats, word", [
-    ({"model": "a"}, None, "rows"),
-    ("abc", None, "rows"),
-    ([{"a": 1}, ["b", 2]], None, r"rows\[1\]"),
-    ([{"a": 1}], [".3f"], "formats"),
-    ([{"a": 1}], {"a": 3}, "formats"),
-    ([{"a": 1}], {"a": "q"}, "formats"),
-])
+@pytest.mark.parametrize(
+    "rows, formats, word",
+    [
+        ({"model": "a"}, None, "rows"),
+        ("abc", None, "rows"),
+        ([{"a": 1}, ["b", 2]], None, r"rows\[1\]"),
+        ([{"a": 1}], [".3f"], "formats"),
+        ([{"a": 1}], {"a": 3}, "formats"),
+        ([{"a": 1}], {"a": "q"}, "formats"),
+    ],
+)
 def test_results_table_bad_input(rows, formats, word):
     with pytest.raises(ValueError, match=word):
         ResultsTable(rows, formats)

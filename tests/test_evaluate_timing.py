@@ -41,13 +41,16 @@ def test_inference_ms_works_for_a_model_without_parameters():
     assert inference_ms(nn.Identity(), torch.rand(2, 3, 4, 4)) >= 0
 
 
-@pytest.mark.parametrize("model, images, repeats, word", [
-    ("model", torch.rand(1, 3, 8, 8), 1, "model"),
-    (nn.Identity(), torch.rand(3, 8, 8), 1, "images"),
-    (nn.Identity(), torch.zeros(1, 3, 8, 8, dtype=torch.long), 1, "images"),
-    (nn.Identity(), torch.rand(0, 3, 8, 8), 1, "images"),
-    (nn.Identity(), torch.rand(1, 3, 8, 8), 0, "repeats"),
-])
+@pytest.mark.parametrize(
+    "model, images, repeats, word",
+    [
+        ("model", torch.rand(1, 3, 8, 8), 1, "model"),
+        (nn.Identity(), torch.rand(3, 8, 8), 1, "images"),
+        (nn.Identity(), torch.zeros(1, 3, 8, 8, dtype=torch.long), 1, "images"),
+        (nn.Identity(), torch.rand(0, 3, 8, 8), 1, "images"),
+        (nn.Identity(), torch.rand(1, 3, 8, 8), 0, "repeats"),
+    ],
+)
 def test_inference_ms_bad_input(model, images, repeats, word):
     with pytest.raises(ValueError, match=word):
         inference_ms(model, images, repeats=repeats)
@@ -74,12 +77,15 @@ def test_inference_ms_takes_a_list_of_images_of_any_size():
     assert 10 <= ms < 40  # 20 ms a call over 2 images: 10 ms per image (plus overhead)
 
 
-@pytest.mark.parametrize("images, word", [
-    ([], "images"),
-    ([torch.rand(3, 8, 8), torch.rand(8, 8)], r"images\[1\]"),
-    ([torch.zeros(3, 8, 8, dtype=torch.long)], r"images\[0\]"),
-    ([torch.rand(3, 8, 8), "x"], r"images\[1\]"),
-])
+@pytest.mark.parametrize(
+    "images, word",
+    [
+        ([], "images"),
+        ([torch.rand(3, 8, 8), torch.rand(8, 8)], r"images\[1\]"),
+        ([torch.zeros(3, 8, 8, dtype=torch.long)], r"images\[0\]"),
+        ([torch.rand(3, 8, 8), "x"], r"images\[1\]"),
+    ],
+)
 def test_inference_ms_bad_list(images, word):
     with pytest.raises(ValueError, match=word):
         inference_ms(_ListModel(), images)

@@ -33,8 +33,15 @@ def _exercise_cells():
         master = nbformat.read(str(path), as_version=4)
         student = student_version(master)
         for ex_id, index in find_exercise_cells(master).items():
-            found.append(pytest.param(path, ex_id, master.cells[index].source, student.cells[index].source,
-                                      id=f"{path.relative_to(MASTERS)}::{ex_id}"))
+            found.append(
+                pytest.param(
+                    path,
+                    ex_id,
+                    master.cells[index].source,
+                    student.cells[index].source,
+                    id=f"{path.relative_to(MASTERS)}::{ex_id}",
+                )
+            )
     return found
 
 
@@ -46,7 +53,9 @@ def test_there_are_masters_with_exercises():
 
 
 @pytest.mark.parametrize(("path", "ex_id", "master_src", "student_src"), EXERCISE_CELLS)
-def test_check_passes_on_solution_and_fails_on_stub(path, ex_id, master_src, student_src, submission):
+def test_check_passes_on_solution_and_fails_on_stub(
+    path, ex_id, master_src, student_src, submission
+):
     ex = all_exercises()[ex_id]
     solved = run_check(ex_id, submission.define(master_src, ex.function))
     assert solved.problem is None
@@ -62,7 +71,9 @@ def test_check_passes_on_solution_and_fails_on_stub(path, ex_id, master_src, stu
 
 def test_every_registered_exercise_is_used_by_a_master():
     used = {p.values[1] for p in EXERCISE_CELLS}
-    assert set(all_exercises()) <= used, f"exercises without a master: {set(all_exercises()) - used}"
+    assert set(all_exercises()) <= used, (
+        f"exercises without a master: {set(all_exercises()) - used}"
+    )
 
 
 @pytest.mark.parametrize("path", master_paths(MASTERS), ids=lambda p: str(p.relative_to(MASTERS)))
@@ -102,13 +113,19 @@ def test_student_version_clears_exercise_and_check_outputs_only(tmp_path):
 
 def test_student_version_clears_cells_that_run_the_readers_function():
     # a "train with your function" cell: its output in the master comes from the solution
-    master = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("# EXERCISE iou\ndef iou(a, b):\n    # BEGIN SOLUTION\n    return a\n"
-                                  "    # END SOLUTION\n"),
-        nbformat.v4.new_code_cell('check("iou", iou)'),
-        nbformat.v4.new_code_cell('ok = run_check("iou", iou).passed\nprint("yours" if ok else "vizlib")'),
-        nbformat.v4.new_code_cell("print(1)"),
-    ])
+    master = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "# EXERCISE iou\ndef iou(a, b):\n    # BEGIN SOLUTION\n    return a\n"
+                "    # END SOLUTION\n"
+            ),
+            nbformat.v4.new_code_cell('check("iou", iou)'),
+            nbformat.v4.new_code_cell(
+                'ok = run_check("iou", iou).passed\nprint("yours" if ok else "vizlib")'
+            ),
+            nbformat.v4.new_code_cell("print(1)"),
+        ]
+    )
     for cell in master.cells:
         cell.outputs = [nbformat.v4.new_output("stream", text="from the master run\n")]
     student = student_version(master)
@@ -118,19 +135,28 @@ def test_student_version_clears_cells_that_run_the_readers_function():
 def test_strip_solutions_keeps_indentation_and_checks_markers():
     source = "def f(x):\n    y = 1\n    # BEGIN SOLUTION\n    return x + y\n    # END SOLUTION\n"
     out = strip_solutions(source, "f")
-    assert out == ("def f(x):\n    y = 1\n    # YOUR CODE HERE\n"
-                   '    raise NotImplementedError("exercise f: replace this line with your code")\n')
-    for bad in ("# BEGIN SOLUTION\nx = 1\n", "x = 1\n# END SOLUTION\n",
-                "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n"):
+    assert out == (
+        "def f(x):\n    y = 1\n    # YOUR CODE HERE\n"
+        '    raise NotImplementedError("exercise f: replace this line with your code")\n'
+    )
+    for bad in (
+        "# BEGIN SOLUTION\nx = 1\n",
+        "x = 1\n# END SOLUTION\n",
+        "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n",
+    ):
         with pytest.raises(ValueError):
             strip_solutions(bad)
 
 
 def test_lint_reports_broken_masters():
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("# EXERCISE iou\ndef iou(a, b):\n    return a\n"),
-        nbformat.v4.new_code_cell("# EXERCISE nope\ndef f():\n    # BEGIN SOLUTION\n    pass\n    # END SOLUTION\n"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("# EXERCISE iou\ndef iou(a, b):\n    return a\n"),
+            nbformat.v4.new_code_cell(
+                "# EXERCISE nope\ndef f():\n    # BEGIN SOLUTION\n    pass\n    # END SOLUTION\n"
+            ),
+        ]
+    )
     problems = " ".join(lint_master(nb))
     assert "no # BEGIN SOLUTION" in problems and "no check cell" in problems
     assert "'nope' is not registered" in problems
@@ -197,7 +223,14 @@ def test_compare_values_messages():
 
 
 def test_wire_round_trip_and_untrusted_values():
-    value = (torch.tensor([[1.0, float("nan")], [float("inf"), 2.0]]), 3, "s", None, [1.5], {"k": torch.zeros(0, 4)})
+    value = (
+        torch.tensor([[1.0, float("nan")], [float("inf"), 2.0]]),
+        3,
+        "s",
+        None,
+        [1.5],
+        {"k": torch.zeros(0, 4)},
+    )
     back = decode(encode(value))
     assert compare_values(value[0], back[0]) is None and back[1:4] == (3, "s", None)
     assert back[5]["k"].shape == (0, 4)

@@ -56,12 +56,18 @@ def _escape_cell(submission, subs: Path, out: Path) -> str:
         """)
     if landlock_abi() >= 6:  # signals are scoped: the grader cannot be killed
         attacks += 'attempt("kill the grader", lambda: os.kill(os.getppid(), signal.SIGKILL))\n'
-    return submission.area("return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])\n").replace(
-        "import torch\n", "import torch\n" + attacks, 1)
+    return submission.area(
+        "return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])\n"
+    ).replace("import torch\n", "import torch\n" + attacks, 1)
 
 
-def _notebook(area: str | None = None, iou: str | None = None, base=MASTER, extra: tuple[str, ...] = (),
-              drop=()):
+def _notebook(
+    area: str | None = None,
+    iou: str | None = None,
+    base=MASTER,
+    extra: tuple[str, ...] = (),
+    drop=(),
+):
     nb = copy.deepcopy(base)
     if area is not None:
         nb.cells[AREA_CELL].source = area
@@ -95,43 +101,79 @@ def _submissions(submission, subs: Path, out: Path) -> dict[str, tuple]:
         "good": (_notebook(), (2, 3, "runs", [])),
         "stub": (nbformat.writes(student_version(MASTER)), (0, 0, "runs", [])),
         "partial": (_notebook(iou=nan_iou_cell), (2, nan_iou, "runs", [])),
-        "syntax_error": (_notebook(area="# EXERCISE box_area\ndef box_area(boxes)\n    return boxes\n"),
-                         (0, 3, f"error in cell {AREA_CELL + 1}: SyntaxError", ["SyntaxError"])),
-        "exception": (_notebook(area=submission.area("return boxes[:, 7]\n"), extra=("raise RuntimeError('boom')",)),
-                      (0, 3, f"error in cell {n_check}: RuntimeError: boom", [])),
-        "infinite_loop": (_notebook(iou=submission.iou("while True:\n    pass\n")),
-                          (2, 0, "timed out in cell", [f"iou: timed out after {LIMITS.check_timeout} s"])),
-        "os_exit": (_notebook(area="# EXERCISE box_area\nimport os\nos._exit(3)\n"),
-                    (0, 3, f"kernel died in cell {AREA_CELL + 1}", ["exited with code 3"])),
-        "segfault": (_notebook(iou=submission.iou("import ctypes\nreturn ctypes.string_at(0)\n")),
-                     (2, 0, "kernel died in cell", ["SIGSEGV"])),
-        "memory_bomb": (_notebook(area=submission.area("hog = []\nwhile True:\n    hog.append(torch.empty(1 << 26, dtype=torch.uint8))\n"),
-                                  extra=("hog = [bytearray(1 << 26) for _ in range(10**6)]",)),
-                        (0, 3, f"out of memory in cell {n_check}", ["box_area: ran out of memory"])),
-        "flood": (_notebook(area=submission.area("while True:\n    print('spam ' * 200)\n")),
-                  (0, 3, "output flood in cell", ["box_area: output flood"])),
+        "syntax_error": (
+            _notebook(area="# EXERCISE box_area\ndef box_area(boxes)\n    return boxes\n"),
+            (0, 3, f"error in cell {AREA_CELL + 1}: SyntaxError", ["SyntaxError"]),
+        ),
+        "exception": (
+            _notebook(
+                area=submission.area("return boxes[:, 7]\n"), extra=("raise RuntimeError('boom')",)
+            ),
+            (0, 3, f"error in cell {n_check}: RuntimeError: boom", []),
+        ),
+        "infinite_loop": (
+            _notebook(iou=submission.iou("while True:\n    pass\n")),
+            (2, 0, "timed out in cell", [f"iou: timed out after {LIMITS.check_timeout} s"]),
+        ),
+        "os_exit": (
+            _notebook(area="# EXERCISE box_area\nimport os\nos._exit(3)\n"),
+            (0, 3, f"kernel died in cell {AREA_CELL + 1}", ["exited with code 3"]),
+        ),
+        "segfault": (
+            _notebook(iou=submission.iou("import ctypes\nreturn ctypes.string_at(0)\n")),
+            (2, 0, "kernel died in cell", ["SIGSEGV"]),
+        ),
+        "memory_bomb": (
+            _notebook(
+                area=submission.area(
+                    "hog = []\nwhile True:\n    hog.append(torch.empty(1 << 26, dtype=torch.uint8))\n"
+                ),
+                extra=("hog = [bytearray(1 << 26) for _ in range(10**6)]",),
+            ),
+            (0, 3, f"out of memory in cell {n_check}", ["box_area: ran out of memory"]),
+        ),
+        "flood": (
+            _notebook(area=submission.area("while True:\n    print('spam ' * 200)\n")),
+            (0, 3, "output flood in cell", ["box_area: output flood"]),
+        ),
         "corrupt": (_notebook()[:700], (0, 0, "not run: unreadable", ["not a readable notebook"])),
         "empty": ("", (0, 0, "not run: unreadable", ["the file is empty"])),
-        "malformed": ('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", '
-                      '"source": {"a": 1}, "metadata": {}, "outputs": [], "execution_count": null}]}',
-                      (0, 0, "runs", ["box_area: no exercise cell found"])),
-        "escape": (_notebook(area=_escape_cell(submission, subs, out)),
-                   (2, 3, "runs", ["tried to write outside its folder (blocked)", "escape.txt"])),
-        "tamper": (_notebook(
-            # imports spelled so that the static check does not see them: the sandbox must hold alone
-            area=("# EXERCISE box_area\nimport torch, torchvision\n"
-                  "c = __import__('vizlib.exercises.check' + 'ing', fromlist=['x'])\n"
-                  "s = __import__('vizlib.exercises.sp' + 'ec', fromlist=['x'])\n"
-                  "c.judge = lambda case, outcome: c.CaseResult(case, True)\n"
-                  "s.compare_values = lambda *a, **k: None\n"
-                  "setattr(torchvision.ops, 'box_' + 'area', lambda b: b.sum(1))\n"
-                  "def check(*args, **kwargs):\n    print('5 of 5 cases passed: all points')\n\n"
-                  "def box_area(boxes):\n    return boxes.sum(1)\n"),
-            iou=submission.iou("return torch.zeros(len(boxes1), len(boxes2))\n"), drop=(_is_check,)),
-            (wrong_area, zero_iou, "runs", [])),
-        "reference": (_notebook(iou=submission.iou("from torchvision.ops import box_iou\nreturn box_iou(boxes1, boxes2)\n"),
-                                drop=(_is_area, _is_check)),
-                      (0, 0, "runs", ["box_area: no exercise cell found", "iou: uses box_iou"])),
+        "malformed": (
+            '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", '
+            '"source": {"a": 1}, "metadata": {}, "outputs": [], "execution_count": null}]}',
+            (0, 0, "runs", ["box_area: no exercise cell found"]),
+        ),
+        "escape": (
+            _notebook(area=_escape_cell(submission, subs, out)),
+            (2, 3, "runs", ["tried to write outside its folder (blocked)", "escape.txt"]),
+        ),
+        "tamper": (
+            _notebook(
+                # imports spelled so that the static check does not see them: the sandbox must hold alone
+                area=(
+                    "# EXERCISE box_area\nimport torch, torchvision\n"
+                    "c = __import__('vizlib.exercises.check' + 'ing', fromlist=['x'])\n"
+                    "s = __import__('vizlib.exercises.sp' + 'ec', fromlist=['x'])\n"
+                    "c.judge = lambda case, outcome: c.CaseResult(case, True)\n"
+                    "s.compare_values = lambda *a, **k: None\n"
+                    "setattr(torchvision.ops, 'box_' + 'area', lambda b: b.sum(1))\n"
+                    "def check(*args, **kwargs):\n    print('5 of 5 cases passed: all points')\n\n"
+                    "def box_area(boxes):\n    return boxes.sum(1)\n"
+                ),
+                iou=submission.iou("return torch.zeros(len(boxes1), len(boxes2))\n"),
+                drop=(_is_check,),
+            ),
+            (wrong_area, zero_iou, "runs", []),
+        ),
+        "reference": (
+            _notebook(
+                iou=submission.iou(
+                    "from torchvision.ops import box_iou\nreturn box_iou(boxes1, boxes2)\n"
+                ),
+                drop=(_is_area, _is_check),
+            ),
+            (0, 0, "runs", ["box_area: no exercise cell found", "iou: uses box_iou"]),
+        ),
     }
     subs.mkdir()
     for name, (text, _) in cases.items():
@@ -140,8 +182,11 @@ def _submissions(submission, subs: Path, out: Path) -> dict[str, tuple]:
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _cmdline(proc: Path) -> str:
@@ -164,12 +209,23 @@ def graded(tmp_path_factory, submission):
     left_behind = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p) == "sleep 4242"]
     sentinel = (out / "grades.csv").read_text()
     write_results(grades, ["box_area", "iou"], out)
-    return {"grades": {g.student: g for g in grades}, "expected": expected, "root": root, "out": out,
-            "before": before, "after": after, "sentinel": sentinel, "left_behind": left_behind}
+    return {
+        "grades": {g.student: g for g in grades},
+        "expected": expected,
+        "root": root,
+        "out": out,
+        "before": before,
+        "after": after,
+        "sentinel": sentinel,
+        "left_behind": left_behind,
+    }
 
 
 def test_every_submission_gets_its_expected_score(graded):
-    got = {name: (g.checks["box_area"].score, g.checks["iou"].score) for name, g in graded["grades"].items()}
+    got = {
+        name: (g.checks["box_area"].score, g.checks["iou"].score)
+        for name, g in graded["grades"].items()
+    }
     want = {name: (float(e[0]), float(e[1])) for name, e in graded["expected"].items()}
     assert got == want
 
@@ -187,7 +243,9 @@ def test_every_failure_is_reported(graded):
 
 def test_no_submission_reaches_outside_its_folder(graded):
     assert graded["before"] == graded["after"], "a submission changed the submissions folder"
-    assert graded["sentinel"] == "instructor's previous file\n", "a submission wrote into the results"
+    assert graded["sentinel"] == "instructor's previous file\n", (
+        "a submission wrote into the results"
+    )
     assert not list(graded["root"].rglob("escape*.txt"))
     assert not graded["left_behind"], "a process a submission started outlived the grading"
     printed = graded["grades"]["escape"].output["box_area"]

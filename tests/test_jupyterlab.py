@@ -48,19 +48,37 @@ def lab(tmp_path_factory, require):
         shutil.copy(ROOT / "book" / page, work / page)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ)
-    for var in ("JUPYTER_CONFIG_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR",
-                "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR"):
+    for var in (
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTERLAB_SETTINGS_DIR",
+        "JUPYTERLAB_WORKSPACES_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "JUPYTER_DATA_DIR",
+        "IPYTHONDIR",
+    ):
         (tmp / var.lower()).mkdir()
         env[var] = str(tmp / var.lower())
     env.update(OMP_NUM_THREADS="1", VIZLIB_MODE="live", PYTHONPATH=str(ROOT))
     env.pop("VIZLIB_BOOK", None)
     log = open(tmp / "lab.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [str(JUPYTER), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", "--allow-root",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-         "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate"],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            str(JUPYTER),
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            "--allow-root",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+        ],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -130,7 +148,9 @@ def _run_and_move_slider(page, base, token, name, slider_label):
         try:
             page.wait_for_function(
                 "() => Array.from(document.querySelectorAll('.jp-InputPrompt'))"
-                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=10_000)
+                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
+                timeout=10_000,
+            )
             break
         except PlaywrightTimeout:
             page.keyboard.press("Escape")
@@ -156,11 +176,15 @@ def _run_and_move_slider(page, base, token, name, slider_label):
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
         f"(b) => {{ const d = ({FIGURE_JS})(); return d !== null && d !== b; }}",
-        arg=before, timeout=30_000)
+        arg=before,
+        timeout=30_000,
+    )
     after = page.evaluate(FIGURE_JS)
     assert readout.inner_text() != value_before
-    print(f"{name}: figure drawn after {t1 - t0:.1f} s, redrawn after {time.monotonic() - t1:.1f} s"
-          + (f"; dialogs accepted: {dialogs}" if dialogs else ""))
+    print(
+        f"{name}: figure drawn after {t1 - t0:.1f} s, redrawn after {time.monotonic() - t1:.1f} s"
+        + (f"; dialogs accepted: {dialogs}" if dialogs else "")
+    )
     return json.loads(before), json.loads(after)
 
 
@@ -172,8 +196,14 @@ def test_nms_and_anchors_widgets_update_live_in_jupyterlab(browser, lab):
     def new_page():
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
-                   else (foreign.append(route.request.url), route.abort()))
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(base)
+                else (foreign.append(route.request.url), route.abort())
+            ),
+        )
         return page
 
     page = new_page()

@@ -127,7 +127,9 @@ def _centre_rounding_bound(boxes: torch.Tensor) -> torch.Tensor:
 
 
 # boxes as (x1, y1, w, h), one to eight of them
-_BOXES = st.integers(1, 8).flatmap(lambda n: st.lists(st.floats(0, 100), min_size=4 * n, max_size=4 * n))
+_BOXES = st.integers(1, 8).flatmap(
+    lambda n: st.lists(st.floats(0, 100), min_size=4 * n, max_size=4 * n)
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -144,7 +146,9 @@ def test_centerness_in_unit_interval_and_one_at_the_centre(coords):
         assert ((c >= 0) & (c <= 1 + 1e-6)).all()
         positive = (t[:, 2:] > 1e-3).all(dim=1)
         gap, bound = 1 - c.double()[positive], _centre_rounding_bound(boxes)[positive]
-        assert (gap <= bound).all(), f"{dtype}: 1 - centre-ness {gap.tolist()} > bound {bound.tolist()}"
+        assert (gap <= bound).all(), (
+            f"{dtype}: 1 - centre-ness {gap.tolist()} > bound {bound.tolist()}"
+        )
         if dtype == torch.float32:  # where the old fixed tolerance was sound, the bound is tighter
             wide = ((boxes[positive, 2:] - boxes[positive, :2]) >= 1).all(dim=1)
             assert (bound[wide] < 1e-4).all()
@@ -318,13 +322,23 @@ def test_median_frequency_weights_by_hand():
 
 
 def test_median_frequency_weights_median_of_an_even_count_averages_the_middle_two():
-    mask = torch.tensor([[0, 0, 0, 0, 0, 0, 1, 1, 1, 2]])  # freq 0.6, 0.3, 0.1 + absent -> median 0.3
+    mask = torch.tensor(
+        [[0, 0, 0, 0, 0, 0, 1, 1, 1, 2]]
+    )  # freq 0.6, 0.3, 0.1 + absent -> median 0.3
     torch.testing.assert_close(L.median_frequency_weights(mask, 3), torch.tensor([0.5, 1.0, 3.0]))
     mask = torch.tensor([[0, 0, 0, 0, 0, 1, 1, 1, 2, 3]])  # freq .5 .3 .1 .1 -> median 0.2
-    torch.testing.assert_close(L.median_frequency_weights(mask, 4), torch.tensor([0.4, 2 / 3, 2.0, 2.0]))
+    torch.testing.assert_close(
+        L.median_frequency_weights(mask, 4), torch.tensor([0.4, 2 / 3, 2.0, 2.0])
+    )
 
 
-@given(st.integers(1, 5), st.integers(1, 6), st.integers(2, 7), st.integers(0, 2**31 - 1), st.booleans())
+@given(
+    st.integers(1, 5),
+    st.integers(1, 6),
+    st.integers(2, 7),
+    st.integers(0, 2**31 - 1),
+    st.booleans(),
+)
 @settings(max_examples=40, deadline=None)
 def test_median_frequency_weights_match_the_definition(n, side, num_classes, seed, ignore):
     g = torch.Generator().manual_seed(seed)
@@ -334,8 +348,10 @@ def test_median_frequency_weights_match_the_definition(n, side, num_classes, see
         ignore_index = 255
         masks[torch.rand(masks.shape, generator=g) < 0.3] = 255
         masks.view(-1)[0] = 0  # at least one labelled pixel
-    torch.testing.assert_close(L.median_frequency_weights(masks, num_classes, ignore_index),
-                               _median_frequency_by_loops(masks, num_classes, ignore_index))
+    torch.testing.assert_close(
+        L.median_frequency_weights(masks, num_classes, ignore_index),
+        _median_frequency_by_loops(masks, num_classes, ignore_index),
+    )
 
 
 def test_median_frequency_weights_of_the_scenes_favour_the_things():
@@ -353,8 +369,9 @@ def test_median_frequency_weights_of_the_scenes_favour_the_things():
 def test_median_frequency_weights_ignore_and_input_untouched():
     masks = torch.tensor([[[0, 1, 255], [1, 1, 255]]])
     before = masks.clone()
-    torch.testing.assert_close(L.median_frequency_weights(masks, 2, ignore_index=255),
-                               torch.tensor([2.0, 2 / 3]))  # freq 1/4, 3/4 of the 4 labelled pixels; median 1/2
+    torch.testing.assert_close(
+        L.median_frequency_weights(masks, 2, ignore_index=255), torch.tensor([2.0, 2 / 3])
+    )  # freq 1/4, 3/4 of the 4 labelled pixels; median 1/2
     assert torch.equal(masks, before)
     one = L.median_frequency_weights(masks[0], 2, ignore_index=255)  # [H, W]: one image
     torch.testing.assert_close(one, torch.tensor([2.0, 2 / 3]))
@@ -368,11 +385,21 @@ def test_median_frequency_weights_ignore_and_input_untouched():
         (lambda: L.median_frequency_weights(torch.zeros(2, 1, 4, 4, dtype=torch.long), 3), "masks"),
         (lambda: L.median_frequency_weights(torch.full((2, 4), 3), 3), r"\[0, 3\)"),
         (lambda: L.median_frequency_weights(torch.full((2, 4), -1), 3), r"\[0, 3\)"),
-        (lambda: L.median_frequency_weights(torch.full((2, 4), 255), 3, ignore_index=255), "labelled"),
+        (
+            lambda: L.median_frequency_weights(torch.full((2, 4), 255), 3, ignore_index=255),
+            "labelled",
+        ),
         (lambda: L.median_frequency_weights(torch.zeros(2, 4, dtype=torch.long), 0), "num_classes"),
-        (lambda: L.median_frequency_weights(torch.zeros(2, 4, dtype=torch.long), 2.0), "num_classes"),
-        (lambda: L.median_frequency_weights(torch.zeros(2, 4, dtype=torch.long), 2, ignore_index=1.5),
-         "ignore_index"),
+        (
+            lambda: L.median_frequency_weights(torch.zeros(2, 4, dtype=torch.long), 2.0),
+            "num_classes",
+        ),
+        (
+            lambda: L.median_frequency_weights(
+                torch.zeros(2, 4, dtype=torch.long), 2, ignore_index=1.5
+            ),
+            "ignore_index",
+        ),
     ],
 )
 def test_median_frequency_weights_bad_input(call, name):

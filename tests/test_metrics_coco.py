@@ -462,11 +462,14 @@ def test_coco_sampled_precision_reads_the_envelope_at_each_recall_threshold():
         curves.append((precision, recall))
         got = coco_sampled_precision(precision, recall)  # [101]
         # the definition, one recall threshold at a time
-        want = [precision[np.argmax(recall >= r):].max() if (recall >= r).any() else 0.0
-                for r in COCO_RECALL_THRESHOLDS]
+        want = [
+            precision[np.argmax(recall >= r) :].max() if (recall >= r).any() else 0.0
+            for r in COCO_RECALL_THRESHOLDS
+        ]
         np.testing.assert_allclose(got, want, rtol=0, atol=0)
-        assert average_precision(torch.from_numpy(precision), torch.from_numpy(recall),
-                                 "coco") == pytest.approx(got.mean(), abs=1e-15)
+        assert average_precision(
+            torch.from_numpy(precision), torch.from_numpy(recall), "coco"
+        ) == pytest.approx(got.mean(), abs=1e-15)
     # several curves at once, [2, 3, K], give what each curve gives alone
     k = 7
     p = rng.uniform(0, 1, (2, 3, k))

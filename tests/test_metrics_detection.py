@@ -340,7 +340,10 @@ def test_greedy_match_coco_at_many_thresholds_is_each_threshold_alone_and_match_
 
     g = torch.Generator().manual_seed(1)
     for _ in range(20):
-        n_dt, n_gt = int(torch.randint(0, 9, (1,), generator=g)), int(torch.randint(0, 7, (1,), generator=g))
+        n_dt, n_gt = (
+            int(torch.randint(0, 9, (1,), generator=g)),
+            int(torch.randint(0, 7, (1,), generator=g)),
+        )
         xy = torch.randint(0, 30, (n_dt + n_gt, 2), generator=g).double()
         wh = torch.randint(1, 20, (n_dt + n_gt, 2), generator=g).double()
         all_boxes = torch.cat([xy, xy + wh], dim=1)
@@ -357,9 +360,13 @@ def test_greedy_match_coco_at_many_thresholds_is_each_threshold_alone_and_match_
         assert matched.shape == (2, 3, n_dt) and matched.dtype == np.int64
         for s in range(2):
             for t, thr in enumerate(thresholds):
-                alone = greedy_match_coco(ious, thresholds[t:t + 1], settings_[s:s + 1], crowd)[0, 0]
+                alone = greedy_match_coco(ious, thresholds[t : t + 1], settings_[s : s + 1], crowd)[
+                    0, 0
+                ]
                 np.testing.assert_array_equal(matched[s, t], alone)
-                m = match_detections(dt, scores, gt, float(thr), gt_ignore=torch.from_numpy(settings_[s]))
+                m = match_detections(
+                    dt, scores, gt, float(thr), gt_ignore=torch.from_numpy(settings_[s])
+                )
                 np.testing.assert_array_equal(m.matched_gt[order].numpy(), alone)
 
 

@@ -82,15 +82,21 @@ def test_localisation_loss_terms_and_weight():
     torch.manual_seed(0)
     model = LocalisationNet(6, small_trunk())
     out = model(torch.rand(4, 3, 64, 64))
-    targets = {"label": torch.tensor([1, 2, 3, 5]),
-               "box": torch.tensor([[4.0, 4.0, 20.0, 30.0]] * 4)}
+    targets = {
+        "label": torch.tensor([1, 2, 3, 5]),
+        "box": torch.tensor([[4.0, 4.0, 20.0, 30.0]] * 4),
+    }
     l1 = localisation_loss(out, targets, SIZE, box_weight=1.0)
     l10 = localisation_loss(out, targets, SIZE, box_weight=10.0)
     assert set(l1) == {"classification", "box"}
-    assert torch.allclose(l10["box"], 10 * l1["box"]) and torch.allclose(l10["classification"], l1["classification"])
+    assert torch.allclose(l10["box"], 10 * l1["box"]) and torch.allclose(
+        l10["classification"], l1["classification"]
+    )
     assert localisation_loss(out, targets, SIZE, box_weight=0.0)["box"] == 0
-    perfect = {"class_logits": torch.nn.functional.one_hot(targets["label"], 6) * 100.0,
-               "boxes": encode_normalised_cxcywh(targets["box"], SIZE)}
+    perfect = {
+        "class_logits": torch.nn.functional.one_hot(targets["label"], 6) * 100.0,
+        "boxes": encode_normalised_cxcywh(targets["box"], SIZE),
+    }
     terms = localisation_loss(perfect, targets, SIZE)
     assert terms["classification"] < 1e-6 and terms["box"] < 1e-10
     with pytest.raises(ValueError, match="box_loss"):
@@ -127,16 +133,21 @@ def test_output_sizes_of_the_paper_and_the_anchor_variant():
 
 def test_yolo_model_shapes_train_and_eval():
     torch.manual_seed(0)
-    model = YOLOv1(5, boxes_per_cell=2, backbone=VGGBackbone((4, 8, 8), convs_per_stage=1),
-                   head_channels=8)
+    model = YOLOv1(
+        5, boxes_per_cell=2, backbone=VGGBackbone((4, 8, 8), convs_per_stage=1), head_channels=8
+    )
     images = torch.rand(2, 3, 64, 64)
     out = model.raw(images)
     assert out.shape == (2, 8, 8, 15)
     assert bool(((out >= 0) & (out <= 1)).all())
     assert torch.allclose(out[..., 10:].sum(-1), torch.ones(2, 8, 8)), "class scores are a softmax"
-    assert float(out[..., 4].mean().detach()) < 0.05, "confidences start near 0 (prior initialisation)"
-    targets = [{"boxes": torch.tensor([[10.0, 10.0, 30.0, 40.0]]), "labels": torch.tensor([3])},
-               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    assert float(out[..., 4].mean().detach()) < 0.05, (
+        "confidences start near 0 (prior initialisation)"
+    )
+    targets = [
+        {"boxes": torch.tensor([[10.0, 10.0, 30.0, 40.0]]), "labels": torch.tensor([3])},
+        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
+    ]
     model.train()
     losses = model(list(images), targets)
     assert set(losses) == set(LOSS_TERMS)
@@ -153,7 +164,8 @@ def test_yolo_model_shapes_train_and_eval():
 
 boxes_strategy = st.lists(
     st.tuples(st.floats(0, 56), st.floats(0, 56), st.floats(2, 30), st.floats(2, 30)),
-    min_size=0, max_size=6,
+    min_size=0,
+    max_size=6,
 )
 
 
@@ -187,12 +199,14 @@ def test_targets_round_trip_through_decode(rows, grid):
 
 
 def test_responsible_cell_is_the_one_holding_the_centre_and_the_biggest_wins():
-    boxes = torch.tensor([
-        [0.0, 0.0, 15.0, 15.0],   # centre (7.5, 7.5): cell (0, 0) of a 4 x 4 grid (16 px)
-        [40.0, 10.0, 60.0, 50.0],  # centre (50, 30): row 1, column 3
-        [44.0, 20.0, 52.0, 36.0],  # centre (48, 28): the same cell, smaller: dropped
-        [16.0, 16.0, 48.0, 48.0],  # centre (32, 32) on a cell corner: row 2, column 2
-    ])
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 15.0, 15.0],  # centre (7.5, 7.5): cell (0, 0) of a 4 x 4 grid (16 px)
+            [40.0, 10.0, 60.0, 50.0],  # centre (50, 30): row 1, column 3
+            [44.0, 20.0, 52.0, 36.0],  # centre (48, 28): the same cell, smaller: dropped
+            [16.0, 16.0, 48.0, 48.0],  # centre (32, 32) on a cell corner: row 2, column 2
+        ]
+    )
     t = encode_yolo_targets([{"boxes": boxes, "labels": torch.tensor([1, 2, 3, 4])}], SIZE, 4)
     assert t.obj[0].nonzero().tolist() == [[0, 0], [1, 3], [2, 2]]
     assert t.dropped == 1
@@ -200,8 +214,9 @@ def test_responsible_cell_is_the_one_holding_the_centre_and_the_biggest_wins():
     assert torch.allclose(t.coords[0, 2, 2], torch.tensor([0.0, 0.0, 0.5, 0.5]))
     assert torch.allclose(t.coords[0, 0, 0], torch.tensor([7.5 / 16, 7.5 / 16, 15 / 64, 15 / 64]))
     with pytest.raises(ValueError, match="labels"):
-        encode_yolo_targets([{"boxes": boxes, "labels": torch.tensor([1, 2, 3, 9])}], SIZE, 4,
-                            num_classes=5)
+        encode_yolo_targets(
+            [{"boxes": boxes, "labels": torch.tensor([1, 2, 3, 9])}], SIZE, 4, num_classes=5
+        )
 
 
 def test_responsible_box_is_the_one_with_the_highest_iou():
@@ -233,13 +248,16 @@ def _perfect_output(t, num_classes: int, b: int) -> torch.Tensor:
     out[..., 2:4] = t.coords[..., 2:].sqrt()
     out[..., 4] = t.obj.float()
     one_hot = torch.nn.functional.one_hot((t.labels - 1).clamp(min=0), num_classes).float()
-    out[..., 5 * b:] = one_hot * t.obj[..., None]
+    out[..., 5 * b :] = one_hot * t.obj[..., None]
     return out
 
 
 def _scene_targets():
     return [
-        {"boxes": torch.tensor([[2.0, 2.0, 26.0, 24.0], [36.0, 30.0, 60.0, 62.0]]), "labels": torch.tensor([1, 3])},
+        {
+            "boxes": torch.tensor([[2.0, 2.0, 26.0, 24.0], [36.0, 30.0, 60.0, 62.0]]),
+            "labels": torch.tensor([1, 3]),
+        },
         {"boxes": torch.tensor([[20.0, 20.0, 44.0, 40.0]]), "labels": torch.tensor([2])},
     ]
 
@@ -254,14 +272,17 @@ def test_loss_is_zero_on_perfect_predictions(conf_target):
         assert float(value) < 1e-10, f"{name} = {float(value)} on a perfect output"
 
 
-@pytest.mark.parametrize(("where", "term", "expected"), [
-    ((0, 0, 0, 0), "xy", 5.0 * 0.1**2 / 2),     # x of the responsible box, lambda_coord = 5
-    ((0, 0, 0, 2), "wh", 5.0 * 0.1**2 / 2),     # sqrt(w) of the responsible box
-    ((0, 3, 3, 4), "noobj", 0.5 * 0.1**2 / 2),  # confidence of an empty cell's box
-    ((0, 0, 0, 9), "noobj", 0.5 * 0.1**2 / 2),  # the other box of an object cell is "noobj"
-    ((0, 0, 0, 10), "class", 0.1**2 / 2),       # a class probability of an object cell
-    ((0, 3, 3, 10), None, None),                # class probabilities of an empty cell: free
-])
+@pytest.mark.parametrize(
+    ("where", "term", "expected"),
+    [
+        ((0, 0, 0, 0), "xy", 5.0 * 0.1**2 / 2),  # x of the responsible box, lambda_coord = 5
+        ((0, 0, 0, 2), "wh", 5.0 * 0.1**2 / 2),  # sqrt(w) of the responsible box
+        ((0, 3, 3, 4), "noobj", 0.5 * 0.1**2 / 2),  # confidence of an empty cell's box
+        ((0, 0, 0, 9), "noobj", 0.5 * 0.1**2 / 2),  # the other box of an object cell is "noobj"
+        ((0, 0, 0, 10), "class", 0.1**2 / 2),  # a class probability of an object cell
+        ((0, 3, 3, 10), None, None),  # class probabilities of an empty cell: free
+    ],
+)
 def test_each_term_reacts_to_its_own_error_only(where, term, expected):
     t = encode_yolo_targets(_scene_targets(), SIZE, 4)
     out = _perfect_output(t, num_classes=3, b=2)
@@ -292,7 +313,9 @@ def test_loss_weights_and_bad_input():
     out = torch.rand(2, 4, 4, 13)
     base = yolo_loss(out, t, SIZE, 2)
     doubled = yolo_loss(out, t, SIZE, 2, lambda_coord=10.0, lambda_noobj=1.0)
-    assert torch.allclose(doubled["xy"], 2 * base["xy"]) and torch.allclose(doubled["noobj"], 2 * base["noobj"])
+    assert torch.allclose(doubled["xy"], 2 * base["xy"]) and torch.allclose(
+        doubled["noobj"], 2 * base["noobj"]
+    )
     assert torch.allclose(doubled["class"], base["class"])
     with pytest.raises(ValueError, match="grid"):
         yolo_loss(torch.rand(2, 8, 8, 13), t, SIZE, 2)
@@ -327,7 +350,9 @@ def test_predicted_boxes_are_decode_yolo_of_each_cell():
     assert boxes.shape == (2, 3, 3, 2, 4)
     for n, row, col, k in ((0, 0, 0, 0), (1, 2, 1, 1), (0, 1, 2, 1)):
         x, y, sw, sh = part[n, row, col, k].detach()
-        want = decode_yolo(torch.tensor([[row, col]]), torch.stack([x, y, sw**2, sh**2])[None], (48, 60), 3)
+        want = decode_yolo(
+            torch.tensor([[row, col]]), torch.stack([x, y, sw**2, sh**2])[None], (48, 60), 3
+        )
         torch.testing.assert_close(boxes[n, row, col, k], want[0])
     boxes.sum().backward()
     assert part.grad is not None and bool(torch.isfinite(part.grad).all())
@@ -353,8 +378,12 @@ def test_postprocess_scores_thresholds_and_suppresses():
 
 def test_anchor_targets_pick_the_best_shape_and_keep_two_objects_per_cell():
     anchors = torch.tensor([[16.0, 16.0], [8.0, 32.0], [32.0, 8.0]])
-    boxes = torch.tensor([[24.0, 20.0, 32.0, 50.0],   # tall, centre (28, 35): anchor 1, cell (2, 1)
-                          [14.0, 30.0, 44.0, 38.0]])  # wide, centre (29, 34): same cell, anchor 2
+    boxes = torch.tensor(
+        [
+            [24.0, 20.0, 32.0, 50.0],  # tall, centre (28, 35): anchor 1, cell (2, 1)
+            [14.0, 30.0, 44.0, 38.0],
+        ]
+    )  # wide, centre (29, 34): same cell, anchor 2
     t = encode_anchor_targets([{"boxes": boxes, "labels": torch.tensor([2, 4])}], SIZE, 4, anchors)
     assert t.obj[0].nonzero().tolist() == [[2, 1, 1], [2, 1, 2]]
     assert t.dropped == 0, "YOLO v1 would have lost one of them"
@@ -433,19 +462,27 @@ def test_torchvision_detectors_train_and_predict_at_the_scene_size(builder):
     )
 
     torch.manual_seed(0)
-    backbone = PyramidBackbone(VGGBackbone((4, 8, 16, 16), convs_per_stage=1), levels=(2, 3), out_channels=32)
+    backbone = PyramidBackbone(
+        VGGBackbone((4, 8, 16, 16), convs_per_stage=1), levels=(2, 3), out_channels=32
+    )
     assert backbone.strides == [8, 16]
     features = backbone(torch.rand(1, 3, 64, 64))
     assert [tuple(f.shape) for f in features.values()] == [(1, 32, 8, 8), (1, 32, 4, 4)]
     make = torchvision_fcos if builder == "fcos" else torchvision_retinanet
     kwargs = {"head_convs": 1} if builder == "fcos" else {}
     model = make(4, 64, backbone=backbone, **kwargs)
-    assert model.transform.min_size == (64,) and model.transform.max_size == 64, "no resizing to 800 px"
-    targets = [{"boxes": torch.tensor([[10.0, 10.0, 30.0, 40.0]]), "labels": torch.tensor([2])},
-               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    assert model.transform.min_size == (64,) and model.transform.max_size == 64, (
+        "no resizing to 800 px"
+    )
+    targets = [
+        {"boxes": torch.tensor([[10.0, 10.0, 30.0, 40.0]]), "labels": torch.tensor([2])},
+        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
+    ]
     model.train()
     losses = model(list(torch.rand(2, 3, 64, 64)), targets)
-    expected = {"classification", "bbox_regression"} | ({"bbox_ctrness"} if builder == "fcos" else set())
+    expected = {"classification", "bbox_regression"} | (
+        {"bbox_ctrness"} if builder == "fcos" else set()
+    )
     assert set(losses) == expected
     sum(losses.values()).backward()
     model.eval()
@@ -486,7 +523,12 @@ def test_nms_widget_runs_on_a_given_scene_like_torchvision():
     boxes[0] += 5  # the widget copied its scene: later changes change nothing
     fig = widget.figure(iou_threshold=0.5, score_threshold=0.3, step=wn.MAX_STEPS)
     assert f"finds {n['found_nms']}/3 shapes" in fig.layout.title.text
-    assert "people" in NMSWidget().figure(iou_threshold=0.5, score_threshold=0.05, step=wn.MAX_STEPS).layout.title.text
+    assert (
+        "people"
+        in NMSWidget()
+        .figure(iou_threshold=0.5, score_threshold=0.05, step=wn.MAX_STEPS)
+        .layout.title.text
+    )
     with pytest.raises(ValueError, match="scores"):
         NMSWidget(scene=(scene[0], target, boxes, scores[:3]))
     with pytest.raises(ValueError, match="scene"):

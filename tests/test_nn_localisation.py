@@ -41,14 +41,18 @@ def test_the_multitask_loss_is_cross_entropy_plus_weighted_mse_or_smooth_l1():
     targets = {"label": labels, "box": boxes}
     codes = encode_normalised_cxcywh(boxes, SIZE)
     # the box coding is torchvision's cxcywh scaled by the image size
-    expected_codes = torchvision.ops.box_convert(boxes, "xyxy", "cxcywh") / torch.tensor([64.0, 64, 64, 64])
+    expected_codes = torchvision.ops.box_convert(boxes, "xyxy", "cxcywh") / torch.tensor(
+        [64.0, 64, 64, 64]
+    )
     torch.testing.assert_close(codes, expected_codes)
     terms = localisation_loss(outputs, targets, SIZE, box_weight=7.0)
     torch.testing.assert_close(terms["classification"], F.cross_entropy(logits, labels))
     # the sum over the four numbers, the mean over the images
     torch.testing.assert_close(terms["box"], 7.0 * 4 * F.mse_loss(outputs["boxes"], codes))
     smooth = localisation_loss(outputs, targets, SIZE, box_weight=2.0, box_loss="smooth_l1")
-    torch.testing.assert_close(smooth["box"], 2.0 * 4 * F.smooth_l1_loss(outputs["boxes"], codes, beta=1 / 9))
+    torch.testing.assert_close(
+        smooth["box"], 2.0 * 4 * F.smooth_l1_loss(outputs["boxes"], codes, beta=1 / 9)
+    )
     with pytest.raises(ValueError, match="box_weight"):
         localisation_loss(outputs, targets, SIZE, box_weight=-1.0)
 
@@ -75,15 +79,27 @@ def test_a_short_training_learns_boxes_and_keypoints(one_thread):
     torch.manual_seed(0)
     data = localisation_data(image_size=32, train_images=32, val_images=4, seed=0)  # 32 px: fast
     fields = data.train.fields
-    constant = {"class_logits": torch.zeros(32, 6),
-                "boxes": encode_normalised_cxcywh(fields["box"], SMALL).mean(dim=0, keepdim=True).expand(32, 4)}
+    constant = {
+        "class_logits": torch.zeros(32, 6),
+        "boxes": encode_normalised_cxcywh(fields["box"], SMALL)
+        .mean(dim=0, keepdim=True)
+        .expand(32, 4),
+    }
     baseline = localisation_loss(constant, fields, SMALL)["box"].item()
     model = LocalisationNet(6, small_trunk(32))
-    loader = torch.utils.data.DataLoader(data.train, batch_size=16, shuffle=True,
-                                         generator=torch.Generator().manual_seed(0))
-    history = fit(model, loader, torch.optim.Adam(model.parameters(), lr=3e-3), steps=60,
-                  loss_fn=partial(localisation_loss, image_size=SMALL, box_weight=10.0),
-                  progress="off", device="cpu", seed=0)
+    loader = torch.utils.data.DataLoader(
+        data.train, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    history = fit(
+        model,
+        loader,
+        torch.optim.Adam(model.parameters(), lr=3e-3),
+        steps=60,
+        loss_fn=partial(localisation_loss, image_size=SMALL, box_weight=10.0),
+        progress="off",
+        device="cpu",
+        seed=0,
+    )
     assert set(history.terms) == {"classification", "box"}
     model.eval()
     with torch.no_grad():
@@ -97,10 +113,19 @@ def test_a_short_training_learns_boxes_and_keypoints(one_thread):
     mean_points = (codes * labelled).sum(dim=0) / labelled.sum(dim=0)  # [K, 2]
     baseline = keypoint_loss(mean_points.expand(32, -1, -1), truth, SMALL).item()
     net = KeypointNet(6, small_trunk(32))
-    loader = torch.utils.data.DataLoader(kp.train, batch_size=16, shuffle=True,
-                                         generator=torch.Generator().manual_seed(0))
-    fit(net, loader, torch.optim.Adam(net.parameters(), lr=3e-3), steps=60, progress="off", device="cpu",
-        loss_fn=lambda out, t: keypoint_loss(out, t["keypoints"], SMALL), seed=0)
+    loader = torch.utils.data.DataLoader(
+        kp.train, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    fit(
+        net,
+        loader,
+        torch.optim.Adam(net.parameters(), lr=3e-3),
+        steps=60,
+        progress="off",
+        device="cpu",
+        loss_fn=lambda out, t: keypoint_loss(out, t["keypoints"], SMALL),
+        seed=0,
+    )
     net.eval()
     with torch.no_grad():
         last = keypoint_loss(net(kp.train.images), truth, SMALL).item()
@@ -110,4 +135,6 @@ def test_a_short_training_learns_boxes_and_keypoints(one_thread):
 def test_the_box_coding_round_trips_on_scenes():
     data = localisation_data(train_images=8, val_images=2, seed=5)
     boxes = data.train.fields["box"]
-    torch.testing.assert_close(decode_normalised_cxcywh(encode_normalised_cxcywh(boxes, SIZE), SIZE), boxes)
+    torch.testing.assert_close(
+        decode_normalised_cxcywh(encode_normalised_cxcywh(boxes, SIZE), SIZE), boxes
+    )

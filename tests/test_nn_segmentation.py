@@ -96,7 +96,9 @@ def test_fcn_parameter_counts_by_hand():
     fcn32 = vnn.FCN(K, "32s")
     assert vnn.count_parameters(fcn32) == backbone + head  # the final upsampling is fixed
     assert vnn.count_parameters(vnn.FCN(K, "16s")) == backbone + head + skip(128) + up2
-    assert vnn.count_parameters(vnn.FCN(K, "8s")) == backbone + head + skip(128) + skip(64) + 2 * up2
+    assert (
+        vnn.count_parameters(vnn.FCN(K, "8s")) == backbone + head + skip(128) + skip(64) + 2 * up2
+    )
     learned = vnn.FCN(K, "32s", learn_final_upsampling=True)
     assert vnn.count_parameters(learned) == backbone + head + K * K * 64 * 64
 
@@ -113,7 +115,10 @@ def test_unet_parameter_count_by_hand():
 def test_count_parameters_trainable_only():
     model = vnn.FCN(K, "32s", learn_final_upsampling=True)
     model.upscore_final.weight.requires_grad_(False)
-    assert vnn.count_parameters(model) - vnn.count_parameters(model, trainable_only=True) == K * K * 64 * 64
+    assert (
+        vnn.count_parameters(model) - vnn.count_parameters(model, trainable_only=True)
+        == K * K * 64 * 64
+    )
 
 
 # ----------------------------------------------------------------- bilinear initialisation
@@ -160,12 +165,15 @@ def test_fcn32s_at_init_is_bilinear_upsampling_of_its_coarse_scores():
 # --------------------------------------------------------------------- backbone and atrous
 
 
-@pytest.mark.parametrize("output_stride, strides, dilations", [
-    (32, [2, 4, 8, 16, 32], [1, 1, 1, 1, 1]),
-    # pool5 comes after conv5: removing it dilates only what follows the backbone
-    (16, [2, 4, 8, 16, 16], [1, 1, 1, 1, 1]),
-    (8, [2, 4, 8, 8, 8], [1, 1, 1, 1, 2]),
-])
+@pytest.mark.parametrize(
+    "output_stride, strides, dilations",
+    [
+        (32, [2, 4, 8, 16, 32], [1, 1, 1, 1, 1]),
+        # pool5 comes after conv5: removing it dilates only what follows the backbone
+        (16, [2, 4, 8, 16, 16], [1, 1, 1, 1, 1]),
+        (8, [2, 4, 8, 8, 8], [1, 1, 1, 1, 2]),
+    ],
+)
 def test_atrous_backbone_keeps_resolution(output_stride, strides, dilations):
     backbone = vnn.VGGBackbone(output_stride=output_stride).eval()
     assert backbone.strides == strides and backbone.dilations == dilations
@@ -185,8 +193,14 @@ def test_dilate_resnet_layer_matches_torchvision_replace_stride_with_dilation():
     vnn.dilate_resnet_layer(ours.layer3, 2)
     vnn.dilate_resnet_layer(ours.layer4, 4)
     theirs = ResNet(Bottleneck, [2, 2, 2, 2], replace_stride_with_dilation=[False, True, True])
-    geometry = lambda net: [(n, m.stride, m.dilation, m.padding)  # noqa: E731
-                            for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+
+    def geometry(net):
+        return [
+            (n, m.stride, m.dilation, m.padding)
+            for n, m in net.named_modules()
+            if isinstance(m, nn.Conv2d)
+        ]
+
     assert geometry(ours) == geometry(theirs)
 
 
@@ -245,44 +259,48 @@ def test_linear_to_conv_equals_the_linear_layer_and_slides():
         assert scores.shape == (1, 5, 4, 6)
         torch.testing.assert_close(scores[0, :, 2, 3], linear(big[:, :, 2:6, 3:7].flatten(1))[0])
     fc = nn.Linear(5, 3)
-    torch.testing.assert_close(vnn.linear_to_conv(fc, 5)(scores).permute(0, 2, 3, 1),
-                               fc(scores.permute(0, 2, 3, 1)))
+    torch.testing.assert_close(
+        vnn.linear_to_conv(fc, 5)(scores).permute(0, 2, 3, 1), fc(scores.permute(0, 2, 3, 1))
+    )
 
 
 # ------------------------------------------------------------------------------ validation
 
 
-@pytest.mark.parametrize("call, word", [
-    (lambda: vnn.FCN(K, "4s"), "variant"),
-    (lambda: vnn.FCN(K, channels=(8, 16)), "channels"),
-    (lambda: vnn.FCN(0), "num_classes"),
-    (lambda: vnn.FCN(K, hidden=0), "hidden"),
-    (lambda: vnn.FCN(K, in_channels=0), "in_channels"),
-    (lambda: vnn.FCN(K, learn_final_upsampling="yes"), "learn_final_upsampling"),
-    (lambda: vnn.FCNHead(16, K, dropout=1.5), "dropout"),
-    (lambda: vnn.FCNHead(16, 0), "num_classes"),
-    (lambda: vnn.pad_to_multiple([1, 2, 3], 4), "x must be a tensor"),
-    (lambda: vnn.pad_to_multiple(torch.rand(1, 8, 8), 0), "multiple"),
-    (lambda: vnn.crop_to(torch.rand(1, 8, 8), (4,)), "size"),
-    (lambda: vnn.crop_to(torch.rand(1, 8, 8), (4, 0)), "size"),
-    (lambda: vnn.crop_to(torch.rand(1, 8, 8), (9, 4)), "larger"),
-    (lambda: vnn.VGGBackbone(output_stride=12), "output_stride"),
-    (lambda: vnn.VGGBackbone(output_stride=64), "output_stride"),
-    (lambda: vnn.UNet(K, upsampling="cubic"), "upsampling"),
-    (lambda: vnn.UNet(K, channels=(16,)), "channels"),
-    (lambda: vnn.FCN(K)(torch.rand(3, 64, 64)), "images"),
-    (lambda: vnn.FCN(K)(torch.rand(1, 1, 64, 64)), "channels"),
-    (lambda: vnn.UNet(K)(torch.randint(0, 9, (1, 3, 32, 32))), "floating"),
-    (lambda: vnn.linear_to_conv(nn.Linear(10, 2), 3, 2), "in_features"),
-    (lambda: vnn.linear_to_conv(nn.Conv2d(1, 1, 1), 1), "linear"),
-    (lambda: vnn.torchvision_fcn(K, backbone="vgg"), "backbone"),
-    (lambda: vnn.torchvision_fcn(K, output_stride=4), "output_stride"),
-    (lambda: vnn.torchvision_deeplabv3(K, rates=(2, 0)), "rates"),
-    (lambda: vnn.torchvision_deeplabv3(K, rates=()), "rates"),
-    (lambda: vnn.LogitsOnly("fcn"), "model"),
-    (lambda: vnn.dilate_resnet_layer(nn.Conv2d(1, 1, 3), 2), "layer"),
-    (lambda: vnn.UNetUp(8, 4, 4)(torch.rand(1, 8, 4, 4), torch.rand(1, 4, 9, 9)), "same size"),
-])
+@pytest.mark.parametrize(
+    "call, word",
+    [
+        (lambda: vnn.FCN(K, "4s"), "variant"),
+        (lambda: vnn.FCN(K, channels=(8, 16)), "channels"),
+        (lambda: vnn.FCN(0), "num_classes"),
+        (lambda: vnn.FCN(K, hidden=0), "hidden"),
+        (lambda: vnn.FCN(K, in_channels=0), "in_channels"),
+        (lambda: vnn.FCN(K, learn_final_upsampling="yes"), "learn_final_upsampling"),
+        (lambda: vnn.FCNHead(16, K, dropout=1.5), "dropout"),
+        (lambda: vnn.FCNHead(16, 0), "num_classes"),
+        (lambda: vnn.pad_to_multiple([1, 2, 3], 4), "x must be a tensor"),
+        (lambda: vnn.pad_to_multiple(torch.rand(1, 8, 8), 0), "multiple"),
+        (lambda: vnn.crop_to(torch.rand(1, 8, 8), (4,)), "size"),
+        (lambda: vnn.crop_to(torch.rand(1, 8, 8), (4, 0)), "size"),
+        (lambda: vnn.crop_to(torch.rand(1, 8, 8), (9, 4)), "larger"),
+        (lambda: vnn.VGGBackbone(output_stride=12), "output_stride"),
+        (lambda: vnn.VGGBackbone(output_stride=64), "output_stride"),
+        (lambda: vnn.UNet(K, upsampling="cubic"), "upsampling"),
+        (lambda: vnn.UNet(K, channels=(16,)), "channels"),
+        (lambda: vnn.FCN(K)(torch.rand(3, 64, 64)), "images"),
+        (lambda: vnn.FCN(K)(torch.rand(1, 1, 64, 64)), "channels"),
+        (lambda: vnn.UNet(K)(torch.randint(0, 9, (1, 3, 32, 32))), "floating"),
+        (lambda: vnn.linear_to_conv(nn.Linear(10, 2), 3, 2), "in_features"),
+        (lambda: vnn.linear_to_conv(nn.Conv2d(1, 1, 1), 1), "linear"),
+        (lambda: vnn.torchvision_fcn(K, backbone="vgg"), "backbone"),
+        (lambda: vnn.torchvision_fcn(K, output_stride=4), "output_stride"),
+        (lambda: vnn.torchvision_deeplabv3(K, rates=(2, 0)), "rates"),
+        (lambda: vnn.torchvision_deeplabv3(K, rates=()), "rates"),
+        (lambda: vnn.LogitsOnly("fcn"), "model"),
+        (lambda: vnn.dilate_resnet_layer(nn.Conv2d(1, 1, 3), 2), "layer"),
+        (lambda: vnn.UNetUp(8, 4, 4)(torch.rand(1, 8, 4, 4), torch.rand(1, 4, 9, 9)), "same size"),
+    ],
+)
 def test_bad_input_raises_value_error(call, word):
     with pytest.raises(ValueError, match=word):
         call()

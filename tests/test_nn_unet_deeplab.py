@@ -40,8 +40,10 @@ def test_two_by_two_up_convolution_is_a_1x1_conv_and_pixel_shuffle():
 def test_unet_encoder_levels_halve_and_decoder_mirrors():
     model = UNet(5, channels=(4, 8, 16)).eval()
     seen = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: seen.append(tuple(o.shape[1:])))
-             for m in list(model.encoder) + list(model.decoder)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o: seen.append(tuple(o.shape[1:])))
+        for m in list(model.encoder) + list(model.decoder)
+    ]
     with torch.no_grad():
         model(torch.rand(1, 3, 32, 32))
     for h in hooks:
@@ -56,14 +58,16 @@ def test_segnet_unpools_at_the_encoders_switches():
     pooled, switches = max_pool_with_switches(x, 2)
     ref, idx = F.max_pool2d(x, 2, return_indices=True)
     assert torch.equal(pooled, ref) and torch.equal(switches, idx)
-    torch.testing.assert_close(max_unpool(pooled, switches, (8, 10)),
-                               nn.MaxUnpool2d(2)(ref, idx, output_size=(8, 10)))
+    torch.testing.assert_close(
+        max_unpool(pooled, switches, (8, 10)), nn.MaxUnpool2d(2)(ref, idx, output_size=(8, 10))
+    )
     model = SegNet(4, channels=(4, 8)).eval()
     with torch.no_grad():
         assert model(torch.rand(1, 3, 13, 17)).shape == (1, 4, 13, 17)
 
 
 # -- the dense CRF -----------------------------------------------------------------------
+
 
 def _naive_kernel(image, ta, tb, tg, wa, ws):
     c, h, w = image.shape
@@ -76,15 +80,25 @@ def _naive_kernel(image, ta, tb, tg, wa, ws):
             pi, pj = divmod(i, w), divmod(j, w)
             dp = (pi[0] - pj[0]) ** 2 + (pi[1] - pj[1]) ** 2
             dc = float(((image[:, pi[0], pi[1]] - image[:, pj[0], pj[1]]) ** 2).sum())
-            k[i, j] = wa * math.exp(-dp / (2 * ta**2) - dc / (2 * tb**2)) + ws * math.exp(-dp / (2 * tg**2))
+            k[i, j] = wa * math.exp(-dp / (2 * ta**2) - dc / (2 * tb**2)) + ws * math.exp(
+                -dp / (2 * tg**2)
+            )
     return k
 
 
 def test_crf_kernel_equals_the_formula_pair_by_pair():
     image = torch.rand(3, 3, 4, generator=torch.Generator().manual_seed(0))
-    args = {"theta_alpha": 2.0, "theta_beta": 0.3, "theta_gamma": 1.5, "w_appearance": 4.0, "w_smoothness": 3.0}
+    args = {
+        "theta_alpha": 2.0,
+        "theta_beta": 0.3,
+        "theta_gamma": 1.5,
+        "w_appearance": 4.0,
+        "w_smoothness": 3.0,
+    }
     kernel = crf_kernel(image, **args)
-    torch.testing.assert_close(kernel, _naive_kernel(image, 2.0, 0.3, 1.5, 4.0, 3.0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        kernel, _naive_kernel(image, 2.0, 0.3, 1.5, 4.0, 3.0), atol=1e-5, rtol=1e-5
+    )
     assert torch.equal(kernel, kernel.T) and bool((kernel.diagonal() == 0).all())
 
 
@@ -130,16 +144,19 @@ def test_dense_crf_snaps_noisy_labels_to_the_colour_edge():
     torch.testing.assert_close(q.sum(0), torch.ones(24, 24))
 
 
-@pytest.mark.parametrize(("call", "word"), [
-    (lambda: dense_crf(torch.rand(2, 4, 4), torch.rand(3, 4, 4)), "probabilities"),
-    (lambda: dense_crf(torch.full((2, 4, 4), 0.5), torch.rand(3, 5, 4)), "same height"),
-    (lambda: dense_crf(torch.full((2, 4, 4), 0.5), torch.rand(4, 4)), "image"),
-    (lambda: crf_kernel(torch.rand(3, 4, 4), theta_alpha=0), "theta_alpha"),
-    (lambda: crf_kernel(torch.rand(3, 4, 4), w_smoothness=-1), "w_smoothness"),
-    (lambda: crf_kernel(torch.rand(1, 97, 97)), str(MAX_PIXELS)),
-    (lambda: mean_field(torch.rand(2, 5), torch.rand(4, 4)), "kernel"),
-    (lambda: mean_field(torch.rand(2, 5), torch.rand(5, 5), iterations=-1), "iterations"),
-])
+@pytest.mark.parametrize(
+    ("call", "word"),
+    [
+        (lambda: dense_crf(torch.rand(2, 4, 4), torch.rand(3, 4, 4)), "probabilities"),
+        (lambda: dense_crf(torch.full((2, 4, 4), 0.5), torch.rand(3, 5, 4)), "same height"),
+        (lambda: dense_crf(torch.full((2, 4, 4), 0.5), torch.rand(4, 4)), "image"),
+        (lambda: crf_kernel(torch.rand(3, 4, 4), theta_alpha=0), "theta_alpha"),
+        (lambda: crf_kernel(torch.rand(3, 4, 4), w_smoothness=-1), "w_smoothness"),
+        (lambda: crf_kernel(torch.rand(1, 97, 97)), str(MAX_PIXELS)),
+        (lambda: mean_field(torch.rand(2, 5), torch.rand(4, 4)), "kernel"),
+        (lambda: mean_field(torch.rand(2, 5), torch.rand(5, 5), iterations=-1), "iterations"),
+    ],
+)
 def test_crf_bad_input_raises_value_error(call, word):
     with pytest.raises(ValueError, match=word):
         call()

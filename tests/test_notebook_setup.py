@@ -12,7 +12,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(
-    p for d in ("book", "lessons", "masters") for p in (ROOT / d).rglob("*.ipynb")
+    p
+    for d in ("book", "lessons", "masters")
+    for p in (ROOT / d).rglob("*.ipynb")
     if ".ipynb_checkpoints" not in p.parts
 )
 

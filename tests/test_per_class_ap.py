@@ -29,7 +29,7 @@ class Replay(torch.nn.Module):
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # so that it has a device
 
     def forward(self, images):
-        out = self.predictions[self.next:self.next + len(images)]
+        out = self.predictions[self.next : self.next + len(images)]
         self.next += len(images)
         return out
 
@@ -48,9 +48,13 @@ def noisy_detections(dataset, seed: int) -> list[dict]:
         labels[wrong] = torch.randint(1, 6, (int(wrong.sum()),), generator=g)
         xy = torch.rand(2, 2, generator=g) * 40
         extra = torch.cat([xy, xy + 8 + torch.rand(2, 2, generator=g) * 16], dim=1)
-        preds.append({"boxes": torch.cat([boxes, extra]).clamp(0, 64),
-                      "scores": torch.rand(len(boxes) + 2, generator=g),
-                      "labels": torch.cat([labels, torch.randint(1, 6, (2,), generator=g)])})
+        preds.append(
+            {
+                "boxes": torch.cat([boxes, extra]).clamp(0, 64),
+                "scores": torch.rand(len(boxes) + 2, generator=g),
+                "labels": torch.cat([labels, torch.randint(1, 6, (2,), generator=g)]),
+            }
+        )
     return preds
 
 
@@ -92,18 +96,36 @@ def test_per_class_ap_is_pycocotools_per_category_precision(evaluation, iou):
 
 
 def test_the_mean_over_classes_is_the_evaluations_ap_and_ap50(evaluation):
-    assert np.mean(list(per_class_ap(evaluation).values())) == pytest.approx(evaluation.metrics["bbox/AP"], abs=1e-12)
+    assert np.mean(list(per_class_ap(evaluation).values())) == pytest.approx(
+        evaluation.metrics["bbox/AP"], abs=1e-12
+    )
     assert np.mean(list(per_class_ap(evaluation, iou=0.5).values())) == pytest.approx(
-        evaluation.metrics["bbox/AP50"], abs=1e-12)
+        evaluation.metrics["bbox/AP50"], abs=1e-12
+    )
 
 
 def test_a_class_without_ground_truth_is_left_out():
-    gt = {"images": [{"id": 0, "width": 32, "height": 32}],
-          "annotations": [{"id": 1, "image_id": 0, "category_id": 1, "bbox": [2, 2, 10, 10], "area": 100,
-                           "iscrowd": 0}],
-          "categories": [{"id": 1, "name": "ellipse"}, {"id": 2, "name": "star"}]}
-    preds = [{"boxes": torch.tensor([[2.0, 2.0, 12.0, 12.0], [20.0, 20.0, 30.0, 30.0]]),
-              "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([1, 2])}]
+    gt = {
+        "images": [{"id": 0, "width": 32, "height": 32}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 0,
+                "category_id": 1,
+                "bbox": [2, 2, 10, 10],
+                "area": 100,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 1, "name": "ellipse"}, {"id": 2, "name": "star"}],
+    }
+    preds = [
+        {
+            "boxes": torch.tensor([[2.0, 2.0, 12.0, 12.0], [20.0, 20.0, 30.0, 30.0]]),
+            "scores": torch.tensor([0.9, 0.8]),
+            "labels": torch.tensor([1, 2]),
+        }
+    ]
     ev = Evaluation("detection", {}, [1.0], "F1", preds, None, {"ground_truth": gt})
     assert per_class_ap(ev, iou=0.5) == {"ellipse": pytest.approx(1.0)}
 

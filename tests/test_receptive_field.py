@@ -118,7 +118,9 @@ def padded_stack(rng: random.Random, holes: bool) -> nn.Sequential:
             modules += [nn.Conv2d(channels, 2, k, s, rng.randint(0, k + 2), d), nn.ReLU()]
             channels = 2
         elif kind == "max":
-            modules.append(nn.MaxPool2d(k, s, rng.randint(0, k // 2), d, ceil_mode=rng.random() < 0.3))
+            modules.append(
+                nn.MaxPool2d(k, s, rng.randint(0, k // 2), d, ceil_mode=rng.random() < 0.3)
+            )
         else:
             modules.append(nn.AvgPool2d(k, s, rng.randint(0, k // 2), ceil_mode=rng.random() < 0.3))
     return nn.Sequential(*modules)
@@ -180,8 +182,12 @@ def test_layers_from_model_reads_geometry_and_nesting():
 
 @pytest.mark.parametrize(
     "model",
-    [nn.Sequential(nn.ConvTranspose2d(1, 1, 2)), nn.Sequential(nn.AdaptiveAvgPool2d(1)),
-     nn.Conv2d(1, 1, 3), nn.Sequential(nn.Conv2d(1, 1, 4, padding="same"))],
+    [
+        nn.Sequential(nn.ConvTranspose2d(1, 1, 2)),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1)),
+        nn.Conv2d(1, 1, 3),
+        nn.Sequential(nn.Conv2d(1, 1, 4, padding="same")),
+    ],
 )
 def test_layers_from_model_rejects_unknown_geometry(model):
     with pytest.raises(ValueError, match="model"):
@@ -192,8 +198,16 @@ def test_layers_from_model_reads_residual_blocks_as_their_main_path():
     resnet = torchvision.models.resnet18(weights=None)
     layers = layers_from_model(nn.Sequential(*list(resnet.children())[:6]))  # up to layer2
     assert [layer.name for layer in layers] == [
-        "0", "3", "4.0.conv1", "4.0.conv2", "4.1.conv1", "4.1.conv2",
-        "5.0.conv1", "5.0.conv2", "5.1.conv1", "5.1.conv2",
+        "0",
+        "3",
+        "4.0.conv1",
+        "4.0.conv2",
+        "4.1.conv1",
+        "4.1.conv2",
+        "5.0.conv1",
+        "5.0.conv2",
+        "5.1.conv1",
+        "5.1.conv2",
     ]  # the shortcuts' 1x1 convolutions ("5.0.downsample.0") are not on the longest path
     assert layers[6] == Layer("conv", 3, 2, 1, name="5.0.conv1")
     bottleneck = torchvision.models.resnet50(weights=None).layer2[0]
@@ -285,8 +299,9 @@ def random_stack(rng: random.Random) -> nn.Sequential:
             modules += [nn.Conv2d(channels, 2, k, s, p, d), nn.ReLU()]
             channels = 2
         elif kind == "max":
-            modules.append(nn.MaxPool2d(k, s, p, dilation=rng.choice([1, 2]),
-                                        ceil_mode=rng.random() < 0.3))
+            modules.append(
+                nn.MaxPool2d(k, s, p, dilation=rng.choice([1, 2]), ceil_mode=rng.random() < 0.3)
+            )
         else:
             modules.append(nn.AvgPool2d(k, s, p, ceil_mode=rng.random() < 0.3))
         jump *= s
@@ -356,10 +371,14 @@ def test_dict_outputs_of_torchvision_segmentation_models_use_out():
     as_dict = empirical_receptive_field(fcn.model, (3, 32, 32), (5, 7))
     as_tensor = empirical_receptive_field(fcn, (3, 32, 32), (5, 7))
     assert torch.equal(as_dict.gradient, as_tensor.gradient) and as_dict.mask.any()
-    big = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, num_classes=3)
+    big = torchvision.models.segmentation.fcn_resnet50(
+        weights=None, weights_backbone=None, num_classes=3
+    )
     as_dict = empirical_receptive_field(big, (3, 24, 24), (3, 3), channel=2)
-    assert torch.equal(as_dict.gradient,
-                       empirical_receptive_field(LogitsOnly(big), (3, 24, 24), (3, 3), channel=2).gradient)
+    assert torch.equal(
+        as_dict.gradient,
+        empirical_receptive_field(LogitsOnly(big), (3, 24, 24), (3, 3), channel=2).gradient,
+    )
 
 
 class Pick(nn.Module):
@@ -395,8 +414,10 @@ def test_output_key_picks_the_head():
     masks = {}
     for key in ("out", "aux"):
         measured = empirical_receptive_field(fcn, (3, 160, 160), (80, 80), output_key=key)
-        assert torch.equal(measured.gradient,
-                           empirical_receptive_field(Pick(fcn, key), (3, 160, 160), (80, 80)).gradient)
+        assert torch.equal(
+            measured.gradient,
+            empirical_receptive_field(Pick(fcn, key), (3, 160, 160), (80, 80)).gradient,
+        )
         masks[key] = measured.mask
     assert torch.equal(empirical_receptive_field(fcn, (3, 160, 160), (80, 80)).mask, masks["out"])
     assert masks["aux"].sum() < masks["out"].sum() < 160 * 160
@@ -406,7 +427,9 @@ def test_output_key_picks_the_head():
 
 
 def test_caller_model_is_not_changed():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.MaxPool2d(2), nn.GroupNorm(1, 2))
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.MaxPool2d(2), nn.GroupNorm(1, 2)
+    )
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     empirical_receptive_field(model, (1, 12, 12), (2, 2))
@@ -435,8 +458,10 @@ def test_caller_model_is_not_changed():
         (lambda: empirical_receptive_field("net", (1, 8, 8), (0, 0)), "model"),
         (lambda: empirical_receptive_field(nn.Conv2d(1, 1, 3), (8, 8), (0, 0)), "input_shape"),
         (lambda: empirical_receptive_field(nn.Conv2d(1, 1, 3), (1, 8, 8), (6, 0)), "unit"),
-        (lambda: empirical_receptive_field(nn.Conv2d(1, 1, 3), (1, 8, 8), (0, 0), channel=1),
-         "channel"),
+        (
+            lambda: empirical_receptive_field(nn.Conv2d(1, 1, 3), (1, 8, 8), (0, 0), channel=1),
+            "channel",
+        ),
         (lambda: empirical_receptive_field(AsTuple(), (1, 8, 8), (0, 0)), "model must return"),
     ],
 )

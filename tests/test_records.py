@@ -26,17 +26,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # -- the real check on this repository ------------------------------------------------
 
+
 def test_no_lesson_changed_after_its_recorded_full_run():
     stale = stale_records(ROOT)
     assert not stale, "\n".join(
         f"{lesson}: {why}; re-run it in the full profile (tools/gpu_run.py) so that the "
-        "published outputs match its source" for lesson, why in stale)
+        "published outputs match its source"
+        for lesson, why in stale
+    )
 
 
 def test_every_record_is_complete():
     for r in read_records(ROOT):
-        missing = {"lesson", "source_hash", "profile", "metrics", "target", "target_met",
-                   "train_seconds", "total_seconds", "device", "torch", "date"} - set(r)
+        missing = {
+            "lesson",
+            "source_hash",
+            "profile",
+            "metrics",
+            "target",
+            "target_met",
+            "train_seconds",
+            "total_seconds",
+            "device",
+            "torch",
+            "date",
+        } - set(r)
         assert not missing, f"{r['_path']} lacks {sorted(missing)}"
         assert r["profile"] == "full", f"{r['_path']} comes from a {r['profile']!r} run"
         targets = records.record_targets(r)
@@ -46,14 +60,17 @@ def test_every_record_is_complete():
 
 # -- on a temporary repository --------------------------------------------------------
 
+
 def make_repo(tmp_path: Path, master: bool = False) -> Path:
     (tmp_path / "vizlib").mkdir(parents=True)
     (tmp_path / "vizlib" / "__init__.py").write_text("")
     (tmp_path / "lessons").mkdir()
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# FCN\nA lesson."),
-        nbformat.v4.new_code_cell("x = 1\nprint(x)"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# FCN\nA lesson."),
+            nbformat.v4.new_code_cell("x = 1\nprint(x)"),
+        ]
+    )
     nbformat.write(nb, tmp_path / "lessons" / "fcn.ipynb")
     if master:
         (tmp_path / "masters" / "lessons").mkdir(parents=True)
@@ -117,8 +134,14 @@ def test_lesson_source_prefers_the_master(tmp_path):
 
 def test_write_record_then_a_source_change_makes_it_stale(tmp_path, full, capsys):
     root = make_repo(tmp_path)
-    path = write_record("fcn", {"mIoU": 0.61, "pixel_acc": 0.9}, TARGET, train_seconds=12.5,
-                        total_seconds=20.0, root=root)
+    path = write_record(
+        "fcn",
+        {"mIoU": 0.61, "pixel_acc": 0.9},
+        TARGET,
+        train_seconds=12.5,
+        total_seconds=20.0,
+        root=root,
+    )
     assert path == root / "lessons" / "results" / "fcn.json"
     rec = json.loads(path.read_text())
     assert rec["source_hash"] == source_hash(root / "lessons" / "fcn.ipynb")
@@ -129,7 +152,10 @@ def test_write_record_then_a_source_change_makes_it_stale(tmp_path, full, capsys
     assert "recorded in lessons/results/fcn.json" in capsys.readouterr().out
     assert stale_records(root) == []
 
-    edit(root / "lessons" / "fcn.ipynb", lambda nb: nb.cells.append(nbformat.v4.new_code_cell("y = 2")))
+    edit(
+        root / "lessons" / "fcn.ipynb",
+        lambda nb: nb.cells.append(nbformat.v4.new_code_cell("y = 2")),
+    )
     ((lesson, why),) = stale_records(root)
     assert lesson == "fcn" and "changed after its recorded full run" in why
     assert "changed since" in str(records_table(root))
@@ -138,8 +164,10 @@ def test_write_record_then_a_source_change_makes_it_stale(tmp_path, full, capsys
 def test_with_a_master_the_master_is_what_counts(tmp_path, full):
     root = make_repo(tmp_path, master=True)
     write_record("fcn", {"mIoU": 0.4}, TARGET, train_seconds=1, total_seconds=2, root=root)
-    assert json.loads((root / "lessons/results/fcn.json").read_text())["notebook"] == \
-        "masters/lessons/fcn.ipynb"
+    assert (
+        json.loads((root / "lessons/results/fcn.json").read_text())["notebook"]
+        == "masters/lessons/fcn.ipynb"
+    )
     # the student version is derived and may differ; the master may not
     edit(root / "lessons" / "fcn.ipynb", lambda nb: nb.cells.append(nbformat.v4.new_code_cell("z")))
     assert stale_records(root) == []
@@ -168,22 +196,40 @@ def test_a_cpu_run_does_not_replace_a_gpu_record(tmp_path, full, monkeypatch, ca
     results.mkdir()
     gpu = {"lesson": "fcn", "device": "NVIDIA H100", "device_type": "cuda"}
     (results / "fcn.json").write_text(json.dumps(gpu))
-    monkeypatch.setattr(records, "environment", lambda: {"device": "cpu: x86_64", "device_type": "cpu"})
-    assert write_record("fcn", {"mIoU": 0.7}, TARGET, train_seconds=1, total_seconds=2, root=root) is None
+    monkeypatch.setattr(
+        records, "environment", lambda: {"device": "cpu: x86_64", "device_type": "cpu"}
+    )
+    assert (
+        write_record("fcn", {"mIoU": 0.7}, TARGET, train_seconds=1, total_seconds=2, root=root)
+        is None
+    )
     assert "kept the GPU record" in capsys.readouterr().out
     assert json.loads((results / "fcn.json").read_text()) == gpu
-    assert write_record("fcn", {"mIoU": 0.7}, TARGET, train_seconds=1, total_seconds=2, root=root,
-                        overwrite=True) is not None
+    assert (
+        write_record(
+            "fcn",
+            {"mIoU": 0.7},
+            TARGET,
+            train_seconds=1,
+            total_seconds=2,
+            root=root,
+            overwrite=True,
+        )
+        is not None
+    )
     assert json.loads((results / "fcn.json").read_text())["device_type"] == "cpu"
 
 
-@pytest.mark.parametrize("metrics, target, match", [
-    ({}, TARGET, "metrics"),
-    ({"mIoU": float("nan")}, TARGET, "finite"),
-    ({"mIoU": 0.5}, {"metric": "AP", "value": 0.5}, "not among the metrics"),
-    ({"mIoU": 0.5}, {"metric": "mIoU", "value": 0.5, "comparison": "=="}, "comparison"),
-    ({"mIoU": 0.5}, {"metric": "mIoU"}, "target must be"),
-])
+@pytest.mark.parametrize(
+    "metrics, target, match",
+    [
+        ({}, TARGET, "metrics"),
+        ({"mIoU": float("nan")}, TARGET, "finite"),
+        ({"mIoU": 0.5}, {"metric": "AP", "value": 0.5}, "not among the metrics"),
+        ({"mIoU": 0.5}, {"metric": "mIoU", "value": 0.5, "comparison": "=="}, "comparison"),
+        ({"mIoU": 0.5}, {"metric": "mIoU"}, "target must be"),
+    ],
+)
 def test_write_record_rejects_bad_input(tmp_path, full, metrics, target, match):
     with pytest.raises(ValueError, match=match):
         write_record("fcn", metrics, target, train_seconds=1, root=make_repo(tmp_path))
@@ -230,6 +276,7 @@ def test_the_results_page_runs_and_is_listed_in_the_toc(monkeypatch):
 
 # -- tools/gpu_run.py: bringing a run back ---------------------------------------------
 
+
 def _gpu_run():
     import importlib.util
 
@@ -250,7 +297,9 @@ def _bundle(tmp_path: Path, root: Path, name: str = "fcn", error: bool = False) 
     code = next(c for c in nb.cells if c.cell_type == "code")
     code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="epoch 1/1  loss 0.1\n")]
     if error:
-        code.outputs.append(nbformat.v4.new_output("error", ename="RuntimeError", evalue="CUDA", traceback=[]))
+        code.outputs.append(
+            nbformat.v4.new_output("error", ename="RuntimeError", evalue="CUDA", traceback=[])
+        )
     nbformat.write(nb, bundle / "notebooks" / f"{name}.ipynb")
     write_record(name, {"mIoU": 0.7}, TARGET, train_seconds=60, total_seconds=90, root=root)
     (root / "lessons" / "results" / f"{name}.json").rename(bundle / "results" / f"{name}.json")
@@ -273,7 +322,10 @@ def test_collect_refuses_a_stale_or_failed_run(tmp_path, full):
     gpu_run = _gpu_run()
     root = make_repo(tmp_path / "repo")
     bundle = _bundle(tmp_path, root)
-    edit(root / "lessons" / "fcn.ipynb", lambda nb: nb.cells.append(nbformat.v4.new_code_cell("later = 1")))
+    edit(
+        root / "lessons" / "fcn.ipynb",
+        lambda nb: nb.cells.append(nbformat.v4.new_code_cell("later = 1")),
+    )
     rows = gpu_run.collect(bundle, root)
     assert rows[0].status == "refused" and "changed since this run" in rows[0].note
     assert not (root / "lessons" / "results" / "fcn.json").exists()
@@ -304,8 +356,9 @@ def test_prepare_splits_lessons_into_calls_that_fit(tmp_path):
     paths = [root / "lessons" / f"l{i}.ipynb" for i in range(4)]
     (root / "lessons" / "results").mkdir()
     for i, p in enumerate(paths):
-        (root / "lessons" / "results" / f"{p.stem}.json").write_text(json.dumps(
-            {"device_type": "cuda", "total_seconds": [300, 100, 250, 400][i]}))
+        (root / "lessons" / "results" / f"{p.stem}.json").write_text(
+            json.dumps({"device_type": "cuda", "total_seconds": [300, 100, 250, 400][i]})
+        )
     calls = gpu_run.plan_calls(paths, root, budget=540)
     assert [[p.stem for p in c] for c in calls] == [["l0", "l1"], ["l2"], ["l3"]]
     assert all(sum(gpu_run._recorded_seconds(p, root) for p in c) <= 540 for c in calls)
@@ -314,8 +367,11 @@ def test_prepare_splits_lessons_into_calls_that_fit(tmp_path):
 def test_several_targets_are_all_checked_and_stored_as_a_list(tmp_path, full):
     root = make_repo(tmp_path)
     metrics = {"mIoU": 0.8, "IoU star": 0.45, "IoU cross": 0.6}
-    targets = [{"metric": "mIoU", "value": 0.75}, {"metric": "IoU star", "value": 0.5},
-               {"metric": "IoU cross", "value": 0.5}]
+    targets = [
+        {"metric": "mIoU", "value": 0.75},
+        {"metric": "IoU star", "value": 0.5},
+        {"metric": "IoU cross", "value": 0.5},
+    ]
     path = write_record("fcn", metrics, targets, train_seconds=1.0, total_seconds=2.0, root=root)
     rec = json.loads(path.read_text())
     assert [t["metric"] for t in rec["target"]] == ["mIoU", "IoU star", "IoU cross"]
@@ -324,11 +380,15 @@ def test_several_targets_are_all_checked_and_stored_as_a_list(tmp_path, full):
     row = records_table(root).rows[0]
     assert row["met"] == "no (2 of 3)" and row["target"].endswith("and 2 more")
     metrics["IoU star"] = 0.5
-    rec = json.loads(write_record("fcn", metrics, targets, train_seconds=1.0, root=root).read_text())
+    rec = json.loads(
+        write_record("fcn", metrics, targets, train_seconds=1.0, root=root).read_text()
+    )
     assert rec["target_met"] is True
 
 
-@pytest.mark.parametrize("bad", [[], [{"metric": "mIoU"}], [{"metric": "mIoU", "value": 0.5}] * 2, "mIoU"])
+@pytest.mark.parametrize(
+    "bad", [[], [{"metric": "mIoU"}], [{"metric": "mIoU", "value": 0.5}] * 2, "mIoU"]
+)
 def test_bad_target_lists_are_refused(tmp_path, full, bad):
     root = make_repo(tmp_path)
     with pytest.raises(ValueError, match="target"):
@@ -336,4 +396,6 @@ def test_bad_target_lists_are_refused(tmp_path, full, bad):
 
 
 def test_a_format_1_record_reads_as_one_target():
-    assert records.record_targets({"target": {"metric": "m", "value": 1.0}}) == [{"metric": "m", "value": 1.0}]
+    assert records.record_targets({"target": {"metric": "m", "value": 1.0}}) == [
+        {"metric": "m", "value": 1.0}
+    ]

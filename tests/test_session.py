@@ -54,6 +54,7 @@ def start(*args, **kwargs):
 
 # -- profiles and settings -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("run_profile", ["full", "smoke"])
 def test_picks_the_settings_of_the_profile(monkeypatch, run_profile):
     monkeypatch.setenv("VIZLIB_PROFILE", run_profile)
@@ -94,16 +95,20 @@ def test_device_can_be_forced_to_the_cpu():
 
 # -- bad input ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("settings, message", [
-    ({"full": Settings()}, r"missing \['smoke'\]"),
-    ({"full": Settings(), "smoke": Settings(), "fast": Settings()}, r"unknown \['fast'\]"),
-    ({"full": Settings(), "Smoke": Settings()}, r"missing \['smoke'\], unknown \['Smoke'\]"),
-    (Settings(), "one settings dataclass per profile"),
-    ([Settings(), Settings()], "one settings dataclass per profile"),
-    ({"full": Settings, "smoke": Settings()}, "instance of a dataclass.*the class Settings"),
-    ({"full": {"steps": 1, "seed": 0}, "smoke": Settings()}, "instance of a dataclass.*dict"),
-    ({"full": Settings(), "smoke": ThreadedSettings()}, "of one class"),
-])
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"full": Settings()}, r"missing \['smoke'\]"),
+        ({"full": Settings(), "smoke": Settings(), "fast": Settings()}, r"unknown \['fast'\]"),
+        ({"full": Settings(), "Smoke": Settings()}, r"missing \['smoke'\], unknown \['Smoke'\]"),
+        (Settings(), "one settings dataclass per profile"),
+        ([Settings(), Settings()], "one settings dataclass per profile"),
+        ({"full": Settings, "smoke": Settings()}, "instance of a dataclass.*the class Settings"),
+        ({"full": {"steps": 1, "seed": 0}, "smoke": Settings()}, "instance of a dataclass.*dict"),
+        ({"full": Settings(), "smoke": ThreadedSettings()}, "of one class"),
+    ],
+)
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         start("fcn", settings)
@@ -142,9 +147,14 @@ def test_a_typo_in_the_profile_is_an_error(monkeypatch):
         start("fcn", SETTINGS)
 
 
-@pytest.mark.parametrize("dev, message", [("tpu", "must be 'cpu', 'cuda' or 'mps'"),
-                                          ("meta", "must be 'cpu', 'cuda' or 'mps'"),
-                                          (3.5, "must be 'cpu', 'cuda' or 'mps'")])
+@pytest.mark.parametrize(
+    "dev, message",
+    [
+        ("tpu", "must be 'cpu', 'cuda' or 'mps'"),
+        ("meta", "must be 'cpu', 'cuda' or 'mps'"),
+        (3.5, "must be 'cpu', 'cuda' or 'mps'"),
+    ],
+)
 def test_bad_devices_are_refused(dev, message):
     with pytest.raises(ValueError, match=message):
         start("fcn", SETTINGS, device=dev)
@@ -157,6 +167,7 @@ def test_an_absent_gpu_is_refused():
 
 
 # -- threads -------------------------------------------------------------------------------
+
 
 def test_omp_num_threads_is_honoured(monkeypatch):
     torch.set_num_threads(1)
@@ -199,7 +210,10 @@ def test_a_bad_threads_field_is_refused(threads):
 
 @pytest.mark.parametrize("cpus, threads", [(1, 1), (2, 1), (3, 1), (4, 2), (6, 3), (8, 4), (64, 4)])
 def test_automatic_threads_are_half_the_cpus_from_1_to_4(cpus, threads):
-    assert _choose_threads("cpu", None, None, cpus) == (threads, f"automatic for {cpus} CPU{'s' * (cpus > 1)}")
+    assert _choose_threads("cpu", None, None, cpus) == (
+        threads,
+        f"automatic for {cpus} CPU{'s' * (cpus > 1)}",
+    )
     assert _choose_threads("cpu", None, "", cpus)[0] == threads  # set but empty: unset
 
 
@@ -212,10 +226,14 @@ def test_automatic_threads_are_set_on_the_cpu():
 @pytest.mark.parametrize("device_type", ["cuda", "mps"])
 def test_threads_are_left_alone_on_a_gpu(device_type):
     # even where the settings or the environment name a number: they are CPU settings
-    assert _choose_threads(device_type, 1, "2", 8) == (None, f"left as they are: the model runs on {device_type}")
+    assert _choose_threads(device_type, 1, "2", 8) == (
+        None,
+        f"left as they are: the model runs on {device_type}",
+    )
 
 
 # -- the checkpoint folder -------------------------------------------------------------------
+
 
 def test_checkpoints_go_under_the_working_folder(tmp_path):
     lesson = start("fcn", SETTINGS)
@@ -227,7 +245,9 @@ def test_checkpoints_go_under_the_working_folder(tmp_path):
 
 def test_the_checkpoint_folder_depends_on_the_settings_not_on_the_run(monkeypatch):
     first = start("fcn", SETTINGS).checkpoints
-    assert start("fcn", {"full": Settings(), "smoke": Settings()}).checkpoints == first  # same settings
+    assert (
+        start("fcn", {"full": Settings(), "smoke": Settings()}).checkpoints == first
+    )  # same settings
     assert start("fcn", SETTINGS, changes={"lr": 1e-3}).checkpoints != first  # an edited setting
     assert start("unet", SETTINGS).checkpoints.name.startswith("unet-full-")
     monkeypatch.setenv("VIZLIB_PROFILE", "smoke")
@@ -241,13 +261,22 @@ def test_the_checkpoint_folder_is_writable_and_fit_resumes_from_it():
     model = torch.nn.Linear(2, 1)
     batches = [(torch.ones(4, 2), torch.zeros(4, 1))] * 2
     loss = torch.nn.functional.mse_loss
-    fit(model, batches, torch.optim.SGD(model.parameters(), lr=0.1), steps=2, loss_fn=loss,
-        device="cpu", checkpoint_dir=lesson.checkpoints, progress="off")
+    fit(
+        model,
+        batches,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        steps=2,
+        loss_fn=loss,
+        device="cpu",
+        checkpoint_dir=lesson.checkpoints,
+        progress="off",
+    )
     assert sorted(p.name for p in lesson.checkpoints.iterdir()) == ["epoch-0001.pt"]
     assert Path.cwd() in lesson.checkpoints.parents
 
 
 # -- the printed line ------------------------------------------------------------------------
+
 
 def test_one_line_says_what_was_chosen(capsys, monkeypatch):
     monkeypatch.setenv("VIZLIB_PROFILE", "smoke")
@@ -274,9 +303,16 @@ def test_on_a_gpu_the_line_names_it_and_leaves_the_threads(monkeypatch):
     from vizlib.session import Lesson, _summary
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
-    lesson = Lesson(name="yolo", profile="full", device=torch.device("cuda"), settings=Settings(),
-                    seed=0, threads=8, checkpoints=Path.cwd() / "checkpoints" / "yolo-full-0123abcd",
-                    started=0.0)
+    lesson = Lesson(
+        name="yolo",
+        profile="full",
+        device=torch.device("cuda"),
+        settings=Settings(),
+        seed=0,
+        threads=8,
+        checkpoints=Path.cwd() / "checkpoints" / "yolo-full-0123abcd",
+        started=0.0,
+    )
     why = _choose_threads("cuda", None, None, 16)[1]
     line = _summary(lesson, why)
     assert line.startswith("yolo: profile full, device cuda (Tesla T4), torch ")

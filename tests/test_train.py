@@ -68,13 +68,16 @@ def without_seconds(h: History) -> dict:
 
 # -- schedule ------------------------------------------------------------------------
 
+
 def test_lr_factor_warmup_then_cosine():
     total, warm = 100, 10
     f = [lr_factor(s, total, warm, "cosine", 0.1) for s in range(total)]
     assert f[0] == pytest.approx(1 / 11)
-    assert all(a < b for a, b in zip(f[:warm], f[1:warm + 1], strict=True))  # rises during warm-up
+    assert all(
+        a < b for a, b in zip(f[:warm], f[1 : warm + 1], strict=True)
+    )  # rises during warm-up
     assert f[warm] == pytest.approx(1.0)  # the peak right after it
-    assert all(a >= b for a, b in zip(f[warm:-1], f[warm + 1:], strict=True))  # then only falls
+    assert all(a >= b for a, b in zip(f[warm:-1], f[warm + 1 :], strict=True))  # then only falls
     assert f[-1] == pytest.approx(0.1, abs=1e-3)  # down to the floor
     mid = warm + (total - warm) // 2
     assert f[mid] == pytest.approx(0.1 + 0.9 * 0.5, abs=1e-9)  # half-way down the cosine
@@ -89,7 +92,9 @@ def test_lr_factor_poly_equals_torch_polynomial_lr():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=total, power=POLY_POWER)
     for step in range(total):
-        assert lr_factor(step, total, 0, "poly") == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12)
+        assert lr_factor(step, total, 0, "poly") == pytest.approx(
+            opt.param_groups[0]["lr"], abs=1e-12
+        )
         opt.step()
         sched.step()
     assert lr_factor(0, total, 0, "poly") == 1.0
@@ -100,18 +105,22 @@ def test_lr_factor_poly_equals_torch_polynomial_lr():
     assert all(a >= b for a, b in zip(f[10:-1], f[11:], strict=True))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(step=-1, total_steps=10), "step"),
-    (dict(step=0, total_steps=0), "total_steps"),
-    (dict(step=0, total_steps=10, schedule="step"), "schedule"),
-    (dict(step=0, total_steps=10, min_lr_ratio=2.0), "min_lr_ratio"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(step=-1, total_steps=10), "step"),
+        (dict(step=0, total_steps=0), "total_steps"),
+        (dict(step=0, total_steps=10, schedule="step"), "schedule"),
+        (dict(step=0, total_steps=10, min_lr_ratio=2.0), "min_lr_ratio"),
+    ],
+)
 def test_lr_factor_rejects_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         lr_factor(**kwargs)
 
 
 # -- fit -------------------------------------------------------------------------------
+
 
 def test_fit_is_deterministic_on_cpu_for_a_seed():
     runs = []
@@ -153,27 +162,37 @@ class DictLossModel(nn.Module):
         if self.training:
             labels = torch.stack([t["labels"] for t in targets])
             boxes = torch.stack([t["boxes"] for t in targets])
-            return {"loss_classifier": F.cross_entropy(self.cls(x), labels),
-                    "loss_box_reg": F.smooth_l1_loss(self.box(x), boxes)}
-        return [{"boxes": b, "scores": s.softmax(-1).max(-1).values}
-                for b, s in zip(self.box(x), self.cls(x), strict=True)]
+            return {
+                "loss_classifier": F.cross_entropy(self.cls(x), labels),
+                "loss_box_reg": F.smooth_l1_loss(self.box(x), boxes),
+            }
+        return [
+            {"boxes": b, "scores": s.softmax(-1).max(-1).values}
+            for b, s in zip(self.box(x), self.cls(x), strict=True)
+        ]
 
 
 def detection_loader(n=32):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 6, generator=g)
-    samples = [(x[i], {"labels": (x[i, 0] > 0).long(), "boxes": x[i, :4].abs().cumsum(0)})
-               for i in range(n)]
+    samples = [
+        (x[i], {"labels": (x[i, 0] > 0).long(), "boxes": x[i, :4].abs().cumsum(0)})
+        for i in range(n)
+    ]
     return DataLoader(samples, batch_size=8, collate_fn=lambda b: tuple(zip(*b, strict=True)))
 
 
 def test_fit_handles_a_dict_of_losses_and_plots_each_term():
     model = DictLossModel()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    h = fit(model, detection_loader(), opt, epochs=2, device="cpu", progress="off", clip_grad_norm=1.0)
+    h = fit(
+        model, detection_loader(), opt, epochs=2, device="cpu", progress="off", clip_grad_norm=1.0
+    )
     assert h.terms == ["loss_classifier", "loss_box_reg"]
     for i in range(len(h["loss"])):
-        assert h["loss"][i] == pytest.approx(h["loss_classifier"][i] + h["loss_box_reg"][i], rel=1e-5)
+        assert h["loss"][i] == pytest.approx(
+            h["loss_classifier"][i] + h["loss_box_reg"][i], rel=1e-5
+        )
     assert len(h["grad_norm"]) == 8 and all(g > 0 for g in h["grad_norm"])
     assert set(h.epochs[-1]) >= {"loss", "loss_classifier", "loss_box_reg", "lr", "seconds"}
     fig = h.plot()
@@ -184,8 +203,14 @@ def test_fit_handles_a_dict_of_losses_and_plots_each_term():
 def test_fit_records_val_metrics_each_epoch():
     model, loader, opt = make_problem()
     x, y = loader.dataset.tensors
-    h = fit(model, loader, opt, epochs=2, **COMMON,
-            val_fn=lambda m: {"acc": (m(x).argmax(1) == y).float().mean()})
+    h = fit(
+        model,
+        loader,
+        opt,
+        epochs=2,
+        **COMMON,
+        val_fn=lambda m: {"acc": (m(x).argmax(1) == y).float().mean()},
+    )
     assert len(h["acc"]) == 2 and all(0 <= a <= 1 for a in h["acc"])
     assert [ax.get_title() for ax in h.plot().axes if ax.get_visible()][-1] == "validation"
 
@@ -199,18 +224,27 @@ def test_fit_stops_on_a_non_finite_loss_with_the_step():
         return F.cross_entropy(out, y) * (math.inf if calls[0] >= 3 else 1.0)
 
     with pytest.raises(FloatingPointError, match="step 3 "):
-        fit(model, loader, opt, epochs=1, **{**COMMON, "loss_fn": explodes_at_step_3, "log_every": 5})
+        fit(
+            model,
+            loader,
+            opt,
+            epochs=1,
+            **{**COMMON, "loss_fn": explodes_at_step_3, "log_every": 5},
+        )
 
 
-@pytest.mark.parametrize("settings, match", [
-    (dict(), "epochs or steps"),
-    (dict(epochs=1, steps=3), "epochs or steps"),
-    (dict(epochs=1, warmup_steps=1.5), "warmup_steps"),
-    (dict(epochs=1, amp="int8"), "amp"),
-    (dict(epochs=1, clip_grad_norm=-1), "clip_grad_norm"),
-    (dict(epochs=1, learning_rate=3), "unknown setting"),
-    (dict(epochs=1, progress="fancy"), "progress"),
-])
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        (dict(), "epochs or steps"),
+        (dict(epochs=1, steps=3), "epochs or steps"),
+        (dict(epochs=1, warmup_steps=1.5), "warmup_steps"),
+        (dict(epochs=1, amp="int8"), "amp"),
+        (dict(epochs=1, clip_grad_norm=-1), "clip_grad_norm"),
+        (dict(epochs=1, learning_rate=3), "unknown setting"),
+        (dict(epochs=1, progress="fancy"), "progress"),
+    ],
+)
 def test_fit_rejects_bad_settings(settings, match):
     model, loader, opt = make_problem()
     with pytest.raises(ValueError, match=match):
@@ -254,8 +288,14 @@ def test_amp_is_cuda_only_and_the_header_says_what_runs(capsys):
 @pytest.mark.parametrize("amp, dtype", [("bf16", "bfloat16"), ("fp16", "float16")])
 def test_mixed_precision_on_cuda_trains_and_resumes(tmp_path, amp, dtype, capsys):
     model, loader, opt = make_problem()
-    settings = {**COMMON, "device": "cuda", "amp": amp, "clip_grad_norm": 1.0,
-                "progress": "text", "checkpoint_dir": tmp_path}
+    settings = {
+        **COMMON,
+        "device": "cuda",
+        "amp": amp,
+        "clip_grad_norm": 1.0,
+        "progress": "text",
+        "checkpoint_dir": tmp_path,
+    }
     h = fit(model, loader, opt, epochs=2, **settings)
     assert f"{dtype} autocast" in capsys.readouterr().out
     assert all(math.isfinite(v) for v in h["loss"]) and h["loss"][-1] < h["loss"][0]
@@ -268,11 +308,14 @@ def test_mixed_precision_on_cuda_trains_and_resumes(tmp_path, amp, dtype, capsys
 
 # -- checkpoints and resuming ------------------------------------------------------------
 
+
 class Interrupt(Exception):
     pass
 
 
-def test_an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path, capsys, monkeypatch):
+def test_an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(
+    tmp_path, capsys, monkeypatch
+):
     model_a, loader, opt = make_problem()
     full = fit(model_a, loader, opt, epochs=3, **COMMON)
 
@@ -282,13 +325,28 @@ def test_an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path,
 
     model_b, loader, opt = make_problem()
     with pytest.raises(Interrupt):
-        fit(model_b, loader, opt, epochs=3, checkpoint_dir=tmp_path, on_step=stop_mid_epoch_2, **COMMON)
+        fit(
+            model_b,
+            loader,
+            opt,
+            epochs=3,
+            checkpoint_dir=tmp_path,
+            on_step=stop_mid_epoch_2,
+            **COMMON,
+        )
     assert [e for e, _ in list_checkpoints(tmp_path)] == [1]
 
     model_c, loader, opt = make_problem(seed=123)  # other initial weights: the checkpoint wins
     steps_run = []
-    resumed = fit(model_c, loader, opt, epochs=3, checkpoint_dir=tmp_path,
-                  on_step=lambda s, e, losses: steps_run.append(s), **COMMON)
+    resumed = fit(
+        model_c,
+        loader,
+        opt,
+        epochs=3,
+        checkpoint_dir=tmp_path,
+        on_step=lambda s, e, losses: steps_run.append(s),
+        **COMMON,
+    )
     assert steps_run == list(range(5, 13))  # continued after epoch 1, not from scratch
     assert same_weights(model_c, model_a)
     assert without_seconds(resumed) == without_seconds(full)
@@ -297,8 +355,15 @@ def test_an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path,
     # Running the finished fit again trains nothing, loads the final weights, and still
     # prints every epoch's line (the log of a resumed run is complete).
     model_d, loader, opt = make_problem(seed=7)
-    again = fit(model_d, loader, opt, epochs=3, checkpoint_dir=tmp_path,
-                on_step=lambda *a: pytest.fail("trained again"), **{**COMMON, "progress": "text"})
+    again = fit(
+        model_d,
+        loader,
+        opt,
+        epochs=3,
+        checkpoint_dir=tmp_path,
+        on_step=lambda *a: pytest.fail("trained again"),
+        **{**COMMON, "progress": "text"},
+    )
     assert same_weights(model_d, model_a)
     assert without_seconds(again) == without_seconds(full)
     out = capsys.readouterr().out
@@ -308,8 +373,15 @@ def test_an_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path,
     monkeypatch.setenv("VIZLIB_RESUME", "0")
     model_e, loader, opt = make_problem()
     steps_run.clear()
-    fit(model_e, loader, opt, epochs=3, checkpoint_dir=tmp_path,
-        on_step=lambda s, e, losses: steps_run.append(s), **COMMON)
+    fit(
+        model_e,
+        loader,
+        opt,
+        epochs=3,
+        checkpoint_dir=tmp_path,
+        on_step=lambda s, e, losses: steps_run.append(s),
+        **COMMON,
+    )
     assert steps_run == list(range(1, 13)) and same_weights(model_e, model_a)
 
 
@@ -405,8 +477,16 @@ def test_training_state_restores_a_run_into_fresh_objects(tmp_path):
     history = fit(model, loader, opt, epochs=1, **COMMON)
     plan = {"steps": 4, "epochs": 1}
     generator = torch.Generator().manual_seed(7)
-    state = training_state(epoch=1, step=4, plan=plan, model=model, optimizer=opt, scaler=None,
-                           history=history, generator=generator)
+    state = training_state(
+        epoch=1,
+        step=4,
+        plan=plan,
+        model=model,
+        optimizer=opt,
+        scaler=None,
+        history=history,
+        generator=generator,
+    )
     assert state["format"] == CHECKPOINT_FORMAT
     save_atomic(state, checkpoint_path(tmp_path, 1))
     saved, path = load_latest(tmp_path)  # through the disk, weights_only
@@ -414,32 +494,49 @@ def test_training_state_restores_a_run_into_fresh_objects(tmp_path):
 
     model2, _, opt2 = make_problem(seed=99)  # other weights, an optimiser with no state
     generator2 = torch.Generator().manual_seed(0)
-    restored, epoch, step = restore_training_state(saved, path, plan=dict(plan), model=model2,
-                                                   optimizer=opt2, generator=generator2)
+    restored, epoch, step = restore_training_state(
+        saved, path, plan=dict(plan), model=model2, optimizer=opt2, generator=generator2
+    )
     assert (epoch, step) == (1, 4) and restored.to_dict() == history.to_dict()
     assert same_weights(model2, model)
-    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(
+        opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"]
+    )
     # the random streams continue where the saved run's stood
-    assert all(torch.equal(a, b) for a, b in zip(
-        expected_draw, (torch.rand(3), torch.rand(3, generator=generator2)), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            expected_draw, (torch.rand(3), torch.rand(3, generator=generator2)), strict=True
+        )
+    )
 
     with pytest.raises(ValueError, match="other settings.*steps: checkpoint 4, now 8"):
-        restore_training_state(saved, path, plan={"steps": 8, "epochs": 1}, model=model2, optimizer=opt2)
+        restore_training_state(
+            saved, path, plan={"steps": 8, "epochs": 1}, model=model2, optimizer=opt2
+        )
     with pytest.raises(ValueError, match="another model architecture"):
         restore_training_state(saved, path, plan=plan, model=nn.Linear(6, 2), optimizer=opt2)
     with pytest.raises(ValueError, match="format"):
-        restore_training_state({**saved, "format": CHECKPOINT_FORMAT + 1}, path, plan=plan,
-                               model=model2, optimizer=opt2)
+        restore_training_state(
+            {**saved, "format": CHECKPOINT_FORMAT + 1},
+            path,
+            plan=plan,
+            model=model2,
+            optimizer=opt2,
+        )
 
 
 # -- overfit one batch -----------------------------------------------------------------
+
 
 def test_overfit_one_batch_passes_a_working_model_and_leaves_it_untouched():
     model, loader, _ = make_problem()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     batch = next(iter(loader))
     rng = torch.get_rng_state()
-    report = overfit_one_batch(model, batch, loss_fn=F.cross_entropy, lr=1e-2, steps=60, device="cpu")
+    report = overfit_one_batch(
+        model, batch, loss_fn=F.cross_entropy, lr=1e-2, steps=60, device="cpu"
+    )
     assert report.passed and report.final < report.initial / 10
     assert "passed" in str(report)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
@@ -455,11 +552,14 @@ def test_overfit_one_batch_catches_a_broken_loss():
 
     with pytest.raises(OverfitError, match="FAILED"):
         overfit_one_batch(model, batch, loss_fn=shuffled_labels, lr=1e-2, steps=60, device="cpu")
-    report = overfit_one_batch(model, batch, loss_fn=F.cross_entropy, lr=1e-9, steps=20,
-                               device="cpu", strict=False)
+    report = overfit_one_batch(
+        model, batch, loss_fn=F.cross_entropy, lr=1e-9, steps=20, device="cpu", strict=False
+    )
     assert not report.passed and "barely moved" in report.message
     with pytest.raises(ValueError, match="grad_fn"):
-        overfit_one_batch(model, batch, loss_fn=lambda o, y: F.cross_entropy(o.detach(), y), device="cpu")
+        overfit_one_batch(
+            model, batch, loss_fn=lambda o, y: F.cross_entropy(o.detach(), y), device="cpu"
+        )
 
 
 def test_overfit_one_batch_reports_parameters_that_get_no_gradient():
@@ -473,8 +573,9 @@ def test_overfit_one_batch_reports_parameters_that_get_no_gradient():
             return self.used(x) * 0  # the output ignores every parameter's effect on the loss...
 
     _, loader, _ = make_problem()
-    report = overfit_one_batch(Skips(), next(iter(loader)), loss_fn=F.cross_entropy,
-                               steps=10, device="cpu", strict=False)
+    report = overfit_one_batch(
+        Skips(), next(iter(loader)), loss_fn=F.cross_entropy, steps=10, device="cpu", strict=False
+    )
     assert not report.passed
     assert report.frozen == ["unused.weight", "unused.bias"]
     assert "unused.weight" in report.message
@@ -508,8 +609,9 @@ def test_progress_stored_in_an_executed_notebook_is_text_not_a_widget(tmp_path, 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv("VIZLIB_MODE", raising=False)
     monkeypatch.delenv("VIZLIB_BOOK", raising=False)
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     stored = json.dumps(nbformat.writes(nb))
     assert "application/vnd.jupyter.widget" not in stored
 
@@ -522,7 +624,9 @@ def test_progress_stored_in_an_executed_notebook_is_text_not_a_widget(tmp_path, 
     assert lines[0].startswith("fit: 2 epochs x 4 steps")
     assert lines[1].startswith("epoch 1/2  loss ") and lines[2].startswith("epoch 2/2  loss ")
     assert "\r" not in text  # no carriage-return bar frames
-    assert [k for k in kinds(static) if k[0] != "stream"] == [("display_data", ["image/png", "text/plain"], None)]
+    assert [k for k in kinds(static) if k[0] != "stream"] == [
+        ("display_data", ["image/png", "text/plain"], None)
+    ]
 
     displays = [o for o in live.outputs if o["output_type"] == "display_data"]
     bar, curve = displays

@@ -102,8 +102,9 @@ def test_interpolation_equals_torch(mode, fn, align_corners):
             x = torch.randn(shape, generator=gen)
             if min(shape[-2:]) * factor < 1:
                 continue  # nothing left to compare
-            want = F.interpolate(as_batch(x), scale_factor=factor, mode=mode,
-                                 align_corners=align_corners)
+            want = F.interpolate(
+                as_batch(x), scale_factor=factor, mode=mode, align_corners=align_corners
+            )
             got = fn(x, factor, align_corners=align_corners)
             assert got.dtype == x.dtype and got.shape[:-2] == x.shape[:-2]
             torch.testing.assert_close(as_batch(got), want, **TOL)
@@ -131,8 +132,9 @@ def test_bilinear_copies_an_axis_whose_length_does_not_change():
     x = torch.arange(12.0).reshape(3, 4) ** 2
     out = bilinear(x, 1.25)
     assert out.shape == (3, 5) and torch.equal(out[:, 0], x[:, 0])
-    torch.testing.assert_close(as_batch(out), F.interpolate(as_batch(x), scale_factor=1.25,
-                                                            mode="bilinear"), **TOL)
+    torch.testing.assert_close(
+        as_batch(out), F.interpolate(as_batch(x), scale_factor=1.25, mode="bilinear"), **TOL
+    )
 
 
 def test_source_coordinates_line_up_edges_or_corners():
@@ -140,7 +142,9 @@ def test_source_coordinates_line_up_edges_or_corners():
     assert source_coordinates(3, 2).tolist() == [-0.25, 0.25, 0.75, 1.25, 1.75, 2.25]
     # align_corners=True: first and last output centres on first and last input centres
     corners = source_coordinates(3, 2, align_corners=True)
-    torch.testing.assert_close(corners, torch.tensor([0, 0.4, 0.8, 1.2, 1.6, 2], dtype=torch.float64))
+    torch.testing.assert_close(
+        corners, torch.tensor([0, 0.4, 0.8, 1.2, 1.6, 2], dtype=torch.float64)
+    )
 
 
 def test_cubic_weight_interpolates_and_sums_to_one():
@@ -186,8 +190,9 @@ def test_bilinear_conv_transpose_equals_interpolate_in_the_interior(factor):
     if b:  # on the border the transposed conv fades toward zero
         assert (y[..., 0, :] < want[..., 0, :]).all() and (y[..., :, -1] < want[..., :, -1]).all()
     # everywhere: interpolation of the zero-padded image, cropped by `factor` each side
-    padded = F.interpolate(F.pad(x, (1, 1, 1, 1)), scale_factor=factor, mode="bilinear",
-                           align_corners=False)
+    padded = F.interpolate(
+        F.pad(x, (1, 1, 1, 1)), scale_factor=factor, mode="bilinear", align_corners=False
+    )
     torch.testing.assert_close(y, padded[..., factor:-factor, factor:-factor], atol=1e-6, rtol=0)
 
 
@@ -218,11 +223,15 @@ def test_bilinear_weights_do_not_mix_channels():
         (lambda: max_pool_with_switches(torch.ones(3, 3), 4), "k"),
         (lambda: max_pool_with_switches(torch.ones(3, 3), 0), "k"),
         (lambda: max_unpool(torch.ones(1, 1), torch.zeros(1, 1), (2, 2)), "switches"),
-        (lambda: max_unpool(torch.ones(1, 1), torch.zeros(1, 2, dtype=torch.long), (2, 2)),
-         "switches"),
+        (
+            lambda: max_unpool(torch.ones(1, 1), torch.zeros(1, 2, dtype=torch.long), (2, 2)),
+            "switches",
+        ),
         (lambda: max_unpool(torch.ones(1, 1), torch.full((1, 1), 4), (2, 2)), "switches"),
-        (lambda: max_unpool(torch.ones(1, 1), torch.zeros(1, 1, dtype=torch.long), 2),
-         "output_size"),
+        (
+            lambda: max_unpool(torch.ones(1, 1), torch.zeros(1, 1, dtype=torch.long), 2),
+            "output_size",
+        ),
         (lambda: bilinear_kernel(0), "factor"),
         (lambda: bilinear_upsampling_weights(0, 2), "channels"),
     ],

@@ -20,10 +20,13 @@ from vizlib.viz.segmentation import colour_labels
 
 def _segmentation(scores=(1.0, 0.2, 0.7)):
     g = torch.Generator().manual_seed(0)
-    data = [(torch.rand(3, 6, 5, generator=g), torch.randint(0, 9, (6, 5), generator=g)) for _ in scores]
+    data = [
+        (torch.rand(3, 6, 5, generator=g), torch.randint(0, 9, (6, 5), generator=g)) for _ in scores
+    ]
     preds = [torch.zeros(6, 5, dtype=torch.uint8) for _ in scores]
-    return Evaluation("segmentation", {"mIoU": 0.5}, list(scores), "mIoU", preds, data,
-                      class_names=CLASS_NAMES)
+    return Evaluation(
+        "segmentation", {"mIoU": 0.5}, list(scores), "mIoU", preds, data, class_names=CLASS_NAMES
+    )
 
 
 def test_a_segmentation_panel_is_image_truth_and_prediction_in_the_label_colours():
@@ -35,21 +38,36 @@ def test_a_segmentation_panel_is_image_truth_and_prediction_in_the_label_colours
     shown = np.asarray(titled["best: mIoU 1.00"].images[0].get_array())
     image, mask = ev.dataset[0]
     gap = np.full((6, 2, 3), 255, dtype=np.uint8)
-    expected = np.concatenate([as_uint8_image(image), gap, colour_labels(mask, 9), gap,
-                               colour_labels(ev.predictions[0].long(), 9)], axis=1)
+    expected = np.concatenate(
+        [
+            as_uint8_image(image),
+            gap,
+            colour_labels(mask, 9),
+            gap,
+            colour_labels(ev.predictions[0].long(), 9),
+        ],
+        axis=1,
+    )
     assert shown.shape == (6, 5 * 3 + 4, 3) and (shown == expected).all()
 
 
 def _detection(task="detection"):
     image = torch.rand(3, 20, 20)
-    target = {"boxes": torch.tensor([[1.0, 1.0, 8.0, 8.0], [10.0, 10.0, 18.0, 18.0]]),
-              "labels": torch.tensor([1, 2]),
-              "keypoints": torch.tensor([[[2.0, 2.0, 2.0], [5.0, 5.0, 0.0]],
-                                         [[12.0, 12.0, 2.0], [15.0, 15.0, 1.0]]])}
-    pred = {"boxes": torch.tensor([[1.0, 1.0, 8.0, 8.0], [3.0, 3.0, 9.0, 9.0]]),
-            "scores": torch.tensor([0.9, 0.2]), "labels": torch.tensor([1, 1]),
-            "keypoints": torch.tensor([[[2.0, 2.0, 1.0], [5.0, 5.0, 1.0]],
-                                       [[4.0, 4.0, 1.0], [6.0, 6.0, 1.0]]])}
+    target = {
+        "boxes": torch.tensor([[1.0, 1.0, 8.0, 8.0], [10.0, 10.0, 18.0, 18.0]]),
+        "labels": torch.tensor([1, 2]),
+        "keypoints": torch.tensor(
+            [[[2.0, 2.0, 2.0], [5.0, 5.0, 0.0]], [[12.0, 12.0, 2.0], [15.0, 15.0, 1.0]]]
+        ),
+    }
+    pred = {
+        "boxes": torch.tensor([[1.0, 1.0, 8.0, 8.0], [3.0, 3.0, 9.0, 9.0]]),
+        "scores": torch.tensor([0.9, 0.2]),
+        "labels": torch.tensor([1, 1]),
+        "keypoints": torch.tensor(
+            [[[2.0, 2.0, 1.0], [5.0, 5.0, 1.0]], [[4.0, 4.0, 1.0], [6.0, 6.0, 1.0]]]
+        ),
+    }
     return Evaluation(task, {"bbox/AP": 0.5}, [0.5], "F1", [pred], [(image, target)])
 
 
@@ -64,11 +82,18 @@ def test_detections_below_the_threshold_are_not_drawn_and_the_truth_is_dashed():
 
 
 def test_keypoints_show_kept_predictions_and_labelled_truth():
-    ax = next(a for a in plot_gallery(_detection("keypoints"), k=1, score_threshold=0.5).axes
-              if a.get_title())
+    ax = next(
+        a
+        for a in plot_gallery(_detection("keypoints"), k=1, score_threshold=0.5).axes
+        if a.get_title()
+    )
     dots, crosses = ax.get_lines()
     assert list(dots.get_xdata()) == [2.0, 5.0]  # the kept prediction's two points
-    assert list(crosses.get_xdata()) == [2.0, 12.0, 15.0]  # the unlabelled (v = 0) point is left out
+    assert list(crosses.get_xdata()) == [
+        2.0,
+        12.0,
+        15.0,
+    ]  # the unlabelled (v = 0) point is left out
 
 
 def test_plot_gallery_bad_input():

@@ -22,7 +22,7 @@ def test_colour_labels_uses_the_scene_palette_and_grey_for_ignored():
     labels = torch.tensor([[0, 1, 8], [255, 3, 3]])
     rgb = colour_labels(labels)
     assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
-    for (i, j) in [(0, 0), (0, 1), (0, 2), (1, 1)]:
+    for i, j in [(0, 0), (0, 1), (0, 2), (1, 1)]:
         assert (rgb[i, j] == PALETTE[int(labels[i, j])]).all()
     assert (rgb[1, 0] == IGNORED_GREY).all()
     assert torch.equal(labels, torch.tensor([[0, 1, 8], [255, 3, 3]]))  # input untouched
@@ -35,11 +35,14 @@ def test_colour_labels_beyond_the_palette_is_fixed_and_distinct():
     assert len({tuple(c) for c in a.reshape(-1, 3)}) >= 20
 
 
-@pytest.mark.parametrize("labels, word", [
-    (np.zeros((2, 2, 2), dtype=np.int64), "labels"),
-    (np.zeros((2, 2), dtype=np.float32), "labels"),
-    (np.array([[0, -1]]), "labels"),
-])
+@pytest.mark.parametrize(
+    "labels, word",
+    [
+        (np.zeros((2, 2, 2), dtype=np.int64), "labels"),
+        (np.zeros((2, 2), dtype=np.float32), "labels"),
+        (np.array([[0, -1]]), "labels"),
+    ],
+)
 def test_colour_labels_bad_input(labels, word):
     with pytest.raises(ValueError, match=word):
         colour_labels(labels)
@@ -69,13 +72,20 @@ def test_segmentation_grid_draws_one_row_per_image():
     assert len(fig.legends) == 1
 
 
-@pytest.mark.parametrize("args, kwargs, word", [
-    (([torch.rand(3, 4, 4)], [torch.zeros(4, 4, dtype=torch.long)] * 2, {}), {}, "same length"),
-    (([torch.rand(3, 4, 4)], [torch.zeros(4, 4, dtype=torch.long)], {"a": []}), {}, "a 0"),
-    (([], [], {}), {}, "no images"),
-    (([torch.rand(3, 4, 4)], [torch.zeros(4, 4, dtype=torch.long)], [[]]), {}, "predictions"),
-    (([torch.rand(3, 4, 4)], [torch.zeros(4, 4, dtype=torch.long)], {}), {"titles": ["a", "b"]}, "titles"),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, word",
+    [
+        (([torch.rand(3, 4, 4)], [torch.zeros(4, 4, dtype=torch.long)] * 2, {}), {}, "same length"),
+        (([torch.rand(3, 4, 4)], [torch.zeros(4, 4, dtype=torch.long)], {"a": []}), {}, "a 0"),
+        (([], [], {}), {}, "no images"),
+        (([torch.rand(3, 4, 4)], [torch.zeros(4, 4, dtype=torch.long)], [[]]), {}, "predictions"),
+        (
+            ([torch.rand(3, 4, 4)], [torch.zeros(4, 4, dtype=torch.long)], {}),
+            {"titles": ["a", "b"]},
+            "titles",
+        ),
+    ],
+)
 def test_segmentation_grid_bad_input(args, kwargs, word):
     with pytest.raises(ValueError, match=word):
         segmentation_grid(*args, **kwargs)
@@ -89,12 +99,15 @@ def test_trimap_figure_draws_each_model_and_its_full_mIoU():
     assert list(lines[0].get_ydata()) == [0.2, 0.3, 0.5]
 
 
-@pytest.mark.parametrize("widths, curves, full, word", [
-    ([], {"a": []}, None, "widths"),
-    ([1, 2], {}, None, "curves"),
-    ([1, 2], {"a": [0.1]}, None, "curves"),
-    ([1], {"a": [0.1]}, [0.5], "full"),
-])
+@pytest.mark.parametrize(
+    "widths, curves, full, word",
+    [
+        ([], {"a": []}, None, "widths"),
+        ([1, 2], {}, None, "curves"),
+        ([1, 2], {"a": [0.1]}, None, "curves"),
+        ([1], {"a": [0.1]}, [0.5], "full"),
+    ],
+)
 def test_trimap_figure_bad_input(widths, curves, full, word):
     with pytest.raises(ValueError, match=word):
         trimap_figure(widths, curves, full)

@@ -18,8 +18,14 @@ class Toy(Widget):
 
     controls = [
         Control("a", "slope", values=[0, 1, 2], default=1),
-        Control("b", "offset", values=[-1.0, 0.0, 1.0, 2.0], default=0.0, kind="dropdown",
-                static_values=[0.0, 2.0]),
+        Control(
+            "b",
+            "offset",
+            values=[-1.0, 0.0, 1.0, 2.0],
+            default=0.0,
+            kind="dropdown",
+            static_values=[0.0, 2.0],
+        ),
         Control("shape", "shape", values=["lines", "markers"], default="lines", kind="toggle"),
     ]
 
@@ -90,7 +96,9 @@ def test_static_figure_frames_and_sliders():
     assert steps == [["0", "1", "2"], ["0.0", "2.0"], ["lines", "markers"]]
     assert [sl.active for sl in fig.layout.sliders] == [1, 0, 0]
     assert all(s.method == "skip" for sl in fig.layout.sliders for s in sl.steps)
-    assert {f.name for f in fig.frames} == {frame_name((i, j, k)) for i in range(3) for j in range(2) for k in range(2)}
+    assert {f.name for f in fig.frames} == {
+        frame_name((i, j, k)) for i in range(3) for j in range(2) for k in range(2)
+    }
     # only the changing trace goes into frames; the constant one is stored once
     assert all(list(f.traces) == [1] for f in fig.frames)
     assert all(set(f.layout.to_plotly_json()) == {"title"} for f in fig.frames)
@@ -127,8 +135,10 @@ def test_static_frames_when_trace_count_changes():
 
 def test_static_state_limit_and_static_controls():
     class Big(Widget):
-        controls = [Control("a", "a", values=list(range(10)), default=0),
-                    Control("b", "b", values=list(range(10)), default=0)]
+        controls = [
+            Control("a", "a", values=list(range(10)), default=0),
+            Control("b", "b", values=list(range(10)), default=0),
+        ]
 
         def figure(self, a, b):
             return go.Figure(go.Scatter(x=[a], y=[b]))
@@ -163,7 +173,10 @@ def test_static_html_is_the_display_modules_figure_html():
         ours = w.static_html(include_plotlyjs=include)
         theirs = figure_html(fig, post_script=w.static_post_script(), include_plotlyjs=include)
         # plotly draws a fresh random div id per call: equal once the ids are the same
-        ids = re.findall(r'id="([0-9a-f-]{36})"', ours)[:1] + re.findall(r'id="([0-9a-f-]{36})"', theirs)[:1]
+        ids = (
+            re.findall(r'id="([0-9a-f-]{36})"', ours)[:1]
+            + re.findall(r'id="([0-9a-f-]{36})"', theirs)[:1]
+        )
         assert len(ids) == 2 and ours.replace(ids[0], "ID") == theirs.replace(ids[1], "ID")
 
 

@@ -115,7 +115,9 @@ def statics():
 def test_static_figure_sliders_frames_and_size(cls, statics):
     fig, html = statics[cls]
     w = cls()
-    names = list(w.static_controls) if w.static_controls is not None else [c.name for c in w.controls]
+    names = (
+        list(w.static_controls) if w.static_controls is not None else [c.name for c in w.controls]
+    )
     assert [s.name for s in fig.layout.sliders] == names
     n_states = 1
     for s, name in zip(fig.layout.sliders, names, strict=True):
@@ -136,7 +138,8 @@ def test_iou_numbers_match_torchvision(state):
     n = wi.iou_numbers(*state)
     assert n["iou"] == pytest.approx(float(torchvision.ops.box_iou(n["a"], n["b"])[0, 0]))
     assert n["giou"] == pytest.approx(
-        float(torchvision.ops.generalized_box_iou(n["a"], n["b"])[0, 0]))
+        float(torchvision.ops.generalized_box_iou(n["a"], n["b"])[0, 0])
+    )
     assert n["iou"] == pytest.approx(n["inter"] / n["union"])
     assert n["giou"] == pytest.approx(n["iou"] - (n["area_c"] - n["union"]) / n["area_c"])
 
@@ -164,8 +167,15 @@ def test_iou_widget_shows_core_numbers_and_extremes():
 def test_anchors_default_is_the_lecture_poll():
     w = AnchorsWidget()
     s = w.state_defaults()
-    n = wa.anchor_numbers(s["stride"], s["sizes"], s["ratios"], s["location"], s["fg_iou"],
-                          s["bg_iou"], s["low_quality"])
+    n = wa.anchor_numbers(
+        s["stride"],
+        s["sizes"],
+        s["ratios"],
+        s["location"],
+        s["fg_iou"],
+        s["bg_iou"],
+        s["low_quality"],
+    )
     assert n["grid"] == (5, 5) and n["A"] == 10
     assert n["counts"]["total"] == 250
     assert n["tensor_size"] == 5 * 5 * 10 * (4 + 3 + 1) == 2000
@@ -181,7 +191,9 @@ def test_anchor_labels_match_torchvision_matcher(fg, bg, low):
     _, target = wa.anchor_scene()
     anchors = grid_anchors(n["grid"], 16, generate_anchors((32, 64), (0.5, 1.0, 2.0)), offset=0.5)
     assert torch.equal(n["anchors"], anchors)
-    ref = Matcher(fg, bg, allow_low_quality_matches=low)(torchvision.ops.box_iou(target["boxes"], anchors))
+    ref = Matcher(fg, bg, allow_low_quality_matches=low)(
+        torchvision.ops.box_iou(target["boxes"], anchors)
+    )
     # torchvision's BELOW_LOW_THRESHOLD = -1, BETWEEN_THRESHOLDS = -2 are vizlib's named constants
     assert BACKGROUND == Matcher.BELOW_LOW_THRESHOLD and IGNORE == Matcher.BETWEEN_THRESHOLDS
     assert torch.equal(n["matches"], ref)
@@ -194,8 +206,9 @@ def test_anchor_labels_match_torchvision_matcher(fg, bg, low):
 
 def test_anchors_low_quality_matches_rescue_objects():
     strict = wa.anchor_numbers(32, (32, 64), (0.33, 0.5, 1.0, 2.0, 3.0), "person", 0.7)
-    rescued = wa.anchor_numbers(32, (32, 64), (0.33, 0.5, 1.0, 2.0, 3.0), "person", 0.7,
-                                low_quality=True)
+    rescued = wa.anchor_numbers(
+        32, (32, 64), (0.33, 0.5, 1.0, 2.0, 3.0), "person", 0.7, low_quality=True
+    )
     assert strict["counts"]["positive"] == 0
     assert rescued["counts"]["positive"] >= 3  # every object gets its best anchor
 
@@ -210,7 +223,11 @@ def test_nms_widget_keeps_what_torchvision_keeps(thr, score):
     n = wn.nms_numbers(thr, score)
     cand = n["candidates"]
     ref = cand[torchvision.ops.nms(boxes[cand], scores[cand], thr)]
-    assert [s.kept for s in n["trace"]] == ref.tolist() == cand[nms(boxes[cand], scores[cand], thr)].tolist()
+    assert (
+        [s.kept for s in n["trace"]]
+        == ref.tolist()
+        == cand[nms(boxes[cand], scores[cand], thr)].tolist()
+    )
     assert n["kept"] == ref.tolist()  # "all": every step done
     assert sorted(n["kept"] + n["suppressed"]) == sorted(cand.tolist())
 
@@ -264,13 +281,25 @@ def test_pr_map_equals_pycocotools():
     gt.dataset = {
         "images": [{"id": 1, "width": 250, "height": 160}],
         "categories": [{"id": 1, "name": "thing"}],
-        "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": xywh(b),
-                         "area": float((b[2] - b[0]) * (b[3] - b[1])), "iscrowd": 0}
-                        for i, b in enumerate(target["boxes"].tolist())],
+        "annotations": [
+            {
+                "id": i + 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": xywh(b),
+                "area": float((b[2] - b[0]) * (b[3] - b[1])),
+                "iscrowd": 0,
+            }
+            for i, b in enumerate(target["boxes"].tolist())
+        ],
     }
     gt.createIndex()
-    dt = gt.loadRes([{"image_id": 1, "category_id": 1, "bbox": xywh(b), "score": float(s)}
-                     for b, s in zip(pred["boxes"].tolist(), pred["scores"].tolist(), strict=True)])
+    dt = gt.loadRes(
+        [
+            {"image_id": 1, "category_id": 1, "bbox": xywh(b), "score": float(s)}
+            for b, s in zip(pred["boxes"].tolist(), pred["scores"].tolist(), strict=True)
+        ]
+    )
     ev = COCOeval(gt, dt, "bbox")
     ev.evaluate()
     ev.accumulate()
@@ -291,8 +320,9 @@ def test_pr_iou_threshold_changes_the_curve():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=1, max_size=25),
-       st.integers(0, 5))
+@given(
+    st.lists(st.tuples(st.floats(0, 1), st.booleans()), min_size=1, max_size=25), st.integers(0, 5)
+)
 def test_ap_region_area_is_the_core_ap(dets, extra_gt):
     scores = torch.tensor([s for s, _ in dets], dtype=torch.float64)
     tp = torch.tensor([t for _, t in dets])
@@ -356,7 +386,8 @@ def test_images_masks_and_figures():
     assert vb.as_uint8_image(np.full((2, 2), 0.5))[0, 0].tolist() == [128, 128, 128]
     tr = vb.image_trace(img)
     assert tr["source"].startswith("data:image/png;base64,") and tr["x0"] == 0.5
-    ax = vb.draw_boxes_mpl(img, torch.tensor([[0.0, 0.0, 8.0, 6.0]]), labels=[1], scores=[0.5],
-                           masks=masks)
+    ax = vb.draw_boxes_mpl(
+        img, torch.tensor([[0.0, 0.0, 8.0, 6.0]]), labels=[1], scores=[0.5], masks=masks
+    )
     assert len(ax.patches) == 1 and ax.texts[0].get_text() == "1 0.50"
     matplotlib.pyplot.close("all")

@@ -66,17 +66,24 @@ def test_live_controls_change_the_figure(cls):
 def test_static_figure_has_every_state(cls, static_states):
     w = cls()
     fig = w.static_figure()
-    sliders = [c for c in cls.controls if cls.static_controls is None or c.name in cls.static_controls]
+    sliders = [
+        c for c in cls.controls if cls.static_controls is None or c.name in cls.static_controls
+    ]
     assert len(fig.layout.sliders) == len(sliders)
     assert len(fig.frames) == math.prod(len(c.steps()) for c in sliders) == len(static_states[cls])
     for sl, c in zip(fig.layout.sliders, sliders, strict=True):
         assert [s.label for s in sl.steps] == [c.label_of(v) for v in c.steps()]
     # from the default state, every position of every slider shows a different frame
-    frames = {f["name"]: json.dumps(f["data"]) + json.dumps(f["layout"])
-              for f in json.loads(fig.to_json())["frames"]}
+    frames = {
+        f["name"]: json.dumps(f["data"]) + json.dumps(f["layout"])
+        for f in json.loads(fig.to_json())["frames"]
+    }
     base = [sl.active for sl in fig.layout.sliders]
     for k, c in enumerate(sliders):
-        names = ["-".join(str(j if i == k else b) for i, b in enumerate(base)) for j in range(len(c.steps()))]
+        names = [
+            "-".join(str(j if i == k else b) for i, b in enumerate(base))
+            for j in range(len(c.steps()))
+        ]
         assert len({frames[n] for n in names}) == len(names), f"slider {c.name} repeats a frame"
 
 
@@ -105,7 +112,9 @@ def test_transposed_conv_numbers_are_conv_algebras(static_states):
             y = layer(x.view(1, 1, 4)).detach().view(-1)
             np.testing.assert_allclose(z(fig, 2)[-1], y.numpy())  # the sum of the stamps
             np.testing.assert_allclose(z(fig, 2)[:-1].sum(0), y.numpy())
-            np.testing.assert_array_equal(z(fig, 3)[0], ca.conv_transpose_by_stamping_1d(x, w, s, p).overlap.numpy())
+            np.testing.assert_array_equal(
+                z(fig, 3)[0], ca.conv_transpose_by_stamping_1d(x, w, s, p).overlap.numpy()
+            )
         else:
             x = torch.arange(1.0, 10.0).view(3, 3)
             w = torch.ones(k, k)
@@ -140,7 +149,9 @@ def test_receptive_field_numbers_are_the_cores(static_states):
         assert (min(xs), max(xs), min(ys), max(ys)) == (x1 - 0.5, x2 - 0.5, y1 - 0.5, y2 - 0.5)
         # the shaded pixels are exactly those whose gradient reaches the unit ...
         seen = z(fig, 0) > 0
-        mask = rf.empirical_receptive_field(rf_mod.stack_model(layers), (1, rf_mod.INPUT, rf_mod.INPUT), unit).mask
+        mask = rf.empirical_receptive_field(
+            rf_mod.stack_model(layers), (1, rf_mod.INPUT, rf_mod.INPUT), unit
+        ).mask
         np.testing.assert_array_equal(seen, mask.numpy())
         # ... and they fill the analytic box's extent
         rows, cols = np.nonzero(seen)
@@ -150,13 +161,19 @@ def test_receptive_field_numbers_are_the_cores(static_states):
 
 def test_receptive_field_growth_rules():
     fig = ReceptiveFieldWidget().render()
-    curves = {t.name: list(t.y) for t in fig.data if t.type == "scatter" and t.name in rf_mod.STACKS}
+    curves = {
+        t.name: list(t.y) for t in fig.data if t.type == "scatter" and t.name in rf_mod.STACKS
+    }
     assert curves["3x3 convs"] == [1 + 2 * L for L in range(1, 7)]  # the 1 + 2L rule
     assert curves["3x3 convs, stride 2"] == [2 ** (L + 1) - 1 for L in range(1, 7)]
     assert curves["dilated 1, 2, 4, ..."] == [2 ** (L + 1) - 1 for L in range(1, 7)]
     # a real network: the stack's model, read back by layers_from_model, gives the same table
     model = rf_mod.stack_model(rf_mod.stack_layers("VGG: pool every 2 convs", 6))
-    sizes = [r.size[0] for r in rf.receptive_field_table(rf.layers_from_model(model)) if r.layer.kind == "conv"]
+    sizes = [
+        r.size[0]
+        for r in rf.receptive_field_table(rf.layers_from_model(model))
+        if r.layer.kind == "conv"
+    ]
     assert sizes == curves["VGG: pool every 2 convs"]
 
 
@@ -177,7 +194,9 @@ def test_upsampling_numbers_match_pytorch(static_states):
             want = F.interpolate(X, scale_factor=f, mode="nearest")
         else:
             want = F.interpolate(X, scale_factor=f, mode=method, align_corners=ac)
-        np.testing.assert_allclose(z(fig, 3), want[0, 0].numpy(), atol=6e-3)  # drawn rounded to 0.01
+        np.testing.assert_allclose(
+            z(fig, 3), want[0, 0].numpy(), atol=6e-3
+        )  # drawn rounded to 0.01
         assert "DIFFERS" not in title(fig)
 
 
@@ -195,7 +214,9 @@ def test_focal_loss_numbers_match_torchvision(static_states):
     logits, targets, groups = fl_mod.dense_batch()
     for state, fig in static_states[FocalLossWidget]:
         g, a = state["gamma"], state["alpha"]
-        tv = torchvision.ops.sigmoid_focal_loss(logits, targets, alpha=-1 if a == "none" else a, gamma=g)
+        tv = torchvision.ops.sigmoid_focal_loss(
+            logits, targets, alpha=-1 if a == "none" else a, gamma=g
+        )
         shares = torch.zeros(3, dtype=tv.dtype).index_add_(0, groups, tv) / tv.sum()
         bars = [t for t in fig.data if t.type == "bar"]
         np.testing.assert_allclose([b.x[1] for b in bars], (100 * shares).numpy(), atol=0.006)

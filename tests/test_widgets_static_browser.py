@@ -31,7 +31,9 @@ class TwoSliders(Widget):
 
     def figure(self, a, b):
         xs = list(range(5))
-        fig = go.Figure([go.Scatter(x=[0, 4], y=[0, 0]), go.Scatter(x=xs, y=[a * x + b for x in xs])])
+        fig = go.Figure(
+            [go.Scatter(x=[0, 4], y=[0, 0]), go.Scatter(x=xs, y=[a * x + b for x in xs])]
+        )
         return fig.update_layout(title=f"{a}x+{b}", height=300)
 
 
@@ -50,7 +52,9 @@ PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{name}</title>
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, serve):
     root = tmp_path_factory.mktemp("widgets_site")
-    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", root / "plotly.min.js")
+    shutil.copy(
+        Path(plotly.__file__).parent / "package_data" / "plotly.min.js", root / "plotly.min.js"
+    )
     for name, cls in WIDGETS.items():
         html = cls().static_html(include_plotlyjs=False)
         (root / f"{name}.html").write_text(PAGE.format(name=name, body=html), encoding="utf-8")
@@ -101,11 +105,15 @@ def test_every_slider_changes_the_plot(browser, site, name):
         want = "-".join(map(str, actives))
         page.wait_for_function(
             "(w) => document.querySelector('.plotly-graph-div').getAttribute('data-vizlib-frame') === w",
-            arg=want, timeout=10_000)
+            arg=want,
+            timeout=10_000,
+        )
         after = page.evaluate(STATE_JS)
         assert after["actives"] == actives
         if must_change:
-            assert after["plot"] != before["plot"], f"{name}: slider {sliders[k][0]} step {i} did not change the plot"
+            assert after["plot"] != before["plot"], (
+                f"{name}: slider {sliders[k][0]} step {i} did not change the plot"
+            )
 
     # each slider, the others at their defaults: two new positions, then back
     for k, (_, n) in enumerate(sliders):

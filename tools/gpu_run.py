@@ -93,12 +93,15 @@ exit "$rc"
 
 # -- prepare -------------------------------------------------------------------------------
 
+
 def _resolve(lessons: list[str], root: Path) -> list[Path]:
     paths = []
     for name in lessons:
         path = lesson_source(name, root)
         if not path.is_file():
-            raise SystemExit(f"no notebook for lesson {name!r}: looked for {path.relative_to(root)}")
+            raise SystemExit(
+                f"no notebook for lesson {name!r}: looked for {path.relative_to(root)}"
+            )
         paths.append(path)
     return paths
 
@@ -133,8 +136,12 @@ def plan_calls(paths: list[Path], root: Path, budget: float = CALL_SECONDS) -> l
 
 def carried_bytes(root: Path) -> int:
     """Bytes the device tool carries: tracked and untracked-unignored files, plus .gpu/."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         cwd=root, capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout
     total = 0
     for name in out.decode().split("\0"):
         p = root / name
@@ -146,34 +153,43 @@ def carried_bytes(root: Path) -> int:
     return total
 
 
-def prepare(lessons: list[str], root: Path, shared: Path, extra: list[str], skip_wheels: bool) -> list[str]:
+def prepare(
+    lessons: list[str], root: Path, shared: Path, extra: list[str], skip_wheels: bool
+) -> list[str]:
     paths = _resolve(lessons, root)
     script = shared / "prepare.sh"
     if not skip_wheels or not (root / ".gpu" / "whl").is_dir():
         if not script.is_file():
-            raise SystemExit(f"{script} not found: pass --shared DIR (the folder with prepare.sh, "
-                             "setup.sh and run_notebooks.py)")
+            raise SystemExit(
+                f"{script} not found: pass --shared DIR (the folder with prepare.sh, "
+                "setup.sh and run_notebooks.py)"
+            )
         subprocess.run(["bash", str(script), *extra], cwd=root, check=True)
     device = root / ".gpu" / "vizlib_run.sh"
     device.write_text(DEVICE_SCRIPT, encoding="utf-8")
     size = carried_bytes(root)
     print(f"carried tree: {size / 2**20:.1f} MiB of {CARRY_LIMIT / 2**20:.0f} MiB")
     if size > CARRY_LIMIT:
-        raise SystemExit("the carried tree is over the limit: move large untracked files out of "
-                         "the working tree (or add them to .gitignore)")
+        raise SystemExit(
+            "the carried tree is over the limit: move large untracked files out of "
+            "the working tree (or add them to .gitignore)"
+        )
     commands = []
     for call in plan_calls(paths, root):
         rel = " ".join(shlex.quote(p.relative_to(root).as_posix()) for p in call)
         commands.append(f"bash .gpu/vizlib_run.sh {rel}")
     print(f"\n{len(commands)} device call(s); make each with the device tool, then collect:")
     for i, command in enumerate(commands, 1):
-        print(f"\n[{i}/{len(commands)}] run(command={json.dumps(command)}, carry=[\".gpu\"], timeout_s=600)")
+        print(
+            f'\n[{i}/{len(commands)}] run(command={json.dumps(command)}, carry=[".gpu"], timeout_s=600)'
+        )
         print("      then: .venv/bin/python tools/gpu_run.py collect <files_at of that reply>")
     print("\nFinally give the machine back (give_back).")
     return commands
 
 
 # -- collect -------------------------------------------------------------------------------
+
 
 @dataclass
 class Collected:
@@ -243,14 +259,19 @@ def collect(source: Path, root: Path, dry_run: bool = False) -> list[Collected]:
             if problems:
                 report.append(Collected(name, "refused", "; ".join(problems)))
                 continue
-            note = f"{record['device']}, {record.get('total_seconds')} s" if record else \
-                "no record: does the lesson call vizlib.records.write_record at its end?"
+            note = (
+                f"{record['device']}, {record.get('total_seconds')} s"
+                if record
+                else "no record: does the lesson call vizlib.records.write_record at its end?"
+            )
             if record and record.get("device_type") != "cuda":
                 note += " (not a GPU run)"
             if dry_run:
                 report.append(Collected(name, "checked", note))
                 continue
-            nbformat.write(nbformat.reads(executed.read_text(encoding="utf-8"), as_version=4), target)
+            nbformat.write(
+                nbformat.reads(executed.read_text(encoding="utf-8"), as_version=4), target
+            )
             written = [target.relative_to(root).as_posix()]
             if target.parts[-3] == "masters":
                 from vizlib.exercises.student import render_student
@@ -271,6 +292,7 @@ def collect(source: Path, root: Path, dry_run: bool = False) -> list[Collected]:
 
 # -- local ---------------------------------------------------------------------------------
 
+
 def run_local(lessons: list[str], root: Path, shared: Path) -> list[Collected]:
     """Run the lessons here in the full profile, then collect them like a GPU run."""
     paths = _resolve(lessons, root)
@@ -281,10 +303,25 @@ def run_local(lessons: list[str], root: Path, shared: Path) -> list[Collected]:
         bundle = Path(scratch)
         (bundle / "notebooks").mkdir()
         (bundle / "results").mkdir()
-        env = {**os.environ, "VIZLIB_PROFILE": "full", "VIZLIB_BOOK": "1", "VIZLIB_MODE": "static",
-               "VIZLIB_RESUME": "0"}  # a recorded run trains from scratch, whatever checkpoints exist
-        subprocess.run([sys.executable, str(runner), "--out", str(bundle / "notebooks"),
-                        *[str(p) for p in paths]], cwd=root, env=env, check=False)
+        env = {
+            **os.environ,
+            "VIZLIB_PROFILE": "full",
+            "VIZLIB_BOOK": "1",
+            "VIZLIB_MODE": "static",
+            "VIZLIB_RESUME": "0",
+        }  # a recorded run trains from scratch, whatever checkpoints exist
+        subprocess.run(
+            [
+                sys.executable,
+                str(runner),
+                "--out",
+                str(bundle / "notebooks"),
+                *[str(p) for p in paths],
+            ],
+            cwd=root,
+            env=env,
+            check=False,
+        )
         for path in paths:  # the notebooks wrote their records straight into lessons/results
             record = root / "lessons" / "results" / f"{path.stem}.json"
             if record.is_file():
@@ -293,8 +330,9 @@ def run_local(lessons: list[str], root: Path, shared: Path) -> list[Collected]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("prepare", help="fill .gpu/ and print the device tool's run call(s)")
     p.add_argument("lessons", nargs="+", help="lesson names (fcn) or notebook paths")
@@ -311,8 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "prepare":
         prepare(args.lessons, ROOT, args.shared, args.extra, args.skip_wheels)
         return 0
-    rows = collect(args.source, ROOT, args.dry_run) if args.mode == "collect" else \
-        run_local(args.lessons, ROOT, args.shared)
+    rows = (
+        collect(args.source, ROOT, args.dry_run)
+        if args.mode == "collect"
+        else run_local(args.lessons, ROOT, args.shared)
+    )
     return 1 if any(r.status == "refused" for r in rows) or not rows else 0
 
 

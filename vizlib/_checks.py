@@ -38,7 +38,9 @@ __all__ = [
 ]
 
 
-def as_float_tensor(name: str, value, ndim: int | None = None, last: int | None = None) -> torch.Tensor:
+def as_float_tensor(
+    name: str, value, ndim: int | None = None, last: int | None = None
+) -> torch.Tensor:
     """``value`` as a floating tensor (float tensors keep their dtype; ints become float32).
 
     Checks the number of dimensions and the size of the last one when given, and that
@@ -150,8 +152,10 @@ def check_per_image(what: str, **named) -> int:
             raise ValueError(f"{name} must be a list of {what}, got {type(value).__name__}")
     lengths = [len(v) for v in named.values()]
     if len(set(lengths)) > 1:
-        raise ValueError(f"{' and '.join(named)} must have one entry per image, got "
-                         + " and ".join(map(str, lengths)))
+        raise ValueError(
+            f"{' and '.join(named)} must have one entry per image, got "
+            + " and ".join(map(str, lengths))
+        )
     return lengths[0] if lengths else 0
 
 
@@ -205,7 +209,11 @@ def check_positive_numbers(name: str, values, length: int | None = None) -> list
     if isinstance(values, Real) and not isinstance(values, bool):
         values = [values]
     count = "a non-empty sequence of" if length is None else f"{length}"
-    if not isinstance(values, (tuple, list)) or not values or (length is not None and len(values) != length):
+    if (
+        not isinstance(values, (tuple, list))
+        or not values
+        or (length is not None and len(values) != length)
+    ):
         raise ValueError(f"{name} must be {count} positive numbers, got {values!r}")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0:
@@ -261,7 +269,9 @@ def check_labels(name: str, labels, n: int) -> torch.Tensor:
     tensor (not a list, so that it stays on the boxes' device)."""
     check_int_tensor(name, labels, f"[{n}] (a class per box)")
     if labels.shape != (n,):
-        raise ValueError(f"{name} must have shape [{n}] (a class per box), got {tuple(labels.shape)}")
+        raise ValueError(
+            f"{name} must have shape [{n}] (a class per box), got {tuple(labels.shape)}"
+        )
     return labels.long()
 
 
@@ -270,13 +280,21 @@ def as_flags(name: str, value, n: int | None = None, what: str = "one per box") 
     or list); exactly ``n`` entries when given (``what`` says what each is for)."""
     if not isinstance(value, (torch.Tensor, np.ndarray, list, tuple)):
         raise ValueError(f"{name} must be a bool tensor of shape [N], got {type(value).__name__}")
-    t = value.detach().cpu() if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    t = (
+        value.detach().cpu()
+        if isinstance(value, torch.Tensor)
+        else torch.as_tensor(np.asarray(value))
+    )
     if t.dim() != 1:
         raise ValueError(f"{name} must have shape [N], got {tuple(t.shape)}")
     if n is not None and t.numel() != n:
         raise ValueError(f"{name} must have shape [{n}] ({what}), got {tuple(t.shape)}")
     if t.dtype != torch.bool:
-        if t.is_floating_point() or t.is_complex() or (t.numel() and not bool(((t == 0) | (t == 1)).all())):
+        if (
+            t.is_floating_point()
+            or t.is_complex()
+            or (t.numel() and not bool(((t == 0) | (t == 1)).all()))
+        ):
             raise ValueError(f"{name} must be a bool tensor (or 0/1 integers), got dtype {t.dtype}")
         t = t.bool()
     return t
@@ -313,7 +331,9 @@ def check_image_batch(x, in_channels: int | None = None) -> torch.Tensor:
     """Raise ``ValueError`` unless ``x`` is a floating tensor ``[N, C, H, W]`` (with
     ``in_channels`` channels when given); returns ``x``."""
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        what = f"a {x.dim()}-d {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        what = (
+            f"a {x.dim()}-d {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        )
         raise ValueError(f"images must be a floating tensor [N, C, H, W], got {what}")
     if in_channels is not None and x.shape[1] != in_channels:
         raise ValueError(f"images must have {in_channels} channels, got shape {tuple(x.shape)}")
@@ -328,9 +348,13 @@ def as_image_batch(images) -> torch.Tensor:
     if isinstance(images, (list, tuple)):
         if not images:
             raise ValueError("images is an empty list")
-        shapes = {tuple(im.shape) if isinstance(im, torch.Tensor) else type(im).__name__ for im in images}
+        shapes = {
+            tuple(im.shape) if isinstance(im, torch.Tensor) else type(im).__name__ for im in images
+        }
         if len(shapes) != 1:
-            raise ValueError(f"images must all have the same size to be batched, got {sorted(map(str, shapes))}")
+            raise ValueError(
+                f"images must all have the same size to be batched, got {sorted(map(str, shapes))}"
+            )
         if not all(isinstance(im, torch.Tensor) for im in images):
             raise ValueError(f"images must be tensors [C, H, W], got {type(images[0]).__name__}")
         images = torch.stack([im.as_subclass(torch.Tensor) for im in images])

@@ -58,8 +58,6 @@ class Stamped(NamedTuple):
 # argument checks
 
 
-
-
 def _kernel(kernel, ndim: int) -> torch.Tensor:
     """The kernel as a finite floating tensor with ``ndim`` dimensions, at least one tap."""
     shape = "[k]" if ndim == 1 else "[kh, kw]"
@@ -89,9 +87,13 @@ def _check_output_padding(output_padding: int, stride: int, dilation: int, axis:
 def _conv_params(n, kernel, stride, padding, dilation) -> tuple[int, int, int, int, int]:
     """One axis of a convolution: input length ``n``, ``kernel`` size, ``stride`` and
     ``dilation`` ints >= 1, ``padding`` >= 0 (the hyper-parameters of ``nn.Conv1d``)."""
-    return (check_positive_int("n", n), check_positive_int("kernel", kernel),
-            check_positive_int("stride", stride), check_positive_int("padding", padding, allow_zero=True),
-            check_positive_int("dilation", dilation))
+    return (
+        check_positive_int("n", n),
+        check_positive_int("kernel", kernel),
+        check_positive_int("stride", stride),
+        check_positive_int("padding", padding, allow_zero=True),
+        check_positive_int("dilation", dilation),
+    )
 
 
 def _conv_params_2d(stride, padding, dilation, output_padding=0) -> tuple[tuple[int, int], ...]:
@@ -300,9 +302,7 @@ def _one_hot(index: int, size: int, dtype: torch.dtype) -> torch.Tensor:
     return e
 
 
-def conv_matrix_2d(
-    input_hw, kernel, stride=1, padding=0, dilation=1
-) -> torch.Tensor:
+def conv_matrix_2d(input_hw, kernel, stride=1, padding=0, dilation=1) -> torch.Tensor:
     """The matrix ``C`` of a single-channel 2D convolution on the row-major flattened image.
 
     ``(C @ x.flatten()).reshape(out_h, out_w) == F.conv2d(x, kernel)`` for an ``H x W``
@@ -362,7 +362,9 @@ def conv_transpose_matrix_2d(
     """
     kernel = _kernel(kernel, 2)
     h, w = check_int_pair("input_hw", input_hw)
-    (sh, sw), (ph, pw), (dh, dw), (qh, qw) = _conv_params_2d(stride, padding, dilation, output_padding)
+    (sh, sw), (ph, pw), (dh, dw), (qh, qw) = _conv_params_2d(
+        stride, padding, dilation, output_padding
+    )
     kh, kw = kernel.shape
     out_h = conv_transpose_output_size(h, kh, sh, ph, dh, qh)
     out_w = conv_transpose_output_size(w, kw, sw, pw, dw, qw)
@@ -444,7 +446,9 @@ def conv_transpose_by_stamping_2d(
     if x.dim() != 2 or x.numel() == 0:
         raise ValueError(f"x must be a non-empty 2D tensor [H, W], got shape {tuple(x.shape)}")
     kernel = _kernel(kernel, 2)
-    (sh, sw), (ph, pw), (dh, dw), (qh, qw) = _conv_params_2d(stride, padding, dilation, output_padding)
+    (sh, sw), (ph, pw), (dh, dw), (qh, qw) = _conv_params_2d(
+        stride, padding, dilation, output_padding
+    )
     (h, w), (kh, kw) = x.shape, kernel.shape
     out_h = conv_transpose_output_size(h, kh, sh, ph, dh, qh)
     out_w = conv_transpose_output_size(w, kw, sw, pw, dw, qw)

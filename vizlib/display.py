@@ -22,7 +22,9 @@ def building_book() -> bool:
     return os.environ.get("VIZLIB_BOOK", "").strip().lower() in ("1", "true", "yes")
 
 
-def figure_html(fig, post_script: str | None = None, include_plotlyjs: bool | str | None = None) -> str:
+def figure_html(
+    fig, post_script: str | None = None, include_plotlyjs: bool | str | None = None
+) -> str:
     """The HTML ``<div>`` of a plotly figure, with no MathJax and no CDN.
 
     Args:

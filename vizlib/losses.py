@@ -277,7 +277,9 @@ def multitask_loss(
     }
 
 
-def median_frequency_weights(masks, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
+def median_frequency_weights(
+    masks, num_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
     """Class weights by median frequency balancing (Eigen & Fergus, 2015; SegNet, 2017).
 
     A per-pixel cross-entropy is a sum over pixels, so a class that covers few pixels (a
@@ -315,26 +317,40 @@ def median_frequency_weights(masks, num_classes: int, ignore_index: int | None =
     if labels.dim() != 3:
         raise ValueError(f"masks must have shape [N, H, W] or [H, W], got {tuple(masks.shape)}")
     num_classes = check_positive_int("num_classes", num_classes)
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+    ):
         raise ValueError(f"ignore_index must be an int or None, got {ignore_index!r}")
     flat = labels.reshape(labels.shape[0], -1).long()  # [N, H * W]
-    valid = flat != ignore_index if ignore_index is not None else torch.ones_like(flat, dtype=torch.bool)
+    valid = (
+        flat != ignore_index
+        if ignore_index is not None
+        else torch.ones_like(flat, dtype=torch.bool)
+    )
     bad = valid & ((flat < 0) | (flat >= num_classes))
     if bool(bad.any()):
         value = int(flat[bad][0])
-        raise ValueError(f"masks must hold classes in [0, {num_classes}) or ignore_index="
-                         f"{ignore_index}, found {value}")
+        raise ValueError(
+            f"masks must hold classes in [0, {num_classes}) or ignore_index="
+            f"{ignore_index}, found {value}"
+        )
     if not bool(valid.any()):
-        raise ValueError("masks have no labelled pixel (every pixel is ignore_index): no frequency to balance")
+        raise ValueError(
+            "masks have no labelled pixel (every pixel is ignore_index): no frequency to balance"
+        )
     # pixels of each class in each image: one bincount over (image, class) pairs
     n = flat.shape[0]
     image = torch.arange(n).unsqueeze(1).expand_as(flat)  # [N, H * W]
     pairs = image[valid] * num_classes + flat[valid]
-    counts = torch.bincount(pairs, minlength=n * num_classes).reshape(n, num_classes).double()  # [N, C]
+    counts = (
+        torch.bincount(pairs, minlength=n * num_classes).reshape(n, num_classes).double()
+    )  # [N, C]
     image_pixels = counts.sum(dim=1, keepdim=True)  # [N, 1]: labelled pixels of each image
     seen_in = (image_pixels * (counts > 0)).sum(dim=0)  # [C]: pixels of the images where c appears
     present = seen_in > 0
     freq = counts.sum(dim=0)[present] / seen_in[present]  # [P]
     weights = torch.zeros(num_classes, dtype=torch.float64)
-    weights[present] = torch.quantile(freq, 0.5) / freq  # quantile 0.5 averages the two middle values
+    weights[present] = (
+        torch.quantile(freq, 0.5) / freq
+    )  # quantile 0.5 averages the two middle values
     return weights.float()

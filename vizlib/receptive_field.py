@@ -56,8 +56,6 @@ __all__ = [
 KINDS = ("conv", "pool")
 
 
-
-
 @dataclass(frozen=True)
 class Layer:
     """The geometry of one convolution or pooling layer (what a receptive field depends on).
@@ -88,7 +86,9 @@ class Layer:
         # frozen dataclass: normalise through object.__setattr__
         object.__setattr__(self, "kernel", check_int_pair("kernel", self.kernel))
         object.__setattr__(self, "stride", check_int_pair("stride", self.stride))
-        object.__setattr__(self, "padding", check_int_pair("padding", self.padding, allow_zero=True))
+        object.__setattr__(
+            self, "padding", check_int_pair("padding", self.padding, allow_zero=True)
+        )
         object.__setattr__(self, "dilation", check_int_pair("dilation", self.dilation))
         if not isinstance(self.ceil_mode, bool):
             raise ValueError(f"ceil_mode must be a bool, got {self.ceil_mode!r}")
@@ -160,8 +160,12 @@ def receptive_field_table(layers, input_hw=None) -> list[RFRow]:
         if hw is not None:
             hw = tuple(
                 conv_output_size(
-                    hw[a], layer.kernel[a], layer.stride[a], layer.padding[a],
-                    layer.dilation[a], ceil_mode=layer.ceil_mode,
+                    hw[a],
+                    layer.kernel[a],
+                    layer.stride[a],
+                    layer.padding[a],
+                    layer.dilation[a],
+                    ceil_mode=layer.ceil_mode,
                 )
                 for a in (0, 1)
             )
@@ -259,10 +263,28 @@ def receptive_field_of_unit(layers, unit, input_hw) -> torch.Tensor:
 
 # modules that act on each pixel separately: they do not change the geometry
 _POINTWISE = (
-    nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU,
-    nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
-    nn.Hardtanh, nn.Softplus, nn.Dropout, nn.Dropout2d,
-    nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm,
+    nn.Identity,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Softplus,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.modules.instancenorm._InstanceNorm,
     nn.LocalResponseNorm,
 )
 
@@ -301,18 +323,32 @@ def _layers_of(name: str, module: nn.Module):
             yield from _layers_of(_join(name, child_name), child)
     elif isinstance(module, nn.Conv2d):
         yield Layer(
-            "conv", tuple(module.kernel_size), tuple(module.stride), _conv_padding(name, module),
-            tuple(module.dilation), name=name,
+            "conv",
+            tuple(module.kernel_size),
+            tuple(module.stride),
+            _conv_padding(name, module),
+            tuple(module.dilation),
+            name=name,
         )
     elif isinstance(module, nn.MaxPool2d):
         yield Layer(
-            "pool", module.kernel_size, module.stride, module.padding, module.dilation,
-            ceil_mode=bool(module.ceil_mode), name=name,
+            "pool",
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            ceil_mode=bool(module.ceil_mode),
+            name=name,
         )
     elif isinstance(module, nn.AvgPool2d):
         yield Layer(
-            "pool", module.kernel_size, module.stride, module.padding, 1,
-            ceil_mode=bool(module.ceil_mode), name=name,
+            "pool",
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            1,
+            ceil_mode=bool(module.ceil_mode),
+            name=name,
         )
     elif isinstance(module, _POINTWISE):
         return
@@ -333,8 +369,14 @@ def _window(layers: list[Layer]) -> list[tuple[int, float, float]]:
     if not layers:
         return [(1, 0.0, 0.0)] * 2
     last = receptive_field_table(layers)[-1]
-    return [(last.jump[a], last.start[a] - (last.size[a] - 1) / 2,
-             last.start[a] + (last.size[a] - 1) / 2) for a in (0, 1)]
+    return [
+        (
+            last.jump[a],
+            last.start[a] - (last.size[a] - 1) / 2,
+            last.start[a] + (last.size[a] - 1) / 2,
+        )
+        for a in (0, 1)
+    ]
 
 
 def _residual_block(name: str, block: nn.Module) -> list[Layer]:
@@ -347,12 +389,17 @@ def _residual_block(name: str, block: nn.Module) -> list[Layer]:
     inside the main path's, so the union is the main path's window: the block's receptive
     field is that of its longest path, and the shortcut changes neither size nor jump.
     """
-    main = [layer for child_name, child in block.named_children() if child_name != "downsample"
-            for layer in _layers_of(_join(name, child_name), child)]
+    main = [
+        layer
+        for child_name, child in block.named_children()
+        if child_name != "downsample"
+        for layer in _layers_of(_join(name, child_name), child)
+    ]
     shortcut = block.downsample
     short = [] if shortcut is None else list(_layers_of(_join(name, "downsample"), shortcut))
     for (j_main, lo_main, hi_main), (j_short, lo_short, hi_short) in zip(
-            _window(main), _window(short), strict=True):
+        _window(main), _window(short), strict=True
+    ):
         if j_main != j_short or lo_short < lo_main or hi_short > hi_main:
             raise ValueError(
                 f"model[{name!r}] is a residual block whose shortcut does not lie inside its "
@@ -433,8 +480,14 @@ class _WindowSum(nn.Module):
         extra = [0, 0]  # ceil_mode: pad the far side so the last window exists
         if self.ceil_mode:
             for a, n in enumerate((h, w)):
-                out = conv_output_size(n, self.kernel[a], self.stride[a], self.padding[a],
-                                       self.dilation[a], ceil_mode=True)
+                out = conv_output_size(
+                    n,
+                    self.kernel[a],
+                    self.stride[a],
+                    self.padding[a],
+                    self.dilation[a],
+                    ceil_mode=True,
+                )
                 span = (out - 1) * self.stride[a] + self.dilation[a] * (self.kernel[a] - 1) + 1
                 extra[a] = max(span - (n + 2 * self.padding[a]), 0)
         ph, pw = self.padding
@@ -451,8 +504,15 @@ def _make_positive(model: nn.Module) -> nn.Module:
     for name, child in list(model.named_children()):
         if isinstance(child, (nn.MaxPool2d, nn.AvgPool2d)):
             setattr(model, name, _WindowSum(child))
-        elif isinstance(child, (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm,
-                                nn.LocalResponseNorm)):
+        elif isinstance(
+            child,
+            (
+                nn.GroupNorm,
+                nn.LayerNorm,
+                nn.modules.instancenorm._InstanceNorm,
+                nn.LocalResponseNorm,
+            ),
+        ):
             setattr(model, name, nn.Identity())  # their statistics can cancel gradients
         else:
             _make_positive(child)
@@ -486,8 +546,13 @@ def _output_tensor(out, key) -> torch.Tensor:
 
 
 def empirical_receptive_field(
-    model: nn.Module, input_shape, unit, positive_weights: bool = True,
-    channel: int | None = None, seed: int = 0, output_key="out",
+    model: nn.Module,
+    input_shape,
+    unit,
+    positive_weights: bool = True,
+    channel: int | None = None,
+    seed: int = 0,
+    output_key="out",
 ) -> EmpiricalRF:
     """Which input pixels one output unit depends on, measured by backpropagation.
 

@@ -53,6 +53,7 @@ RESULTS = Path("lessons") / "results"
 
 # -- where things are -----------------------------------------------------------------
 
+
 def _is_root(path: Path) -> bool:
     return (path / "vizlib" / "__init__.py").is_file() and (path / "lessons").is_dir()
 
@@ -77,9 +78,11 @@ def project_root(start: str | os.PathLike | None = None) -> Path | None:
 
 def _lesson_name(lesson: str | os.PathLike) -> str:
     name = Path(lesson).name
-    name = name[:-len(".ipynb")] if name.endswith(".ipynb") else name
+    name = name[: -len(".ipynb")] if name.endswith(".ipynb") else name
     if not name or name.startswith("."):
-        raise ValueError(f"lesson must be a lesson's name like 'fcn' (or its notebook path), got {lesson!r}")
+        raise ValueError(
+            f"lesson must be a lesson's name like 'fcn' (or its notebook path), got {lesson!r}"
+        )
     return name
 
 
@@ -99,6 +102,7 @@ def lesson_source(lesson: str | os.PathLike, root: str | os.PathLike | None = No
 
 
 # -- the source hash --------------------------------------------------------------------
+
 
 def _normalise(source) -> str:
     text = "".join(source) if isinstance(source, list) else str(source)
@@ -135,6 +139,7 @@ def source_hash(notebook: str | os.PathLike) -> str:
 
 # -- writing --------------------------------------------------------------------------
 
+
 def environment() -> dict:
     """The device and versions a run used: device name, torch, torchvision, Python."""
     import torch
@@ -153,28 +158,47 @@ def environment() -> dict:
     else:
         cpu = platform.processor() or platform.machine() or "unknown"
         name = f"{dev.type}: {cpu} ({os.cpu_count()} cores)"
-    return {"device": name, "device_type": dev.type, "torch": torch.__version__,
-            "torchvision": tv, "python": platform.python_version(), "vizlib": __version__}
+    return {
+        "device": name,
+        "device_type": dev.type,
+        "torch": torch.__version__,
+        "torchvision": tv,
+        "python": platform.python_version(),
+        "vizlib": __version__,
+    }
 
 
 def target_met(metrics: dict, target: dict) -> bool:
     """Whether ``metrics[target["metric"]]`` satisfies the target's comparison."""
     value = metrics[target["metric"]]
     op = target["comparison"]
-    return {">=": value >= target["value"], ">": value > target["value"],
-            "<=": value <= target["value"], "<": value < target["value"]}[op]
+    return {
+        ">=": value >= target["value"],
+        ">": value > target["value"],
+        "<=": value <= target["value"],
+        "<": value < target["value"],
+    }[op]
 
 
 def _check_target(metrics: dict, target) -> dict:
-    if not isinstance(target, dict) or set(target) - {"metric", "value", "comparison"} or \
-            not {"metric", "value"} <= set(target):
-        raise ValueError("a target must be a dict {'metric': name, 'value': number, "
-                         f"'comparison': one of {COMPARISONS}}}, got {target!r}")
+    if (
+        not isinstance(target, dict)
+        or set(target) - {"metric", "value", "comparison"}
+        or not {"metric", "value"} <= set(target)
+    ):
+        raise ValueError(
+            "a target must be a dict {'metric': name, 'value': number, "
+            f"'comparison': one of {COMPARISONS}}}, got {target!r}"
+        )
     target = {"comparison": ">=", **target}
     if target["metric"] not in metrics:
-        raise ValueError(f"target metric {target['metric']!r} is not among the metrics {sorted(metrics)}")
+        raise ValueError(
+            f"target metric {target['metric']!r} is not among the metrics {sorted(metrics)}"
+        )
     if target["comparison"] not in COMPARISONS:
-        raise ValueError(f"target comparison must be one of {COMPARISONS}, got {target['comparison']!r}")
+        raise ValueError(
+            f"target comparison must be one of {COMPARISONS}, got {target['comparison']!r}"
+        )
     if not _is_number(target["value"]):
         raise ValueError(f"target value must be a finite number, got {target['value']!r}")
     target["value"] = float(target["value"])
@@ -189,8 +213,10 @@ def _check_targets(metrics: dict, targets) -> list[dict]:
     if isinstance(targets, dict):
         targets = [targets]
     if not isinstance(targets, (list, tuple)) or not targets:
-        raise ValueError("target must be a dict {'metric', 'value', 'comparison'} or a non-empty list "
-                         f"of them, got {targets!r}")
+        raise ValueError(
+            "target must be a dict {'metric', 'value', 'comparison'} or a non-empty list "
+            f"of them, got {targets!r}"
+        )
     checked = [_check_target(metrics, t) for t in targets]
     names = [t["metric"] for t in checked]
     if len(set(names)) != len(names):
@@ -206,8 +232,10 @@ def record_targets(record: dict) -> list[dict]:
 
 def _target_line(metrics: dict, target: dict) -> str:
     met = target_met(metrics, target)
-    return (f"{target['metric']} {metrics[target['metric']]:.4g} "
-            f"(target {target['comparison']} {target['value']:g}: {'met' if met else 'NOT met'})")
+    return (
+        f"{target['metric']} {metrics[target['metric']]:.4g} "
+        f"(target {target['comparison']} {target['value']:g}: {'met' if met else 'NOT met'})"
+    )
 
 
 def _is_number(v) -> bool:
@@ -224,9 +252,17 @@ def _kernel_seconds() -> float | None:
         return None
 
 
-def write_record(lesson: str, metrics: dict, target, *, train_seconds: float,
-                 total_seconds: float | None = None, notebook: str | os.PathLike | None = None,
-                 root: str | os.PathLike | None = None, overwrite: bool = False) -> Path | None:
+def write_record(
+    lesson: str,
+    metrics: dict,
+    target,
+    *,
+    train_seconds: float,
+    total_seconds: float | None = None,
+    notebook: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Path | None:
     """Record a lesson's full run in ``lessons/results/<lesson>.json``.
 
     Args:
@@ -275,8 +311,10 @@ def write_record(lesson: str, metrics: dict, target, *, train_seconds: float,
         summary += f"; {'all' if met else 'NOT all'} {len(targets)} targets met"
     current = profile()
     if current != "full":
-        print(f"{summary}; no record written: this is the {current!r} profile, and only a "
-              "full run records its results")
+        print(
+            f"{summary}; no record written: this is the {current!r} profile, and only a "
+            "full run records its results"
+        )
         return None
     root = Path(root) if root is not None else project_root()
     if root is None:
@@ -291,8 +329,10 @@ def write_record(lesson: str, metrics: dict, target, *, train_seconds: float,
         except (OSError, json.JSONDecodeError):
             old = {}
         if old.get("device_type") == "cuda":
-            print(f"{summary}; kept the GPU record {path.relative_to(root)} ({old.get('device')}): "
-                  "a CPU run does not replace it (overwrite=True would)")
+            print(
+                f"{summary}; kept the GPU record {path.relative_to(root)} ({old.get('device')}): "
+                "a CPU run does not replace it (overwrite=True would)"
+            )
             return None
     try:
         rel_source = source.resolve().relative_to(root.resolve()).as_posix()
@@ -324,6 +364,7 @@ def write_record(lesson: str, metrics: dict, target, *, train_seconds: float,
 
 # -- reading and checking ---------------------------------------------------------------
 
+
 def read_records(root: str | os.PathLike | None = None) -> list[dict]:
     """Every record in ``lessons/results/``, sorted by lesson name (empty if none)."""
     root = Path(root) if root is not None else project_root()
@@ -347,8 +388,10 @@ def _stale_reason(record: dict, root: Path) -> str | None:
     if not source.is_file():
         return f"its notebook {source.relative_to(root)} does not exist"
     if record.get("source_hash") != source_hash(source):
-        return (f"{source.relative_to(root)} changed after its recorded full run of "
-                f"{record.get('date', '?')} on {record.get('device', '?')}")
+        return (
+            f"{source.relative_to(root)} changed after its recorded full run of "
+            f"{record.get('date', '?')} on {record.get('device', '?')}"
+        )
     return None
 
 
@@ -389,23 +432,27 @@ class RecordsTable(ResultsTable):
             stale = _stale_reason(r, root) if root is not None else None
             if f"lessons/{r['lesson']}" in toc_text:
                 self.linked.add(r["lesson"])
-            rows.append({
-                "lesson": r["lesson"],
-                "result": f"{metric} {value:.3g}" if value is not None else "?",
-                "target": f"{t.get('comparison', '')} {t.get('value', '')}"
-                          + (f" and {len(targets) - 1} more" if len(targets) > 1 else ""),
-                "met": ("yes" if r.get("target_met") else "no")
-                       + (f" ({met} of {len(targets)})" if len(targets) > 1 else ""),
-                "train": _duration(r.get("train_seconds")),
-                "total": _duration(r.get("total_seconds")),
-                "device": str(r.get("device", "?")),
-                "torch": str(r.get("torch", "?")),
-                "date": str(r.get("date", "?"))[:10],
-                "source": "changed since" if stale else "up to date",
-            })
+            rows.append(
+                {
+                    "lesson": r["lesson"],
+                    "result": f"{metric} {value:.3g}" if value is not None else "?",
+                    "target": f"{t.get('comparison', '')} {t.get('value', '')}"
+                    + (f" and {len(targets) - 1} more" if len(targets) > 1 else ""),
+                    "met": ("yes" if r.get("target_met") else "no")
+                    + (f" ({met} of {len(targets)})" if len(targets) > 1 else ""),
+                    "train": _duration(r.get("train_seconds")),
+                    "total": _duration(r.get("total_seconds")),
+                    "device": str(r.get("device", "?")),
+                    "torch": str(r.get("torch", "?")),
+                    "date": str(r.get("date", "?"))[:10],
+                    "source": "changed since" if stale else "up to date",
+                }
+            )
         if root is None:
-            empty = ("The records live in the book's repository (lessons/results/); "
-                     "open this page from a checkout of it to see them.")
+            empty = (
+                "The records live in the book's repository (lessons/results/); "
+                "open this page from a checkout of it to see them."
+            )
         else:
             empty = "No full runs recorded yet."
         super().__init__(rows, empty=empty)

@@ -65,8 +65,9 @@ class Lesson:
     started: float
 
 
-def start_lesson(name: str, settings: Mapping, *, changes: Mapping | None = None,
-                 device=None) -> Lesson:
+def start_lesson(
+    name: str, settings: Mapping, *, changes: Mapping | None = None, device=None
+) -> Lesson:
     """Set up a lesson's run and say in one printed line what was chosen.
 
     In order: the profile's settings are picked (``settings[vizlib.profile()]``) and
@@ -113,29 +114,46 @@ def start_lesson(name: str, settings: Mapping, *, changes: Mapping | None = None
     import torch
 
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError("name must be the lesson's name, letters, digits, '_', '.' and '-' "
-                         f"(it names its checkpoint folder), e.g. 'fcn'; got {name!r}")
+        raise ValueError(
+            "name must be the lesson's name, letters, digits, '_', '.' and '-' "
+            f"(it names its checkpoint folder), e.g. 'fcn'; got {name!r}"
+        )
     run_profile = profile()
     chosen = _apply(_profile_settings(settings, run_profile), changes)
     if "seed" not in {f.name for f in dataclasses.fields(chosen)}:
-        raise ValueError(f"the settings {type(chosen).__name__} need an int field 'seed' "
-                         "(every generator is seeded with it)")
+        raise ValueError(
+            f"the settings {type(chosen).__name__} need an int field 'seed' "
+            "(every generator is seeded with it)"
+        )
     seed = chosen.seed
     dev = _device(device)
-    threads, why = _choose_threads(dev.type, getattr(chosen, "threads", None),
-                                   os.environ.get("OMP_NUM_THREADS"), _usable_cpus())
+    threads, why = _choose_threads(
+        dev.type,
+        getattr(chosen, "threads", None),
+        os.environ.get("OMP_NUM_THREADS"),
+        _usable_cpus(),
+    )
     seed_everything(seed)
     if threads is not None:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     checkpoints = Path.cwd() / "checkpoints" / f"{name}-{run_profile}-{_fingerprint(chosen)}"
-    lesson = Lesson(name=name, profile=run_profile, device=dev, settings=chosen, seed=seed,
-                    threads=threads, checkpoints=checkpoints, started=time.perf_counter())
+    lesson = Lesson(
+        name=name,
+        profile=run_profile,
+        device=dev,
+        settings=chosen,
+        seed=seed,
+        threads=threads,
+        checkpoints=checkpoints,
+        started=time.perf_counter(),
+    )
     print(_summary(lesson, why))
     return lesson
 
 
 # -- the steps of start_lesson ---------------------------------------------------------
+
 
 def _fingerprint(settings) -> str:
     """8 hex digits that change whenever a field of ``settings`` changes (sha256 of its repr)."""
@@ -151,13 +169,17 @@ def _check_instance(what: str, value) -> None:
 def _profile_settings(settings: Mapping, run_profile: str):
     """The settings of ``run_profile``, after checking that every profile has some."""
     if not isinstance(settings, Mapping):
-        raise ValueError("settings must be a dict with one settings dataclass per profile, "
-                         f"{{'full': ..., 'smoke': ...}}; got {type(settings).__name__}")
+        raise ValueError(
+            "settings must be a dict with one settings dataclass per profile, "
+            f"{{'full': ..., 'smoke': ...}}; got {type(settings).__name__}"
+        )
     unknown = [k for k in settings if k not in PROFILES]
     missing = [p for p in PROFILES if p not in settings]
     if unknown or missing:
-        raise ValueError(f"settings must have exactly the profiles {PROFILES} as keys; "
-                         f"missing {missing}, unknown {unknown}")
+        raise ValueError(
+            f"settings must have exactly the profiles {PROFILES} as keys; "
+            f"missing {missing}, unknown {unknown}"
+        )
     for key, value in settings.items():
         _check_instance(f"settings[{key!r}]", value)
     classes = {type(value).__name__ for value in settings.values()}
@@ -170,12 +192,16 @@ def _apply(chosen, changes: Mapping | None):
     if changes is None:
         return chosen
     if not isinstance(changes, Mapping):
-        raise ValueError(f"changes must be a dict of field names to values, got {type(changes).__name__}")
+        raise ValueError(
+            f"changes must be a dict of field names to values, got {type(changes).__name__}"
+        )
     fields = [f.name for f in dataclasses.fields(chosen)]
     unknown = [k for k in changes if k not in fields]
     if unknown:
-        raise ValueError(f"changes name fields {type(chosen).__name__} does not have: {unknown}; "
-                         f"its fields are {fields}")
+        raise ValueError(
+            f"changes name fields {type(chosen).__name__} does not have: {unknown}; "
+            f"its fields are {fields}"
+        )
     return dataclasses.replace(chosen, **changes)
 
 
@@ -187,15 +213,22 @@ def _device(requested):
     try:
         dev = torch.device(requested)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'mps', got {requested!r} ({exc})") from None
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or 'mps', got {requested!r} ({exc})"
+        ) from None
     mps = getattr(torch.backends, "mps", None)
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": mps is not None and mps.is_available()}
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": mps is not None and mps.is_available(),
+    }
     if dev.type not in available:
         raise ValueError(f"device must be 'cpu', 'cuda' or 'mps', got {requested!r}")
     if not available[dev.type]:
-        raise ValueError(f"device {requested!r} is not available on this machine; "
-                         f"leave device unset to use the best one ({device()})")
+        raise ValueError(
+            f"device {requested!r} is not available on this machine; "
+            f"leave device unset to use the best one ({device()})"
+        )
     return dev
 
 
@@ -217,8 +250,10 @@ def _choose_threads(device_type: str, field, omp: str | None, cpus: int) -> tupl
     if omp is not None and omp.strip():
         first = omp.split(",")[0].strip()  # OpenMP allows one number per nesting level
         if not first.isdigit() or int(first) < 1:
-            raise ValueError(f"OMP_NUM_THREADS={omp!r} is not a positive int; unset it to "
-                             "choose the threads automatically")
+            raise ValueError(
+                f"OMP_NUM_THREADS={omp!r} is not a positive int; unset it to "
+                "choose the threads automatically"
+            )
         return int(first), "OMP_NUM_THREADS"
     threads = max(1, min(MAX_AUTO_THREADS, cpus // 2))
     return threads, f"automatic for {cpus} CPU{'s' if cpus != 1 else ''}"
@@ -241,6 +276,8 @@ def _summary(lesson: Lesson, why: str) -> str:
     except ValueError:  # the working folder changed since
         folder = lesson.checkpoints
     plural = "s" if lesson.threads != 1 else ""
-    return (f"{lesson.name}: profile {lesson.profile}, device {dev}, {versions}, "
-            f"{lesson.threads} CPU thread{plural} ({why}), seed {lesson.seed}, "
-            f"checkpoints in {folder.as_posix()}/")
+    return (
+        f"{lesson.name}: profile {lesson.profile}, device {dev}, {versions}, "
+        f"{lesson.threads} CPU thread{plural} ({why}), seed {lesson.seed}, "
+        f"checkpoints in {folder.as_posix()}/"
+    )

@@ -79,7 +79,7 @@ def nearest(x, factor: int) -> torch.Tensor:
 
 
 def bed_of_nails(x, factor: int) -> torch.Tensor:
-    """"Bed of nails" upsampling: each value at the top-left of its block, zeros elsewhere.
+    """ "Bed of nails" upsampling: each value at the top-left of its block, zeros elsewhere.
 
     It is a transposed convolution with stride ``factor`` and a 1x1 kernel of one: the
     zeros are what a learned kernel then fills in.
@@ -177,9 +177,7 @@ def output_size(n: int, factor: float) -> int:
     return out
 
 
-def source_coordinates(
-    n_in: int, factor: float, align_corners: bool = False
-) -> torch.Tensor:
+def source_coordinates(n_in: int, factor: float, align_corners: bool = False) -> torch.Tensor:
     """Where each output pixel's centre falls in the input, in input pixel units.
 
     ``align_corners=False`` (the default, and what ``F.interpolate`` does) treats pixels
@@ -378,8 +376,12 @@ def bilinear_conv_transpose(channels: int, factor: int) -> nn.ConvTranspose2d:
     """
     weight = bilinear_upsampling_weights(channels, factor)
     layer = nn.ConvTranspose2d(
-        channels, channels, weight.shape[-1], stride=factor,
-        padding=math.ceil((factor - 1) / 2), bias=False,
+        channels,
+        channels,
+        weight.shape[-1],
+        stride=factor,
+        padding=math.ceil((factor - 1) / 2),
+        bias=False,
     )
     with torch.no_grad():
         layer.weight.copy_(weight)

@@ -55,7 +55,9 @@ class SceneCache:
         scene = None
         if self.folder is not None and self._path(index).exists():
             with np.load(self._path(index)) as data:
-                scene = Scene(**{k: data[k] for k in _ARRAYS}, seed=self.seed, index=index, config=self.config)
+                scene = Scene(
+                    **{k: data[k] for k in _ARRAYS}, seed=self.seed, index=index, config=self.config
+                )
         if scene is None:
             scene = make_scene(self.seed, index, self.config, num_objects=self.num_objects)
             if self.folder is not None:

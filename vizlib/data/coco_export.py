@@ -82,14 +82,24 @@ def coco_categories(task: str = "instances") -> list[dict]:
         cats.append(cat)
     if task == "panoptic":
         for cid, name in zip(STUFF_IDS, STUFF_CLASSES, strict=True):
-            cats.append({"id": cid, "name": name, "supercategory": "stuff", "isthing": 0, "color": PALETTE[cid].tolist()})
+            cats.append(
+                {
+                    "id": cid,
+                    "name": name,
+                    "supercategory": "stuff",
+                    "isthing": 0,
+                    "color": PALETTE[cid].tolist(),
+                }
+            )
     return cats
 
 
 def coco_bboxes(boxes) -> list[list[float]]:
     """Boxes ``(N, 4)`` xyxy -> COCO ``bbox`` lists ``[x, y, width, height]``
     (through ``vizlib.boxes.box_convert``, the one home of format conversions)."""
-    xywh = box_convert(torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4), "xyxy", "xywh")
+    xywh = box_convert(
+        torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4), "xyxy", "xywh"
+    )
     return [[round(float(v), 4) for v in row] for row in xywh.tolist()]
 
 
@@ -130,7 +140,12 @@ def _scenes_of(source) -> list[Scene]:
 
 def _image_entry(scene: Scene) -> dict:
     h, w = scene.image.shape[:2]
-    return {"id": int(scene.index), "file_name": f"{scene.index:06d}.png", "width": int(w), "height": int(h)}
+    return {
+        "id": int(scene.index),
+        "file_name": f"{scene.index:06d}.png",
+        "width": int(w),
+        "height": int(h),
+    }
 
 
 def _numpy(x):
@@ -139,7 +154,9 @@ def _numpy(x):
     return np.asarray(x)
 
 
-def _annotations(image_id: int, boxes, labels, masks=None, keypoints=None, first_id: int = 1) -> list[dict]:
+def _annotations(
+    image_id: int, boxes, labels, masks=None, keypoints=None, first_id: int = 1
+) -> list[dict]:
     """COCO annotations of one image's objects, numbered from ``first_id``.
 
     ``boxes`` ``[N, 4]`` xyxy, ``labels`` ``[N]``, optional ``masks`` ``[N, H, W]`` bool
@@ -152,9 +169,14 @@ def _annotations(image_id: int, boxes, labels, masks=None, keypoints=None, first
     keypoints = None if keypoints is None else _numpy(keypoints).astype(np.float64)
     anns = []
     for i, bbox in enumerate(bboxes):
-        ann = {"id": first_id + i, "image_id": int(image_id), "category_id": int(labels[i]),
-               "bbox": bbox, "iscrowd": 0,
-               "area": float(masks[i].sum()) if masks is not None else bbox[2] * bbox[3]}
+        ann = {
+            "id": first_id + i,
+            "image_id": int(image_id),
+            "category_id": int(labels[i]),
+            "bbox": bbox,
+            "iscrowd": 0,
+            "area": float(masks[i].sum()) if masks is not None else bbox[2] * bbox[3],
+        }
         if masks is not None:
             ann["segmentation"] = encode_mask(masks[i])
         if keypoints is not None:
@@ -166,8 +188,13 @@ def _annotations(image_id: int, boxes, labels, masks=None, keypoints=None, first
     return anns
 
 
-def targets_to_coco(targets: Sequence[dict], image_ids: Sequence[int], sizes: Sequence[tuple[int, int]],
-                    class_names: Sequence[str] | None = None, keypoints: bool = False) -> dict:
+def targets_to_coco(
+    targets: Sequence[dict],
+    image_ids: Sequence[int],
+    sizes: Sequence[tuple[int, int]],
+    class_names: Sequence[str] | None = None,
+    keypoints: bool = False,
+) -> dict:
     """COCO ground truth from torchvision-style target dicts (for any dataset).
 
     Args:
@@ -184,7 +211,9 @@ def targets_to_coco(targets: Sequence[dict], image_ids: Sequence[int], sizes: Se
         names).
     """
     if not len(targets) == len(image_ids) == len(sizes):
-        raise ValueError(f"{len(targets)} targets, {len(image_ids)} image ids and {len(sizes)} sizes")
+        raise ValueError(
+            f"{len(targets)} targets, {len(image_ids)} image ids and {len(sizes)} sizes"
+        )
     if len(set(image_ids)) != len(image_ids):
         raise ValueError("image ids must be unique")
     coco = {"images": [], "annotations": [], "categories": []}
@@ -194,9 +223,14 @@ def targets_to_coco(targets: Sequence[dict], image_ids: Sequence[int], sizes: Se
             raise ValueError(f"targets[{i}] must be a dict with 'boxes' (N, 4) and 'labels' (N,)")
         coco["images"].append({"id": int(image_id), "width": int(w), "height": int(h)})
         boxes = _numpy(t["boxes"]).reshape(-1, 4)
-        anns = _annotations(image_id, boxes, t["labels"], t.get("masks"),
-                            t["keypoints"] if keypoints else None,
-                            first_id=len(coco["annotations"]) + 1)
+        anns = _annotations(
+            image_id,
+            boxes,
+            t["labels"],
+            t.get("masks"),
+            t["keypoints"] if keypoints else None,
+            first_id=len(coco["annotations"]) + 1,
+        )
         coco["annotations"].extend(anns)
         seen.update(a["category_id"] for a in anns)
     for cid in sorted(seen):
@@ -243,8 +277,14 @@ def to_coco(source, task: str = "instances", out_dir=None, write_images: bool = 
         if task == "panoptic":
             coco["annotations"].append(_panoptic_annotation(scene, out))
             continue
-        anns = _annotations(scene.index, scene.boxes.reshape(-1, 4), scene.labels, scene.masks,
-                            scene.keypoints if task == "keypoints" else None, first_id=next_id)
+        anns = _annotations(
+            scene.index,
+            scene.boxes.reshape(-1, 4),
+            scene.labels,
+            scene.masks,
+            scene.keypoints if task == "keypoints" else None,
+            first_id=next_id,
+        )
         coco["annotations"].extend(anns)
         next_id += len(anns)
     if out is not None:
@@ -277,15 +317,22 @@ def _panoptic_annotation(scene: Scene, out: Path) -> dict:
         rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
         box = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
         info.append(
-            {"id": int(seg_id), "category_id": cat_id, "area": int(region.sum()),
-             "bbox": coco_bboxes([box])[0], "iscrowd": 0}
+            {
+                "id": int(seg_id),
+                "category_id": cat_id,
+                "area": int(region.sum()),
+                "bbox": coco_bboxes([box])[0],
+                "iscrowd": 0,
+            }
         )
     name = f"{scene.index:06d}.png"
     _write_png(out, "panoptic", name, panoptic_ids_to_rgb(segment_ids))
     return {"image_id": int(scene.index), "file_name": name, "segments_info": info}
 
 
-def to_coco_results(predictions, image_ids, iou_type: str = "bbox", mask_threshold: float = 0.5) -> list[dict]:
+def to_coco_results(
+    predictions, image_ids, iou_type: str = "bbox", mask_threshold: float = 0.5
+) -> list[dict]:
     """Model outputs -> COCO result list (what ``COCO.loadRes`` reads).
 
     Args:
@@ -308,7 +355,11 @@ def to_coco_results(predictions, image_ids, iou_type: str = "bbox", mask_thresho
         for key in ("boxes", "scores", "labels"):
             if key not in pred:
                 raise ValueError(f"each prediction needs {key!r}")
-        boxes, scores, labels = _numpy(pred["boxes"]).reshape(-1, 4), _numpy(pred["scores"]), _numpy(pred["labels"])
+        boxes, scores, labels = (
+            _numpy(pred["boxes"]).reshape(-1, 4),
+            _numpy(pred["scores"]),
+            _numpy(pred["labels"]),
+        )
         masks = keypoints = None
         if iou_type == "segm":
             masks = _numpy(pred["masks"])
@@ -321,7 +372,11 @@ def to_coco_results(predictions, image_ids, iou_type: str = "bbox", mask_thresho
             keypoints = keypoints.reshape(len(boxes), *keypoints.shape[-2:])
         bboxes = coco_bboxes(boxes)
         for i in range(len(boxes)):
-            res = {"image_id": int(image_id), "category_id": int(labels[i]), "score": float(scores[i])}
+            res = {
+                "image_id": int(image_id),
+                "category_id": int(labels[i]),
+                "score": float(scores[i]),
+            }
             res["bbox"] = bboxes[i]
             if masks is not None:
                 res["segmentation"] = encode_mask(masks[i])

@@ -22,7 +22,9 @@ def _tidy(target: dict, height: int, width: int, index: int) -> dict:
         raise ValueError(f"target {index} must be a dict, got {type(target).__name__}")
     for key in ("boxes", "labels"):
         if key not in target:
-            raise ValueError(f"target {index} has no {key!r}; detection targets need boxes and labels")
+            raise ValueError(
+                f"target {index} has no {key!r}; detection targets need boxes and labels"
+            )
     out = dict(target)
     boxes = torch.as_tensor(target["boxes"])
     if boxes.numel() == 0:
@@ -45,7 +47,9 @@ def _tidy(target: dict, height: int, width: int, index: int) -> dict:
         k = kps.shape[1] if kps.dim() == 3 else NUM_KEYPOINTS
         out["keypoints"] = kps.reshape(0, k, 3).float() if n == 0 else kps
         if out["keypoints"].shape[0] != n:
-            raise ValueError(f"target {index}: {n} boxes but {out['keypoints'].shape[0]} keypoint sets")
+            raise ValueError(
+                f"target {index}: {n} boxes but {out['keypoints'].shape[0]} keypoint sets"
+            )
     return out
 
 
@@ -68,7 +72,9 @@ def collate_detection(batch):
             raise ValueError(f"sample {i} must be an (image, target) pair")
         image, target = sample
         if not isinstance(image, torch.Tensor) or image.dim() != 3:
-            raise ValueError(f"image {i} must be a Tensor[C, H, W], got {getattr(image, 'shape', type(image))}")
+            raise ValueError(
+                f"image {i} must be a Tensor[C, H, W], got {getattr(image, 'shape', type(image))}"
+            )
         images.append(image)
         targets.append(_tidy(target, image.shape[-2], image.shape[-1], i))
     return images, targets

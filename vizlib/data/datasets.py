@@ -169,7 +169,9 @@ def scene_to_sample(scene: Scene, task: str = "detection"):
     }
     points = torch.from_numpy(scene.keypoints[..., :2]).reshape(-1, NUM_KEYPOINTS, 2)
     target["keypoints_as_boxes"] = points_as_boxes(points, size)
-    target["keypoint_visibility"] = torch.from_numpy(scene.keypoints[..., 2]).reshape(-1, NUM_KEYPOINTS)
+    target["keypoint_visibility"] = torch.from_numpy(scene.keypoints[..., 2]).reshape(
+        -1, NUM_KEYPOINTS
+    )
     if task in ("segmentation", "panoptic"):
         target["semantic"] = tv_tensors.Mask(torch.from_numpy(scene.semantic).long())
     if task == "panoptic":
@@ -204,7 +206,9 @@ def finish_sample(image, target, task: str = "detection", things_only: bool = Fa
     keypoints = canonical_keypoint_order(_reset_padding(keypoints, labels))
 
     out = {
-        "boxes": tv_tensors.BoundingBoxes(masks_to_tight_boxes(masks), format="XYXY", canvas_size=(h, w)),
+        "boxes": tv_tensors.BoundingBoxes(
+            masks_to_tight_boxes(masks), format="XYXY", canvas_size=(h, w)
+        ),
         "labels": labels.long(),
         "masks": tv_tensors.Mask(masks),
         "keypoints": keypoints,

@@ -46,8 +46,10 @@ class TensorSamples(torch.utils.data.Dataset):
         check_image_batch(images)
         for name, value in fields.items():
             if not isinstance(value, torch.Tensor) or len(value) != len(images):
-                raise ValueError(f"{name} must be a tensor with one row per image ({len(images)}), "
-                                 f"got {type(value).__name__} of length {len(value)}")
+                raise ValueError(
+                    f"{name} must be a tensor with one row per image ({len(images)}), "
+                    f"got {type(value).__name__} of length {len(value)}"
+                )
         self.images, self.fields = images, fields
 
     def __len__(self) -> int:
@@ -133,12 +135,21 @@ def _voc_single_objects(root, image_set: str, count: int, image_size: int, downl
             break
     if not images:
         raise ValueError(f"PASCAL VOC {image_set} holds no image with a single object under {root}")
-    return TensorSamples(torch.stack(images), label=torch.stack(labels).long(), box=torch.stack(boxes).float())
+    return TensorSamples(
+        torch.stack(images), label=torch.stack(labels).long(), box=torch.stack(boxes).float()
+    )
 
 
-def localisation_data(source: str = "scenes", *, image_size: int = 64, train_images: int = 2000,
-                      val_images: int = 300, seed: int = 0, root: str | Path = "data",
-                      download: bool = False) -> SingleObjectData:
+def localisation_data(
+    source: str = "scenes",
+    *,
+    image_size: int = 64,
+    train_images: int = 2000,
+    val_images: int = 300,
+    seed: int = 0,
+    root: str | Path = "data",
+    download: bool = False,
+) -> SingleObjectData:
     """The data of classification + localisation: one object per image.
 
     Args:
@@ -163,7 +174,8 @@ def localisation_data(source: str = "scenes", *, image_size: int = 64, train_ima
             ``download=True`` (or offline), with what to do.
     """
     image_size, train_images, val_images, seed = check_data_args(
-        source, image_size, train_images, val_images, seed, download)
+        source, image_size, train_images, val_images, seed, download
+    )
     if source == "voc":
         from .real import VOC_CLASSES
 
@@ -181,8 +193,14 @@ def localisation_data(source: str = "scenes", *, image_size: int = 64, train_ima
     return SingleObjectData(sets[0], sets[1], tuple(DETECTION_CLASSES), "scenes")
 
 
-def keypoint_data(thing: str = "star", *, image_size: int = 64, train_images: int = 2000,
-                  val_images: int = 300, seed: int = 0) -> KeypointData:
+def keypoint_data(
+    thing: str = "star",
+    *,
+    image_size: int = 64,
+    train_images: int = 2000,
+    val_images: int = 300,
+    seed: int = 0,
+) -> KeypointData:
     """The data of pose as regression: one thing of one class per scene, and its keypoints.
 
     As a person has the same joints in every photo, every thing of one class has the same
@@ -212,7 +230,9 @@ def keypoint_data(thing: str = "star", *, image_size: int = 64, train_images: in
     sets = []
     for count, stream in ((train_images, seed + 1), (val_images, seed + 2)):
         scenes, images = _scene_samples(count, stream, image_size, thing)
-        keypoints = torch.stack([torch.from_numpy(s.keypoints[0, :k]) for s in scenes]).float()  # [N, K, 3]
+        keypoints = torch.stack(
+            [torch.from_numpy(s.keypoints[0, :k]) for s in scenes]
+        ).float()  # [N, K, 3]
         boxes = torch.stack([torch.from_numpy(s.boxes[0]) for s in scenes]).float()  # [N, 4]
         sets.append(TensorSamples(images, keypoints=keypoints, box=boxes))
     return KeypointData(sets[0], sets[1], tuple(KEYPOINT_NAMES[thing]), thing)

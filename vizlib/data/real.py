@@ -35,9 +35,27 @@ __all__ = [
 
 #: PASCAL VOC's 20 classes after "background" (label 0), in torchvision's order.
 VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-    "sheep", "sofa", "train", "tvmonitor",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 
 
@@ -141,7 +159,9 @@ def _voc(cls_name: str, root, year: str, image_set: str, download: bool):
         raise _missing(f"PASCAL VOC {year}", root, layout, source, how, cause=exc) from exc
 
 
-def voc_detection(root, year: str = "2012", image_set: str = "train", download: bool = False, transforms=None):
+def voc_detection(
+    root, year: str = "2012", image_set: str = "train", download: bool = False, transforms=None
+):
     """PASCAL VOC detection through ``torchvision.datasets.VOCDetection``.
 
     Args:
@@ -164,7 +184,9 @@ def voc_detection(root, year: str = "2012", image_set: str = "train", download: 
     return _V2Detection(wrapped, transforms)
 
 
-def voc_segmentation(root, year: str = "2012", image_set: str = "train", download: bool = False, transforms=None):
+def voc_segmentation(
+    root, year: str = "2012", image_set: str = "train", download: bool = False, transforms=None
+):
     """PASCAL VOC semantic segmentation through ``torchvision.datasets.VOCSegmentation``.
 
     Returns:

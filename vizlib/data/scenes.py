@@ -136,8 +136,20 @@ _POLYGONS = {
     "triangle": np.array([[0, -1], [np.sqrt(3) / 2, 0.5], [-np.sqrt(3) / 2, 0.5]]),
     "star": _regular_star(5, 0.45),
     "cross": np.array(
-        [[-_ARM, -1], [_ARM, -1], [_ARM, -_ARM], [1, -_ARM], [1, _ARM], [_ARM, _ARM],
-         [_ARM, 1], [-_ARM, 1], [-_ARM, _ARM], [-1, _ARM], [-1, -_ARM], [-_ARM, -_ARM]]
+        [
+            [-_ARM, -1],
+            [_ARM, -1],
+            [_ARM, -_ARM],
+            [1, -_ARM],
+            [1, _ARM],
+            [_ARM, _ARM],
+            [_ARM, 1],
+            [-_ARM, 1],
+            [-_ARM, _ARM],
+            [-1, _ARM],
+            [-1, -_ARM],
+            [-_ARM, -_ARM],
+        ]
     ),
 }
 # The ring of keypoints of each class, in local coordinates (the centre is added first).
@@ -150,7 +162,13 @@ _RINGS = {
     "star": 0.8 * _POLYGONS["star"][::2],
     "cross": 0.9 * np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], dtype=float),
 }
-_RING_NAMES = {"ellipse": "end", "rectangle": "corner", "triangle": "vertex", "star": "tip", "cross": "arm"}
+_RING_NAMES = {
+    "ellipse": "end",
+    "rectangle": "corner",
+    "triangle": "vertex",
+    "star": "tip",
+    "cross": "arm",
+}
 
 #: Keypoint slots per thing: 1 centre + the largest ring (the star's 5 tips).
 NUM_KEYPOINTS = 1 + max(len(r) for r in _RINGS.values())
@@ -235,7 +253,9 @@ class SceneConfig:
         check_positive_int("min_objects", self.min_objects, allow_zero=True)
         check_positive_int("max_objects", self.max_objects, allow_zero=True)
         if self.max_objects > 255:
-            raise ValueError(f"max_objects must be <= 255 (instance ids are uint8), got {self.max_objects}")
+            raise ValueError(
+                f"max_objects must be <= 255 (instance ids are uint8), got {self.max_objects}"
+            )
         if self.max_objects < self.min_objects:
             raise ValueError(
                 f"max_objects ({self.max_objects}) must be >= min_objects ({self.min_objects})"
@@ -426,7 +446,8 @@ def _place_things(rng: np.random.Generator, config: SceneConfig, count: int, x, 
             continue
         new_visible = [vis & ~cand.mask for vis in visible]
         ok = all(
-            int(nv.sum()) >= max(config.min_area, config.min_visible * _UNIT_AREA[t.name] * t.sx * t.sy)
+            int(nv.sum())
+            >= max(config.min_area, config.min_visible * _UNIT_AREA[t.name] * t.sx * t.sy)
             for nv, t in zip(new_visible, things, strict=True)
         )
         if not ok:
@@ -502,7 +523,9 @@ def _pixel_centres(size: int):
     return x, y
 
 
-def make_scene(seed: int, index: int, config: SceneConfig | None = None, *, num_objects: int | None = None) -> Scene:
+def make_scene(
+    seed: int, index: int, config: SceneConfig | None = None, *, num_objects: int | None = None
+) -> Scene:
     """Generate scene number ``index`` of the stream ``seed`` (same on every machine).
 
     Args:
@@ -529,7 +552,9 @@ def make_scene(seed: int, index: int, config: SceneConfig | None = None, *, num_
     regions = int(rng.integers(config.min_stuff_regions, config.max_stuff_regions + 1))
     sites = rng.uniform(0, size, size=(regions, 2)).astype(np.float32)
     cell_class = rng.integers(0, NUM_STUFF, size=regions)
-    dist = (x[None] - sites[:, 0, None, None]) ** 2 + (y[None] - sites[:, 1, None, None]) ** 2  # [R, H, W]
+    dist = (x[None] - sites[:, 0, None, None]) ** 2 + (
+        y[None] - sites[:, 1, None, None]
+    ) ** 2  # [R, H, W]
     semantic = np.asarray(STUFF_IDS, dtype=np.uint8)[cell_class][dist.argmin(axis=0)]  # [H, W]
     image = np.zeros((size, size, 3), dtype=np.float32)
     for stuff_id in STUFF_IDS:

@@ -58,9 +58,16 @@ class _Resized(torch.utils.data.Dataset):
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
 
 
-def segmentation_data(source: str = "scenes", *, image_size: int = 64, train_images: int = 2000,
-                      val_images: int = 200, seed: int = 0, root: str | Path = "data",
-                      download: bool = False) -> SegmentationData:
+def segmentation_data(
+    source: str = "scenes",
+    *,
+    image_size: int = 64,
+    train_images: int = 2000,
+    val_images: int = 200,
+    seed: int = 0,
+    root: str | Path = "data",
+    download: bool = False,
+) -> SegmentationData:
     """The data of the segmentation chapters.
 
     Args:
@@ -84,17 +91,27 @@ def segmentation_data(source: str = "scenes", *, image_size: int = 64, train_ima
             ``download=True`` (or offline), with what to do.
     """
     image_size, train_images, val_images, seed = check_data_args(
-        source, image_size, train_images, val_images, seed, download)
+        source, image_size, train_images, val_images, seed, download
+    )
     if source == "scenes":
         config = SceneConfig(image_size=image_size)
         return SegmentationData(
             SegmentationScenes(train_images, seed=seed + 1, config=config),
             SegmentationScenes(val_images, seed=seed + 2, config=config),
-            NUM_SEMANTIC_CLASSES, tuple(CLASS_NAMES), 255, "scenes")
+            NUM_SEMANTIC_CLASSES,
+            tuple(CLASS_NAMES),
+            255,
+            "scenes",
+        )
     if source == "voc":
         train = voc_segmentation(root, "2012", "train", download=download)
         val = voc_segmentation(root, "2012", "val", download=download)
-        return SegmentationData(_Resized(train, image_size, train_images),
-                                _Resized(val, image_size, val_images),
-                                len(VOC_CLASSES), tuple(VOC_CLASSES), 255, "voc")
+        return SegmentationData(
+            _Resized(train, image_size, train_images),
+            _Resized(val, image_size, val_images),
+            len(VOC_CLASSES),
+            tuple(VOC_CLASSES),
+            255,
+            "voc",
+        )
     raise AssertionError(source)  # pragma: no cover - checked above

@@ -16,7 +16,9 @@ __all__ = ["DATA_SOURCES", "check_data_args"]
 DATA_SOURCES = ("scenes", "voc")
 
 
-def check_data_args(source, image_size, train_images, val_images, seed, download) -> tuple[int, int, int, int]:
+def check_data_args(
+    source, image_size, train_images, val_images, seed, download
+) -> tuple[int, int, int, int]:
     """Check the arguments of a chapter's data function.
 
     Args:
@@ -35,7 +37,9 @@ def check_data_args(source, image_size, train_images, val_images, seed, download
     check_choice("source", source, DATA_SOURCES)
     if not isinstance(download, bool):
         raise ValueError(f"download must be True or False, got {download!r}")
-    return (check_positive_int("image_size", image_size),
-            check_positive_int("train_images", train_images),
-            check_positive_int("val_images", val_images),
-            check_positive_int("seed", seed, allow_zero=True))
+    return (
+        check_positive_int("image_size", image_size),
+        check_positive_int("train_images", train_images),
+        check_positive_int("val_images", val_images),
+        check_positive_int("seed", seed, allow_zero=True),
+    )

@@ -35,8 +35,13 @@ from ..data.coco_export import COCO_IOU_TYPES
 __all__ = ["evaluate_coco", "per_class_ap"]
 
 
-def evaluate_coco(ground_truth: dict, results: list[dict], iou_type: str = "bbox", verbose: bool = False,
-                  oks_sigmas=None) -> np.ndarray:
+def evaluate_coco(
+    ground_truth: dict,
+    results: list[dict],
+    iou_type: str = "bbox",
+    verbose: bool = False,
+    oks_sigmas=None,
+) -> np.ndarray:
     """COCO AP and AR: the summary numbers of pycocotools' ``COCOeval``.
 
     ``stats[0]`` is AP averaged over IoU (or OKS) 0.50:0.95, ``stats[1]`` AP at 0.50,
@@ -61,11 +66,17 @@ def evaluate_coco(ground_truth: dict, results: list[dict], iou_type: str = "bbox
         np.ndarray: 12 floats (``"bbox"``, ``"segm"``) or 10 (``"keypoints"``).
     """
     check_choice("iou_type", iou_type, COCO_IOU_TYPES)
-    if not isinstance(ground_truth, dict) or not {"images", "annotations", "categories"} <= set(ground_truth):
-        raise ValueError("ground_truth must be a COCO dataset dict with 'images', 'annotations' and "
-                         "'categories' (vizlib.data.to_coco or targets_to_coco)")
+    if not isinstance(ground_truth, dict) or not {"images", "annotations", "categories"} <= set(
+        ground_truth
+    ):
+        raise ValueError(
+            "ground_truth must be a COCO dataset dict with 'images', 'annotations' and "
+            "'categories' (vizlib.data.to_coco or targets_to_coco)"
+        )
     if not isinstance(results, (list, tuple)):
-        raise ValueError(f"results must be a list of COCO result dicts, got {type(results).__name__}")
+        raise ValueError(
+            f"results must be a list of COCO result dicts, got {type(results).__name__}"
+        )
     if oks_sigmas is not None and iou_type != "keypoints":
         raise ValueError("oks_sigmas is for iou_type='keypoints' only")
     if iou_type == "bbox":
@@ -78,8 +89,9 @@ def evaluate_coco(ground_truth: dict, results: list[dict], iou_type: str = "bbox
     return _pycocotools_stats(ground_truth, list(results), iou_type, verbose, oks_sigmas)
 
 
-def _pycocotools_stats(ground_truth: dict, results: list[dict], iou_type: str, verbose: bool,
-                       oks_sigmas) -> np.ndarray:
+def _pycocotools_stats(
+    ground_truth: dict, results: list[dict], iou_type: str, verbose: bool, oks_sigmas
+) -> np.ndarray:
     """``COCOeval(gt, dt, iou_type)``: evaluate, accumulate, summarize; its ``stats``."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -93,8 +105,11 @@ def _pycocotools_stats(ground_truth: dict, results: list[dict], iou_type: str, v
             dt = gt.loadRes(copy.deepcopy(results))
         else:  # loadRes cannot read an empty list: an empty result set, evaluated as such
             dt = COCO()
-            dt.dataset = {"images": copy.deepcopy(ground_truth["images"]), "annotations": [],
-                          "categories": copy.deepcopy(ground_truth["categories"])}
+            dt.dataset = {
+                "images": copy.deepcopy(ground_truth["images"]),
+                "annotations": [],
+                "categories": copy.deepcopy(ground_truth["categories"]),
+            }
             dt.createIndex()
         ev = COCOeval(gt, dt, iou_type)
         if iou_type == "keypoints":
@@ -137,18 +152,28 @@ def per_class_ap(evaluation, iou: float | None = None) -> dict[str, float]:
     from ..metrics import COCO_IOU_THRESHOLDS, coco_evaluate
 
     details = getattr(evaluation, "details", None)
-    if getattr(evaluation, "task", None) != "detection" or not isinstance(details, dict) \
-            or "ground_truth" not in details:
-        raise ValueError("evaluation must be what vizlib.evaluate.evaluate_detection returns "
-                         f"(a detection Evaluation with its ground truth), got {type(evaluation).__name__}")
+    if (
+        getattr(evaluation, "task", None) != "detection"
+        or not isinstance(details, dict)
+        or "ground_truth" not in details
+    ):
+        raise ValueError(
+            "evaluation must be what vizlib.evaluate.evaluate_detection returns "
+            f"(a detection Evaluation with its ground truth), got {type(evaluation).__name__}"
+        )
     thresholds = np.asarray(COCO_IOU_THRESHOLDS)
     if iou is None:
         which = slice(None)
     else:
-        if isinstance(iou, bool) or not isinstance(iou, (int, float)) or \
-                not np.isclose(thresholds, iou, rtol=0, atol=1e-9).any():
-            raise ValueError("iou must be None (the mean over 0.50:0.95) or one of COCO's thresholds "
-                             f"{[round(float(t), 2) for t in thresholds]}, got {iou!r}")
+        if (
+            isinstance(iou, bool)
+            or not isinstance(iou, (int, float))
+            or not np.isclose(thresholds, iou, rtol=0, atol=1e-9).any()
+        ):
+            raise ValueError(
+                "iou must be None (the mean over 0.50:0.95) or one of COCO's thresholds "
+                f"{[round(float(t), 2) for t in thresholds]}, got {iou!r}"
+            )
         which = [int(np.argmin(np.abs(thresholds - iou)))]
     ground_truth = details["ground_truth"]
     image_ids = [image["id"] for image in ground_truth["images"]]  # the order it was scored in

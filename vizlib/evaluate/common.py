@@ -19,10 +19,18 @@ from torch.utils.data import DataLoader
 
 from .._checks import check_positive_int
 
-__all__ = ["Evaluation", "Gallery", "as_tensor", "model_device", "prediction_gallery", "sequential_loader"]
+__all__ = [
+    "Evaluation",
+    "Gallery",
+    "as_tensor",
+    "model_device",
+    "prediction_gallery",
+    "sequential_loader",
+]
 
 
 # -- choosing what to show ------------------------------------------------------------
+
 
 @dataclass
 class Gallery:
@@ -50,8 +58,9 @@ class Gallery:
         return {"best": self.best, "typical failures": self.typical_failures, "worst": self.worst}
 
 
-def prediction_gallery(scores: Sequence[float], k: int = 4, fail_below: float = 0.5,
-                       score_name: str = "score") -> Gallery:
+def prediction_gallery(
+    scores: Sequence[float], k: int = 4, fail_below: float = 0.5, score_name: str = "score"
+) -> Gallery:
     """Pick the ``k`` best, ``k`` worst and ``k`` typical failures from per-image scores.
 
     Args:
@@ -78,11 +87,12 @@ def prediction_gallery(scores: Sequence[float], k: int = 4, fail_below: float = 
     pool = [i for i in failing if i not in worst] or failing  # the worst are shown anyway
     middle = len(pool) // 2
     start = max(0, min(middle - k // 2, len(pool) - k))
-    typical = pool[start:start + k]
+    typical = pool[start : start + k]
     return Gallery(best, typical, worst, values, score_name, float(fail_below))
 
 
 # -- results ----------------------------------------------------------------------------
+
 
 @dataclass
 class Evaluation:
@@ -130,14 +140,20 @@ def as_tensor(x) -> torch.Tensor:
 
 # -- running the model ------------------------------------------------------------------
 
+
 def sequential_loader(data, batch_size: int, collate_fn) -> tuple[DataLoader, Any]:
     """A loader over ``data`` in index order (image i of the results = dataset[i]), and the dataset.
 
     A DataLoader keeps its batch size, collate function and workers, but not its shuffling.
     """
     if isinstance(data, DataLoader):
-        return DataLoader(data.dataset, batch_size=data.batch_size or batch_size, shuffle=False,
-                          collate_fn=data.collate_fn, num_workers=data.num_workers), data.dataset
+        return DataLoader(
+            data.dataset,
+            batch_size=data.batch_size or batch_size,
+            shuffle=False,
+            collate_fn=data.collate_fn,
+            num_workers=data.num_workers,
+        ), data.dataset
     if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
         raise ValueError(f"expected a Dataset or a DataLoader, got {type(data).__name__}")
     return DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate_fn), data
@@ -152,4 +168,3 @@ def model_device(model: torch.nn.Module, device=None) -> torch.device:
     if tensor is None:
         tensor = next(model.buffers(), None)
     return tensor.device if tensor is not None else torch.device("cpu")
-

@@ -26,10 +26,22 @@ from .common import Evaluation, as_tensor, model_device, sequential_loader
 
 __all__ = ["COCO_KEYPOINT_SUMMARY_NAMES", "evaluate_detection", "evaluate_keypoints"]
 
-COCO_KEYPOINT_SUMMARY_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+COCO_KEYPOINT_SUMMARY_NAMES = (
+    "AP",
+    "AP50",
+    "AP75",
+    "APm",
+    "APl",
+    "AR",
+    "AR50",
+    "AR75",
+    "ARm",
+    "ARl",
+)
 
 
 # -- running the model ------------------------------------------------------------------
+
 
 def _detect(model, data, batch_size: int, device) -> tuple[list[dict], list[dict], Any]:
     """Run a torchvision-style detector over ``data``; predictions and targets on the CPU.
@@ -48,14 +60,20 @@ def _detect(model, data, batch_size: int, device) -> tuple[list[dict], list[dict
             for images, tgts in loader:
                 out = model([im.to(dev) for im in images])
                 if len(out) != len(images):
-                    raise ValueError(f"the model returned {len(out)} predictions for {len(images)} images")
+                    raise ValueError(
+                        f"the model returned {len(out)} predictions for {len(images)} images"
+                    )
                 for o, im, t in zip(out, images, tgts, strict=True):
                     if not isinstance(o, dict) or not {"boxes", "scores", "labels"} <= set(o):
-                        raise ValueError("a detector must return one dict per image with boxes, "
-                                         "scores and labels (torchvision style), in eval mode")
+                        raise ValueError(
+                            "a detector must return one dict per image with boxes, "
+                            "scores and labels (torchvision style), in eval mode"
+                        )
                     preds.append({k: as_tensor(v).detach().cpu() for k, v in o.items()})
-                    target = {k: as_tensor(v).cpu() if isinstance(v, torch.Tensor) else v
-                              for k, v in t.items()}
+                    target = {
+                        k: as_tensor(v).cpu() if isinstance(v, torch.Tensor) else v
+                        for k, v in t.items()
+                    }
                     target["_size"] = tuple(im.shape[-2:])
                     targets.append(target)
     finally:
@@ -71,6 +89,7 @@ def _image_id(target: dict, index: int) -> int:
 
 # -- ground truth -----------------------------------------------------------------------
 
+
 def _ground_truth(dataset, targets: list[dict], task: str, class_names) -> tuple[dict, list[int]]:
     """The exported COCO ground truth of generated scenes, or one built from the targets.
 
@@ -79,7 +98,11 @@ def _ground_truth(dataset, targets: list[dict], task: str, class_names) -> tuple
     ground truth is built from the targets the model was evaluated against.
     """
     ids = [_image_id(t, i) for i, t in enumerate(targets)]
-    if hasattr(dataset, "scenes") and callable(dataset.scenes) and getattr(dataset, "transforms", None) is None:
+    if (
+        hasattr(dataset, "scenes")
+        and callable(dataset.scenes)
+        and getattr(dataset, "transforms", None) is None
+    ):
         gt = to_coco(dataset, task)
         exported = [img["id"] for img in gt["images"]]
         if exported == ids:
@@ -90,19 +113,31 @@ def _ground_truth(dataset, targets: list[dict], task: str, class_names) -> tuple
 
 # -- per-image scores -------------------------------------------------------------------
 
+
 def _image_f1(pred: dict, target: dict, score_threshold: float, iou_threshold: float) -> float:
     """F1 of one image's detections above ``score_threshold`` (class-aware, IoU match)."""
     from ..metrics import match_detections
 
     keep = pred["scores"] >= score_threshold
-    boxes, scores, labels = pred["boxes"][keep].float(), pred["scores"][keep].float(), pred["labels"][keep]
-    gt_boxes, gt_labels = as_tensor(target["boxes"]).float().reshape(-1, 4), as_tensor(target["labels"]).reshape(-1)
+    boxes, scores, labels = (
+        pred["boxes"][keep].float(),
+        pred["scores"][keep].float(),
+        pred["labels"][keep],
+    )
+    gt_boxes, gt_labels = (
+        as_tensor(target["boxes"]).float().reshape(-1, 4),
+        as_tensor(target["labels"]).reshape(-1),
+    )
     if len(gt_boxes) == 0 and len(boxes) == 0:
         return 1.0  # nothing there and nothing found: right
     tp = 0
     for c in set(labels.tolist()) & set(gt_labels.tolist()):
-        m = match_detections(boxes[labels == c], scores[labels == c], gt_boxes[gt_labels == c],
-                             iou_threshold=iou_threshold)
+        m = match_detections(
+            boxes[labels == c],
+            scores[labels == c],
+            gt_boxes[gt_labels == c],
+            iou_threshold=iou_threshold,
+        )
         tp += int(m.tp.sum())
     fp, fn = len(boxes) - tp, len(gt_boxes) - tp
     return 2 * tp / (2 * tp + fp + fn)
@@ -139,8 +174,10 @@ def _image_oks(pred: dict, target: dict, score_threshold: float) -> float:
 
 # -- the three evaluations ----------------------------------------------------------------
 
-def _coco_metrics(gt: dict, preds: list[dict], ids: list[int], iou_type: str,
-                  details: dict) -> dict[str, float]:
+
+def _coco_metrics(
+    gt: dict, preds: list[dict], ids: list[int], iou_type: str, details: dict
+) -> dict[str, float]:
     from ..metrics import COCO_SUMMARY_NAMES
 
     results = to_coco_results(preds, ids, iou_type=iou_type)
@@ -151,9 +188,17 @@ def _coco_metrics(gt: dict, preds: list[dict], ids: list[int], iou_type: str,
     return {f"{iou_type}/{n}": float(v) for n, v in zip(names, stats, strict=True) if v >= 0}
 
 
-def evaluate_detection(model: torch.nn.Module, dataset, *, iou_types: Sequence[str] = ("bbox",),
-                       batch_size: int = 8, device=None, score_threshold: float = 0.5,
-                       iou_threshold: float = 0.5, class_names: Sequence[str] | None = None) -> Evaluation:
+def evaluate_detection(
+    model: torch.nn.Module,
+    dataset,
+    *,
+    iou_types: Sequence[str] = ("bbox",),
+    batch_size: int = 8,
+    device=None,
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+    class_names: Sequence[str] | None = None,
+) -> Evaluation:
     """COCO AP of a detector (:func:`vizlib.evaluate.coco.evaluate_coco`, equal to pycocotools).
 
     Args:
@@ -180,13 +225,29 @@ def evaluate_detection(model: torch.nn.Module, dataset, *, iou_types: Sequence[s
         (``"segm/..."`` likewise); per-image F1; the predictions.
     """
     iou_types = _check_iou_types(iou_types, ("bbox", "segm"))
-    return _evaluate_instances(model, dataset, "detection", iou_types, batch_size, device,
-                               score_threshold, iou_threshold, class_names)
+    return _evaluate_instances(
+        model,
+        dataset,
+        "detection",
+        iou_types,
+        batch_size,
+        device,
+        score_threshold,
+        iou_threshold,
+        class_names,
+    )
 
 
-def evaluate_keypoints(model: torch.nn.Module, dataset, *, batch_size: int = 8, device=None,
-                       score_threshold: float = 0.5, with_boxes: bool = True,
-                       class_names: Sequence[str] | None = None) -> Evaluation:
+def evaluate_keypoints(
+    model: torch.nn.Module,
+    dataset,
+    *,
+    batch_size: int = 8,
+    device=None,
+    score_threshold: float = 0.5,
+    with_boxes: bool = True,
+    class_names: Sequence[str] | None = None,
+) -> Evaluation:
     """COCO keypoint AP (matches by OKS; :func:`vizlib.evaluate.coco.evaluate_coco`).
 
     Args:
@@ -204,8 +265,17 @@ def evaluate_keypoints(model: torch.nn.Module, dataset, *, batch_size: int = 8, 
         keypoints).
     """
     iou_types = ("keypoints", "bbox") if with_boxes else ("keypoints",)
-    return _evaluate_instances(model, dataset, "keypoints", iou_types, batch_size, device,
-                               score_threshold, 0.5, class_names)
+    return _evaluate_instances(
+        model,
+        dataset,
+        "keypoints",
+        iou_types,
+        batch_size,
+        device,
+        score_threshold,
+        0.5,
+        class_names,
+    )
 
 
 def _check_iou_types(iou_types, allowed) -> tuple[str, ...]:
@@ -218,8 +288,9 @@ def _check_iou_types(iou_types, allowed) -> tuple[str, ...]:
     return iou_types
 
 
-def _evaluate_instances(model, dataset, task, iou_types, batch_size, device, score_threshold,
-                        iou_threshold, class_names) -> Evaluation:
+def _evaluate_instances(
+    model, dataset, task, iou_types, batch_size, device, score_threshold, iou_threshold, class_names
+) -> Evaluation:
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     batch_size = check_positive_int("batch_size", batch_size)
@@ -232,7 +303,9 @@ def _evaluate_instances(model, dataset, task, iou_types, batch_size, device, sco
         from ..data.scenes import DETECTION_CLASSES
 
         class_names = DETECTION_CLASSES
-    gt, ids = _ground_truth(data, targets, "keypoints" if task == "keypoints" else "instances", class_names)
+    gt, ids = _ground_truth(
+        data, targets, "keypoints" if task == "keypoints" else "instances", class_names
+    )
     details: dict = {"ground_truth": gt}
     metrics: dict[str, float] = {}
     for iou_type in iou_types:
@@ -243,6 +316,9 @@ def _evaluate_instances(model, dataset, task, iou_types, batch_size, device, sco
         per_image = [_image_oks(p, t, score_threshold) for p, t in zip(preds, targets, strict=True)]
         score_name = "OKS"
     else:
-        per_image = [_image_f1(p, t, score_threshold, iou_threshold) for p, t in zip(preds, targets, strict=True)]
+        per_image = [
+            _image_f1(p, t, score_threshold, iou_threshold)
+            for p, t in zip(preds, targets, strict=True)
+        ]
         score_name = "F1"
     return Evaluation(task, metrics, per_image, score_name, preds, data, details, class_names)

@@ -30,13 +30,17 @@ def _predict_all(model: nn.Module, images: torch.Tensor, batch_size: int):
     was_training = model.training
     model.eval()
     try:
-        return [model.predict(images[i:i + batch_size].to(dev)) for i in range(0, len(images), batch_size)]
+        return [
+            model.predict(images[i : i + batch_size].to(dev))
+            for i in range(0, len(images), batch_size)
+        ]
     finally:
         model.train(was_training)
 
 
-def localisation_scores(model: nn.Module, data: TensorSamples, batch_size: int = 256,
-                        iou_threshold: float = 0.5) -> dict:
+def localisation_scores(
+    model: nn.Module, data: TensorSamples, batch_size: int = 256, iou_threshold: float = 0.5
+) -> dict:
     """Score a localisation net on a set: class accuracy, mean IoU, "correct" localisations.
 
     ILSVRC's localisation task counted an image as solved when the class was right *and*
@@ -56,20 +60,28 @@ def localisation_scores(model: nn.Module, data: TensorSamples, batch_size: int =
         ``"scores"`` ``[N]`` and ``"boxes"`` ``[N, 4]`` (the predictions).
     """
     if not isinstance(data, TensorSamples) or not {"label", "box"} <= set(data.fields):
-        raise ValueError("data must be TensorSamples with 'label' and 'box' (localisation_data's sets)")
+        raise ValueError(
+            "data must be TensorSamples with 'label' and 'box' (localisation_data's sets)"
+        )
     batch_size = check_positive_int("batch_size", batch_size)
     threshold = check_fraction("iou_threshold", iou_threshold)
     chunks = _predict_all(model, data.images, batch_size)
     pred = {k: torch.cat([c[k].cpu() for c in chunks]) for k in ("labels", "scores", "boxes")}
     iou = paired_box_iou(pred["boxes"], data.fields["box"])  # [N]
     right = pred["labels"] == data.fields["label"]  # [N]
-    return {"accuracy": float(right.float().mean()), "mean_iou": float(iou.mean()),
-            "correct": float((right & (iou >= threshold)).float().mean()),
-            "iou": iou, "right_class": right, **pred}
+    return {
+        "accuracy": float(right.float().mean()),
+        "mean_iou": float(iou.mean()),
+        "correct": float((right & (iou >= threshold)).float().mean()),
+        "iou": iou,
+        "right_class": right,
+        **pred,
+    }
 
 
-def keypoint_scores(model: nn.Module, data: TensorSamples, threshold: float = 0.2,
-                    batch_size: int = 256) -> dict:
+def keypoint_scores(
+    model: nn.Module, data: TensorSamples, threshold: float = 0.2, batch_size: int = 256
+) -> dict:
     """Score a keypoint net with PCK: a keypoint is correct within ``threshold`` times the
     size of its thing (the longer side of its box).
 
@@ -88,18 +100,32 @@ def keypoint_scores(model: nn.Module, data: TensorSamples, threshold: float = 0.
         pixels, ``"normaliser"`` ``[N]`` pixels.
     """
     if not isinstance(data, TensorSamples) or not {"keypoints", "box"} <= set(data.fields):
-        raise ValueError("data must be TensorSamples with 'keypoints' and 'box' (keypoint_data's sets)")
+        raise ValueError(
+            "data must be TensorSamples with 'keypoints' and 'box' (keypoint_data's sets)"
+        )
     batch_size = check_positive_int("batch_size", batch_size)
     threshold = check_fraction("threshold", threshold)
-    predicted = torch.cat([c.cpu() for c in _predict_all(model, data.images, batch_size)])  # [N, K, 2]
+    predicted = torch.cat(
+        [c.cpu() for c in _predict_all(model, data.images, batch_size)]
+    )  # [N, K, 2]
     truth = data.fields["keypoints"]  # [N, K, 3]
     sizes = data.fields["box"][:, 2:] - data.fields["box"][:, :2]  # [N, 2]
     normaliser = sizes.max(dim=1).values.clamp(min=1.0)  # [N]
     result = pck(predicted, truth, threshold, normaliser)
-    distance = torch.linalg.vector_norm(predicted - truth[..., :2], dim=-1) / normaliser[:, None]  # [N, K]
+    distance = (
+        torch.linalg.vector_norm(predicted - truth[..., :2], dim=-1) / normaliser[:, None]
+    )  # [N, K]
     labelled = truth[..., 2] > 0  # [N, K]
     correct = ((distance <= threshold) & labelled).sum(dim=1)  # [N]
     count = labelled.sum(dim=1)  # [N]
-    image_pck = torch.where(count > 0, correct / count.clamp(min=1), torch.full_like(distance[:, 0], float("nan")))
-    return {"pck": result.mean, "per_keypoint": result.per_keypoint, "image_pck": image_pck,
-            "distance": distance, "predicted": predicted, "normaliser": normaliser}
+    image_pck = torch.where(
+        count > 0, correct / count.clamp(min=1), torch.full_like(distance[:, 0], float("nan"))
+    )
+    return {
+        "pck": result.mean,
+        "per_keypoint": result.per_keypoint,
+        "image_pck": image_pck,
+        "distance": distance,
+        "predicted": predicted,
+        "normaliser": normaliser,
+    }

@@ -25,9 +25,16 @@ from .timing import inference_ms
 __all__ = ["evaluate_segmentation", "score_segmenter"]
 
 
-def evaluate_segmentation(model: torch.nn.Module, dataset, num_classes: int, *,
-                          ignore_index: int | None = 255, batch_size: int = 8, device=None,
-                          class_names: Sequence[str] | None = None) -> Evaluation:
+def evaluate_segmentation(
+    model: torch.nn.Module,
+    dataset,
+    num_classes: int,
+    *,
+    ignore_index: int | None = 255,
+    batch_size: int = 8,
+    device=None,
+    class_names: Sequence[str] | None = None,
+) -> Evaluation:
     """mIoU and pixel accuracy of a semantic segmentation model over a whole set.
 
     Args:
@@ -68,11 +75,14 @@ def evaluate_segmentation(model: torch.nn.Module, dataset, num_classes: int, *,
                     logits = logits["out"]
                 masks = as_tensor(masks).long().cpu()  # [B, H, W]
                 if logits.dim() != 4 or logits.shape[1] != num_classes:
-                    raise ValueError(f"the model must return logits [B, {num_classes}, H, W], "
-                                     f"got {tuple(logits.shape)}")
+                    raise ValueError(
+                        f"the model must return logits [B, {num_classes}, H, W], "
+                        f"got {tuple(logits.shape)}"
+                    )
                 if logits.shape[-2:] != masks.shape[-2:]:
                     logits = torch.nn.functional.interpolate(
-                        logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)
+                        logits.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False
+                    )
                 pred = logits.argmax(dim=1).cpu()  # [B, H, W]
                 metric.update(pred, masks)
                 for p, m in zip(pred, masks, strict=True):
@@ -86,14 +96,23 @@ def evaluate_segmentation(model: torch.nn.Module, dataset, num_classes: int, *,
     if class_names is None and num_classes == len(_scene_class_names()):
         class_names = _scene_class_names()
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
-    details = {"per_class_iou": dict(zip(names, scores.per_class_iou.tolist(), strict=True)),
-               "confusion_matrix": scores.confusion_matrix}
+    details = {
+        "per_class_iou": dict(zip(names, scores.per_class_iou.tolist(), strict=True)),
+        "confusion_matrix": scores.confusion_matrix,
+    }
     metrics = {"mIoU": scores.miou, "pixel_accuracy": scores.pixel_accuracy}
     return Evaluation("segmentation", metrics, per_image, "mIoU", preds, data, details, class_names)
 
 
-def score_segmenter(model: torch.nn.Module, data: SegmentationData, *, widths: Sequence[int] = (1, 2, 4),
-                    batch_size: int = 50, timing_images: int = 16, device=None) -> dict:
+def score_segmenter(
+    model: torch.nn.Module,
+    data: SegmentationData,
+    *,
+    widths: Sequence[int] = (1, 2, 4),
+    batch_size: int = 50,
+    timing_images: int = 16,
+    device=None,
+) -> dict:
     """Everything the chapters report about one trained model, on ``data.val``.
 
     Args:
@@ -115,14 +134,25 @@ def score_segmenter(model: torch.nn.Module, data: SegmentationData, *, widths: S
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(data, SegmentationData):
-        raise ValueError(f"data must be a SegmentationData (from segmentation_data), got {type(data).__name__}")
+        raise ValueError(
+            f"data must be a SegmentationData (from segmentation_data), got {type(data).__name__}"
+        )
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or not widths:
-        raise ValueError(f"widths must be a non-empty sequence of band half-widths (ints >= 0), got {widths!r}")
+        raise ValueError(
+            f"widths must be a non-empty sequence of band half-widths (ints >= 0), got {widths!r}"
+        )
     widths = [check_positive_int("widths", w, allow_zero=True) for w in widths]
     batch_size = check_positive_int("batch_size", batch_size)
     timing_images = check_positive_int("timing_images", timing_images)
-    evaluation = evaluate_segmentation(model, data.val, data.num_classes, ignore_index=data.ignore_index,
-                                       batch_size=batch_size, device=device, class_names=data.class_names)
+    evaluation = evaluate_segmentation(
+        model,
+        data.val,
+        data.num_classes,
+        ignore_index=data.ignore_index,
+        batch_size=batch_size,
+        device=device,
+        class_names=data.class_names,
+    )
     trimap = {}
     masks = [data.val[i][1] for i in range(len(data.val))]
     for width in widths:

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 __all__ = ["ResultsTable"]
 
-_STYLE = ("<style>.vizlib-table th, .vizlib-table td {padding: 2px 10px; text-align: left; "
-          "white-space: nowrap}</style>")
+_STYLE = (
+    "<style>.vizlib-table th, .vizlib-table td {padding: 2px 10px; text-align: left; "
+    "white-space: nowrap}</style>"
+)
 
 
 class ResultsTable:
@@ -30,14 +32,20 @@ class ResultsTable:
     Subclasses may override :meth:`cell_html` to mark up a cell (e.g. a link).
     """
 
-    def __init__(self, rows: Sequence[dict], formats: dict | None = None, *, empty: str = "(no rows)"):
+    def __init__(
+        self, rows: Sequence[dict], formats: dict | None = None, *, empty: str = "(no rows)"
+    ):
         if isinstance(rows, (str, bytes, dict)) or not isinstance(rows, Sequence):
             raise ValueError(f"rows must be a list of dicts, got {type(rows).__name__}")
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
-                raise ValueError(f"rows[{i}] must be a dict (column -> value), got {type(row).__name__}")
+                raise ValueError(
+                    f"rows[{i}] must be a dict (column -> value), got {type(row).__name__}"
+                )
         if formats is not None and not isinstance(formats, dict):
-            raise ValueError(f"formats must be a dict (column -> format spec), got {type(formats).__name__}")
+            raise ValueError(
+                f"formats must be a dict (column -> format spec), got {type(formats).__name__}"
+            )
         if not isinstance(empty, str):
             raise ValueError(f"empty must be a string, got {type(empty).__name__}")
         self.rows = [dict(r) for r in rows]
@@ -51,7 +59,9 @@ class ResultsTable:
             try:
                 format(1.5, spec)
             except ValueError:
-                raise ValueError(f"formats[{key!r}] = {spec!r} is not a format spec for numbers") from None
+                raise ValueError(
+                    f"formats[{key!r}] = {spec!r} is not a format spec for numbers"
+                ) from None
 
     def cell(self, key: str, value) -> str:
         """The text of one cell: ``value`` formatted with the column's spec (numbers only)."""
@@ -86,6 +96,11 @@ class ResultsTable:
             return f"<p>{html.escape(self.empty)}</p>"
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{self.cell_html(k, v)}</td>" for k, v in zip(self.columns, row, strict=True))
-            + "</tr>" for row in self._texts())
+            "<tr>"
+            + "".join(
+                f"<td>{self.cell_html(k, v)}</td>" for k, v in zip(self.columns, row, strict=True)
+            )
+            + "</tr>"
+            for row in self._texts()
+        )
         return f'{_STYLE}<table class="vizlib-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

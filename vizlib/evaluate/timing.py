@@ -25,7 +25,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def inference_ms(model: torch.nn.Module, images: torch.Tensor | Sequence[torch.Tensor], repeats: int = 3) -> float:
+def inference_ms(
+    model: torch.nn.Module, images: torch.Tensor | Sequence[torch.Tensor], repeats: int = 3
+) -> float:
     """Milliseconds per image of ``model(images)`` (eval mode, no gradients), after a warm-up.
 
     Args:
@@ -45,9 +47,16 @@ def inference_ms(model: torch.nn.Module, images: torch.Tensor | Sequence[torch.T
     device = model_device(model)
     if isinstance(images, (list, tuple)):
         for i, image in enumerate(images):
-            if not isinstance(image, torch.Tensor) or image.dim() != 3 or not image.is_floating_point():
-                what = (f"a {image.dim()}-d {image.dtype} tensor" if isinstance(image, torch.Tensor)
-                        else type(image).__name__)
+            if (
+                not isinstance(image, torch.Tensor)
+                or image.dim() != 3
+                or not image.is_floating_point()
+            ):
+                what = (
+                    f"a {image.dim()}-d {image.dtype} tensor"
+                    if isinstance(image, torch.Tensor)
+                    else type(image).__name__
+                )
                 raise ValueError(f"images[{i}] must be a floating tensor [C, H, W], got {what}")
         images = [image.to(device) for image in images]
     else:

@@ -22,4 +22,13 @@ Importing this package needs only vizlib (and torch); the grader's own dependenc
 from .checking import CheckResult, check, run_check
 from .spec import Case, Exercise, all_exercises, exercise, get
 
-__all__ = ["check", "run_check", "CheckResult", "Case", "Exercise", "exercise", "get", "all_exercises"]
+__all__ = [
+    "check",
+    "run_check",
+    "CheckResult",
+    "Case",
+    "Exercise",
+    "exercise",
+    "get",
+    "all_exercises",
+]

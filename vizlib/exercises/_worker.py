@@ -26,9 +26,20 @@ import signal
 import sys
 import time
 
-PRELOAD = ("numpy", "torch", "torchvision", "matplotlib", "vizlib", "vizlib.boxes",
-           "vizlib.exercises", "vizlib.exercises.wire", "IPython", "ipykernel.kernelapp",
-           "jupyter_client", "zmq")
+PRELOAD = (
+    "numpy",
+    "torch",
+    "torchvision",
+    "matplotlib",
+    "vizlib",
+    "vizlib.boxes",
+    "vizlib.exercises",
+    "vizlib.exercises.wire",
+    "IPython",
+    "ipykernel.kernelapp",
+    "jupyter_client",
+    "zmq",
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MAX_RESULT = 32 << 20  # bytes of results a check child may send
 
@@ -52,7 +63,7 @@ def _preload() -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _keep_fds(fds: list[int]) -> list[int]:
@@ -112,8 +123,13 @@ def _check_child(ex: dict, res_w: int, out_w: int, ev_fd: int, work: str, limits
     from vizlib.exercises.sandbox import confine
     from vizlib.exercises.wire import decode, encode
 
-    confine(work, memory_mb=limits["memory_mb"], cpu_seconds=limits["check_timeout"] + 5,
-            events_fd=events, env=env)
+    confine(
+        work,
+        memory_mb=limits["memory_mb"],
+        cpu_seconds=limits["check_timeout"] + 5,
+        events_fd=events,
+        env=env,
+    )
     cases = [Case(str(i), decode(args)) for i, args in enumerate(ex["cases"])]
     try:
         from IPython.core.inputtransformer2 import TransformerManager
@@ -125,34 +141,63 @@ def _check_child(ex: dict, res_w: int, out_w: int, ev_fd: int, work: str, limits
     try:
         code = compile(source, "<exercise cell>", "exec")
     except SyntaxError as exc:
-        send({"load_error": f"SyntaxError: {exc.msg} (line {exc.lineno} of your cell)",
-              "types": ["SyntaxError"]})
+        send(
+            {
+                "load_error": f"SyntaxError: {exc.msg} (line {exc.lineno} of your cell)",
+                "types": ["SyntaxError"],
+            }
+        )
         os._exit(0)
     try:
         exec(code, namespace)  # noqa: S102 - confined child: this is what it is for
     except BaseException as exc:  # noqa: BLE001
         import traceback
 
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<exercise cell>"]
+        frames = [
+            f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<exercise cell>"
+        ]
         where = f" (line {frames[-1].lineno} of your cell)" if frames else ""
-        send({"load_error": f"{type(exc).__name__}: {exc}"[:500] + where,
-              "types": [c.__name__ for c in type(exc).__mro__]})
+        send(
+            {
+                "load_error": f"{type(exc).__name__}: {exc}"[:500] + where,
+                "types": [c.__name__ for c in type(exc).__mro__],
+            }
+        )
         os._exit(0)
     function = namespace.get(ex["function"])
     if not callable(function):
-        send({"load_error": f"the exercise cell does not define a function {ex['function']}()",
-              "types": []})
+        send(
+            {
+                "load_error": f"the exercise cell does not define a function {ex['function']}()",
+                "types": [],
+            }
+        )
         os._exit(0)
     send({"loaded": True})
     for i, case in enumerate(cases):
         try:
             out = run_case(function, case)
-            send({"case": i, "value": encode(out.value), "error": out.error,
-                  "types": list(out.error_types), "line": out.line,
-                  "args_after": encode(out.args_after)})
+            send(
+                {
+                    "case": i,
+                    "value": encode(out.value),
+                    "error": out.error,
+                    "types": list(out.error_types),
+                    "line": out.line,
+                    "args_after": encode(out.args_after),
+                }
+            )
         except BaseException as exc:  # noqa: BLE001 - e.g. a KeyboardInterrupt raised on purpose
-            send({"case": i, "value": None, "error": f"{type(exc).__name__}: {exc}"[:500],
-                  "types": [c.__name__ for c in type(exc).__mro__], "line": None, "args_after": None})
+            send(
+                {
+                    "case": i,
+                    "value": None,
+                    "error": f"{type(exc).__name__}: {exc}"[:500],
+                    "types": [c.__name__ for c in type(exc).__mro__],
+                    "line": None,
+                    "args_after": None,
+                }
+            )
     send({"done": True})
     os._exit(0)
 
@@ -169,7 +214,9 @@ def _watch(pid: int, fds: dict[str, int], deadline: float, max_output: int) -> d
         if left <= 0:
             status = "timeout"
             break
-        ready, _, _ = select.select(list(open_fds), [], [], min(left, 0.2 if exit_status is not None else 1.0))
+        ready, _, _ = select.select(
+            list(open_fds), [], [], min(left, 0.2 if exit_status is not None else 1.0)
+        )
         for fd in ready:
             chunk = os.read(fd, 1 << 16)
             name = open_fds[fd]
@@ -196,8 +243,13 @@ def _watch(pid: int, fds: dict[str, int], deadline: float, max_output: int) -> d
         _, exit_status = os.waitpid(pid, 0)
     for fd in fds.values():
         os.close(fd)
-    return {"status": status, "exit": exit_status, "results": bytes(data["results"]),
-            "output": bytes(data["output"]), "output_bytes": total["output"]}
+    return {
+        "status": status,
+        "exit": exit_status,
+        "results": bytes(data["results"]),
+        "output": bytes(data["output"]),
+        "output_bytes": total["output"],
+    }
 
 
 def _read_events(path: str) -> list[dict]:
@@ -236,19 +288,28 @@ def run_check(ex: dict, folder: str, limits: dict, env: dict) -> dict:
             os._exit(70)
     for fd in (res_w, out_w, ev_fd):
         os.close(fd)
-    watched = _watch(pid, {"results": res_r, "output": out_r}, start + limits["check_timeout"],
-                     limits["max_output"])
+    watched = _watch(
+        pid,
+        {"results": res_r, "output": out_r},
+        start + limits["check_timeout"],
+        limits["max_output"],
+    )
     lines = []
     for line in watched["results"].decode("utf-8", "replace").splitlines():
         try:
             lines.append(json.loads(line))
         except ValueError:
             lines.append({"garbled": line[:200]})
-    return {"status": watched["status"], "exit": _describe_exit(watched["exit"]),
-            "clean_exit": watched["exit"] == 0, "lines": lines,
-            "output": watched["output"].decode("utf-8", "replace")[:4000],
-            "output_bytes": watched["output_bytes"], "seconds": round(time.monotonic() - start, 2),
-            "events": _read_events(events_path)}
+    return {
+        "status": watched["status"],
+        "exit": _describe_exit(watched["exit"]),
+        "clean_exit": watched["exit"] == 0,
+        "lines": lines,
+        "output": watched["output"].decode("utf-8", "replace")[:4000],
+        "output_bytes": watched["output_bytes"],
+        "seconds": round(time.monotonic() - start, 2),
+        "events": _read_events(events_path),
+    }
 
 
 # ---------------------------------------------------------------- the whole notebook
@@ -262,8 +323,14 @@ def _kernel_child(conn: str, ev_fd: int, work: str, limits: dict, env: dict, sec
     (events,) = _keep_fds([ev_fd])
     from vizlib.exercises.sandbox import confine
 
-    confine(work, memory_mb=limits["memory_mb"], cpu_seconds=seconds + 10, extra_read=(conn,),
-            events_fd=events, env=env)
+    confine(
+        work,
+        memory_mb=limits["memory_mb"],
+        cpu_seconds=seconds + 10,
+        extra_read=(conn,),
+        events_fd=events,
+        env=env,
+    )
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
@@ -278,7 +345,9 @@ def _content_size(content: dict) -> int:
         if isinstance(value, str):
             size += len(value)
         elif isinstance(value, dict):
-            size += sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in value.values())
+            size += sum(
+                len(v) if isinstance(v, str) else len(json.dumps(v)) for v in value.values()
+            )
         elif isinstance(value, list):
             size += sum(len(str(v)) for v in value)
     return size
@@ -353,9 +422,12 @@ def run_notebook(nb: dict, folder: str, limits: dict, env: dict) -> dict:
                             heard = True
                 ready = answered and heard
         if not ready:
-            fail("died" if exit_status is not None else "timeout", None,
-                 f"the kernel did not start ({_describe_exit(exit_status)})")
-        for index, source in (nb["cells"] if ready else []):
+            fail(
+                "died" if exit_status is not None else "timeout",
+                None,
+                f"the kernel did not start ({_describe_exit(exit_status)})",
+            )
+        for index, source in nb["cells"] if ready else []:
             msg_id = kc.execute(source, allow_stdin=False, stop_on_error=True)
             idle, reply = False, None
             while not (idle and reply):

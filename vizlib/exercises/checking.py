@@ -15,8 +15,18 @@ from typing import Any
 
 from .spec import Case, Exercise, compare_values, get
 
-__all__ = ["Outcome", "CaseResult", "CheckResult", "run_case", "judge", "run_check", "check",
-           "forbidden_in_function", "forbidden_in_source", "copy_value"]
+__all__ = [
+    "Outcome",
+    "CaseResult",
+    "CheckResult",
+    "run_case",
+    "judge",
+    "run_check",
+    "check",
+    "forbidden_in_function",
+    "forbidden_in_source",
+    "copy_value",
+]
 
 NOT_ATTEMPTED = "not attempted yet (NotImplementedError)"
 
@@ -83,8 +93,10 @@ class CheckResult:
         if self.problem:
             lines.append(f"  {self.problem}")
         elif self.not_attempted:
-            lines.append(f"  {NOT_ATTEMPTED[0].upper()}{NOT_ATTEMPTED[1:]}: write the function "
-                         "in the cell above, run it, then run this cell again.")
+            lines.append(
+                f"  {NOT_ATTEMPTED[0].upper()}{NOT_ATTEMPTED[1:]}: write the function "
+                "in the cell above, run it, then run this cell again."
+            )
         lines += [f"  note: {n}" for n in self.notes]
         for r in self.results:
             if r.passed and not self.problem:
@@ -94,7 +106,9 @@ class CheckResult:
                 lines.append(f"  ✗ {r.case.name}{why}")
                 if r.case.hint and not (self.problem or self.not_attempted):
                     lines.append(f"      hint: {r.case.hint}")
-        lines.append(f"{self.passed} of {self.total} cases passed: {self.score:g} of {ex.points:g} points.")
+        lines.append(
+            f"{self.passed} of {self.total} cases passed: {self.score:g} of {ex.points:g} points."
+        )
         if self.passed < self.total and ex.hint:
             lines.append(f"Hint: {ex.hint}")
         return "\n".join(lines)
@@ -152,16 +166,24 @@ def judge(case: Case, outcome: Outcome) -> CaseResult:
         where = f" (line {outcome.line} of your cell)" if outcome.line else ""
         return CaseResult(case, False, f"raised {outcome.error}{where}")
     if case.raises is not None:
-        return CaseResult(case, False, f"expected it to raise {case.raises.__name__}, "
-                                       f"but it returned {type(outcome.value).__name__}")
+        return CaseResult(
+            case,
+            False,
+            f"expected it to raise {case.raises.__name__}, "
+            f"but it returned {type(outcome.value).__name__}",
+        )
     message = compare_values(case.expected, outcome.value, case.atol, case.rtol)
     if message:
         return CaseResult(case, False, message)
     if outcome.args_after is not None:
         for k, (before, after) in enumerate(zip(case.args, outcome.args_after, strict=False)):
             if compare_values(before, after, 0.0, 0.0):
-                return CaseResult(case, False, f"the result is right, but the function changed its "
-                                               f"argument {k + 1} in place: work on a copy")
+                return CaseResult(
+                    case,
+                    False,
+                    f"the result is right, but the function changed its "
+                    f"argument {k + 1} in place: work on a copy",
+                )
     return CaseResult(case, True)
 
 
@@ -223,16 +245,21 @@ def forbidden_in_source(source: str, forbidden: tuple[str, ...], function: str =
 
 
 def forbidden_message(names: list[str]) -> str:
-    return (f"uses {', '.join(names)}, which this exercise asks you to write yourself: "
-            "no points until the function works without it")
+    return (
+        f"uses {', '.join(names)}, which this exercise asks you to write yourself: "
+        "no points until the function works without it"
+    )
 
 
 def run_check(exercise_id: str, function) -> CheckResult:
     """Run exercise ``exercise_id``'s cases on ``function``; returns the results (prints nothing)."""
     ex = get(exercise_id)
     if not callable(function):
-        return CheckResult(ex, [CaseResult(c, False, "not a function") for c in ex.cases()],
-                           problem=f"expected the function {ex.function}, got {type(function).__name__}")
+        return CheckResult(
+            ex,
+            [CaseResult(c, False, "not a function") for c in ex.cases()],
+            problem=f"expected the function {ex.function}, got {type(function).__name__}",
+        )
     results = [judge(case, run_case(function, case)) for case in ex.cases()]
     used = forbidden_in_function(function, ex.forbidden)
     return CheckResult(ex, results, problem=forbidden_message(used) if used else None)

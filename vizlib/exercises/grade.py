@@ -93,7 +93,9 @@ def exercise_ids_of(notebook: Path) -> list[str]:
 
     ids = list(find_exercise_cells(nbformat.read(str(notebook), as_version=4)))
     if not ids:
-        raise ValueError(f"{notebook} has no exercise cell (a code cell starting '# EXERCISE <id>')")
+        raise ValueError(
+            f"{notebook} has no exercise cell (a code cell starting '# EXERCISE <id>')"
+        )
     return ids
 
 
@@ -147,27 +149,41 @@ def _exercise_source(nb, ex: Exercise) -> str | None:
     return None
 
 
-def _prepare(g: SubmissionGrade, nb, text: str, filename: str, exercises: list[Exercise],
-             encoded_cases: dict, run_notebooks: bool) -> dict:
+def _prepare(
+    g: SubmissionGrade,
+    nb,
+    text: str,
+    filename: str,
+    exercises: list[Exercise],
+    encoded_cases: dict,
+    run_notebooks: bool,
+) -> dict:
     """The worker's job for one readable submission (exercises it cannot grade go in ``g``)."""
     job_exercises = []
     for ex in exercises:
         source = _exercise_source(nb, ex)
         if source is None:
-            problem = (f"no exercise cell found (the cell starting '# EXERCISE {ex.id}', "
-                       f"defining {ex.function}())")
+            problem = (
+                f"no exercise cell found (the cell starting '# EXERCISE {ex.id}', "
+                f"defining {ex.function}())"
+            )
         else:
             used = forbidden_in_source(source, ex.forbidden, ex.function)
             problem = forbidden_message(used) if used else None
         if problem:
-            g.checks[ex.id] = CheckResult(ex, [CaseResult(c, False, problem) for c in ex.cases()],
-                                          problem=problem)
+            g.checks[ex.id] = CheckResult(
+                ex, [CaseResult(c, False, problem) for c in ex.cases()], problem=problem
+            )
             g.issues.append(f"{ex.id}: {problem}")
             continue
-        job_exercises.append({"id": ex.id, "function": ex.function, "source": source,
-                              "cases": encoded_cases[ex.id]})
-    code_cells = [[i + 1, _source(c)] for i, c in enumerate(nb.get("cells", []))
-                  if c.get("cell_type") == "code" and _source(c).strip()]
+        job_exercises.append(
+            {"id": ex.id, "function": ex.function, "source": source, "cases": encoded_cases[ex.id]}
+        )
+    code_cells = [
+        [i + 1, _source(c)]
+        for i, c in enumerate(nb.get("cells", []))
+        if c.get("cell_type") == "code" and _source(c).strip()
+    ]
     notebook = {"name": filename, "text": text, "cells": code_cells} if run_notebooks else None
     return {"exercises": job_exercises, "notebook": notebook}
 
@@ -178,8 +194,14 @@ def _prepare(g: SubmissionGrade, nb, text: str, filename: str, exercises: list[E
 class _Worker:
     def __init__(self, env: dict, cwd: str, log):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vizlib.exercises._worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd, start_new_session=True)
+            [sys.executable, "-m", "vizlib.exercises._worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
         self.buffer = b""
         self.ready = False
         self.job: int | None = None
@@ -206,8 +228,15 @@ def _run_jobs(jobs: list[dict], n_workers: int, budget: float, tmp: str, quiet: 
     import vizlib
 
     env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     package_root = str(Path(vizlib.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     reports: list[dict | None] = [None] * len(jobs)
@@ -249,7 +278,9 @@ def _run_jobs(jobs: list[dict], n_workers: int, budget: float, tmp: str, quiet: 
                         reports[w.job] = {"worker_error": lost}
                         done += 1
                     elif not w.ready:
-                        raise RuntimeError(f"a grading worker failed to start; see {tmp}/workers.log")
+                        raise RuntimeError(
+                            f"a grading worker failed to start; see {tmp}/workers.log"
+                        )
                     w.kill()
                     workers[workers.index(w)] = _Worker(env, tmp, log)
     finally:
@@ -293,9 +324,12 @@ def _judge_exercise(ex: Exercise, raw: dict, limits: Limits) -> tuple[CheckResul
             memory |= "MemoryError" in types or "can't allocate memory" in str(error)
             after = _decode(line.get("args_after"))
             outcomes[line["case"]] = Outcome(
-                value=_decode(line.get("value")), error=None if error is None else str(error)[:600],
-                error_types=types, line=line.get("line") if isinstance(line.get("line"), int) else None,
-                args_after=tuple(after) if isinstance(after, (tuple, list)) else None)
+                value=_decode(line.get("value")),
+                error=None if error is None else str(error)[:600],
+                error_types=types,
+                line=line.get("line") if isinstance(line.get("line"), int) else None,
+                args_after=tuple(after) if isinstance(after, (tuple, list)) else None,
+            )
     status = raw.get("status")
     if status == "timeout":
         why = f"timed out after {limits.check_timeout} s"
@@ -311,10 +345,14 @@ def _judge_exercise(ex: Exercise, raw: dict, limits: Limits) -> tuple[CheckResul
         status = "memory"
     if load_error:
         problem = f"your cell failed to run: {load_error}"
-        return CheckResult(ex, [CaseResult(c, False, problem) for c in cases], problem=problem), problem
+        return CheckResult(
+            ex, [CaseResult(c, False, problem) for c in cases], problem=problem
+        ), problem
     if not loaded:
         problem = f"your cell did not finish running: {why}"
-        return CheckResult(ex, [CaseResult(c, False, problem) for c in cases], problem=problem), problem
+        return CheckResult(
+            ex, [CaseResult(c, False, problem) for c in cases], problem=problem
+        ), problem
     results = []
     for case, outcome in zip(cases, outcomes, strict=True):
         if outcome is None:
@@ -339,7 +377,10 @@ def _notebook_summary(nb: dict | None, limits: Limits) -> tuple[str, bool]:
     if status == "died":
         return f"kernel died in {where}: {nb.get('error', '')}", True
     if status == "memory":
-        return f"out of memory in {where} (limit {limits.memory_mb} MB): {nb.get('error', '')}", True
+        return (
+            f"out of memory in {where} (limit {limits.memory_mb} MB): {nb.get('error', '')}",
+            True,
+        )
     if status == "flood":
         return f"output flood in {where} (more than {limits.max_output_kb} KB)", True
     return f"{status}: {nb.get('error', '')}", True
@@ -361,9 +402,17 @@ def _events_issues(report: dict) -> list[str]:
 # ---------------------------------------------------------------- grading
 
 
-def grade(submissions: Path, exercise_ids: list[str], *, limits: Limits = Limits(),
-          jobs: int | None = None, profile: str = "smoke", run_notebooks: bool = True,
-          exclude: Path | None = None, quiet: bool = True) -> list[SubmissionGrade]:
+def grade(
+    submissions: Path,
+    exercise_ids: list[str],
+    *,
+    limits: Limits = Limits(),
+    jobs: int | None = None,
+    profile: str = "smoke",
+    run_notebooks: bool = True,
+    exclude: Path | None = None,
+    quiet: bool = True,
+) -> list[SubmissionGrade]:
     """Grade every ``*.ipynb`` under ``submissions``; returns one grade per notebook, by name.
 
     Args:
@@ -384,14 +433,24 @@ def grade(submissions: Path, exercise_ids: list[str], *, limits: Limits = Limits
     from .wire import encode
 
     encoded_cases = {ex.id: [encode(tuple(c.args)) for c in ex.cases()] for ex in exercises}
-    paths = sorted(p for p in submissions.rglob("*.ipynb")
-                   if p.is_file() and not p.is_symlink() and ".ipynb_checkpoints" not in p.parts
-                   and not (exclude and Path(exclude).resolve() in p.parents))
+    paths = sorted(
+        p
+        for p in submissions.rglob("*.ipynb")
+        if p.is_file()
+        and not p.is_symlink()
+        and ".ipynb_checkpoints" not in p.parts
+        and not (exclude and Path(exclude).resolve() in p.parents)
+    )
     grades: list[SubmissionGrade] = []
     job_list: list[dict] = []
     job_of: dict[int, int] = {}
-    env = {"VIZLIB_PROFILE": profile, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env = {
+        "VIZLIB_PROFILE": profile,
+        "TQDM_DISABLE": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
     tmp = tempfile.mkdtemp(prefix="vizlib-grade-")
     try:
         for path in paths:
@@ -410,13 +469,23 @@ def grade(submissions: Path, exercise_ids: list[str], *, limits: Limits = Limits
                 g.notebook = "not run: unreadable"
                 for ex in exercises:
                     g.checks[ex.id] = CheckResult(
-                        ex, [CaseResult(c, False, unreadable) for c in ex.cases()], problem=unreadable)
+                        ex,
+                        [CaseResult(c, False, unreadable) for c in ex.cases()],
+                        problem=unreadable,
+                    )
                 continue
-            job.update({
-                "folder": os.path.join(tmp, f"s{len(job_list)}"),
-                "limits": {"timeout": limits.timeout, "check_timeout": limits.check_timeout,
-                           "memory_mb": limits.memory_mb, "max_output": limits.max_output_kb * 1024},
-                "env": env})
+            job.update(
+                {
+                    "folder": os.path.join(tmp, f"s{len(job_list)}"),
+                    "limits": {
+                        "timeout": limits.timeout,
+                        "check_timeout": limits.check_timeout,
+                        "memory_mb": limits.memory_mb,
+                        "max_output": limits.max_output_kb * 1024,
+                    },
+                    "env": env,
+                }
+            )
             job_of[len(grades) - 1] = len(job_list)
             job_list.append(job)
         if jobs:
@@ -439,8 +508,9 @@ def grade(submissions: Path, exercise_ids: list[str], *, limits: Limits = Limits
             raw = report.get("exercises", {}).get(ex.id)
             if raw is None:
                 problem = f"not graded: {report.get('worker_error', 'no result')}"
-                g.checks[ex.id] = CheckResult(ex, [CaseResult(c, False, problem) for c in ex.cases()],
-                                              problem=problem)
+                g.checks[ex.id] = CheckResult(
+                    ex, [CaseResult(c, False, problem) for c in ex.cases()], problem=problem
+                )
                 continue
             g.checks[ex.id], issue = _judge_exercise(ex, raw, limits)
             if issue:
@@ -481,15 +551,20 @@ def table(grades: list[SubmissionGrade], exercise_ids: list[str]) -> str:
 
 def feedback(g: SubmissionGrade) -> str:
     """The feedback file of one student (Markdown)."""
-    parts = [f"# Feedback: {g.student}\n", f"Total: **{g.total:g} of {g.max_points:g} points**.\n",
-             f"Your notebook, run top to bottom in a fresh kernel: {g.notebook}.\n"]
+    parts = [
+        f"# Feedback: {g.student}\n",
+        f"Total: **{g.total:g} of {g.max_points:g} points**.\n",
+        f"Your notebook, run top to bottom in a fresh kernel: {g.notebook}.\n",
+    ]
     if g.issues:
         parts.append("Problems found:\n\n" + "\n".join(f"- {i}" for i in g.issues) + "\n")
     for ex_id, result in g.checks.items():
         parts.append(f"## {ex_id}: {result.score:g} of {result.exercise.points:g} points\n")
         parts.append("```text\n" + result.report() + "\n```\n")
         if g.output.get(ex_id):
-            parts.append("Your cell printed (first lines):\n\n```text\n" + g.output[ex_id][:1000] + "\n```\n")
+            parts.append(
+                "Your cell printed (first lines):\n\n```text\n" + g.output[ex_id][:1000] + "\n```\n"
+            )
     return "\n".join(parts)
 
 
@@ -505,10 +580,15 @@ def write_results(grades: list[SubmissionGrade], exercise_ids: list[str], out: P
     out.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["student", "file"] + list(exercise_ids) + ["total", "max", "notebook", "issues"])
+    writer.writerow(
+        ["student", "file"] + list(exercise_ids) + ["total", "max", "notebook", "issues"]
+    )
     for g in grades:
-        writer.writerow([g.student, g.path] + [f"{g.checks[i].score:g}" for i in exercise_ids]
-                        + [f"{g.total:g}", f"{g.max_points:g}", g.notebook, "; ".join(g.issues)])
+        writer.writerow(
+            [g.student, g.path]
+            + [f"{g.checks[i].score:g}" for i in exercise_ids]
+            + [f"{g.total:g}", f"{g.max_points:g}", g.notebook, "; ".join(g.issues)]
+        )
     _write(out / "grades.csv", buffer.getvalue())
     _write(out / "grades.md", "# Grades\n\n" + table(grades, exercise_ids))
     fb = out / "feedback"
@@ -520,35 +600,74 @@ def write_results(grades: list[SubmissionGrade], exercise_ids: list[str], out: P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vizlib.exercises.grade", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vizlib.exercises.grade",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("submissions", type=Path, help="folder of submitted notebooks")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--assignment", type=Path,
-                       help="the assignment notebook (master or student version): its exercises are graded")
+    which.add_argument(
+        "--assignment",
+        type=Path,
+        help="the assignment notebook (master or student version): its exercises are graded",
+    )
     which.add_argument("--exercises", help="comma-separated exercise ids to grade")
-    parser.add_argument("--out", type=Path, default=Path("grades"), help="results folder (default grades/)")
-    parser.add_argument("--jobs", type=int, default=None, help="submissions at once (default: cores)")
-    parser.add_argument("--timeout", type=int, default=Limits.timeout, help="seconds for the whole notebook")
-    parser.add_argument("--check-timeout", type=int, default=Limits.check_timeout,
-                        help="seconds for one exercise's cases")
-    parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory per process")
-    parser.add_argument("--max-output-kb", type=int, default=Limits.max_output_kb,
-                        help="output one process may print")
-    parser.add_argument("--profile", default="smoke", choices=("smoke", "full"),
-                        help="VIZLIB_PROFILE for the notebook runs (default smoke)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("grades"), help="results folder (default grades/)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="submissions at once (default: cores)"
+    )
+    parser.add_argument(
+        "--timeout", type=int, default=Limits.timeout, help="seconds for the whole notebook"
+    )
+    parser.add_argument(
+        "--check-timeout",
+        type=int,
+        default=Limits.check_timeout,
+        help="seconds for one exercise's cases",
+    )
+    parser.add_argument(
+        "--memory-mb", type=int, default=Limits.memory_mb, help="memory per process"
+    )
+    parser.add_argument(
+        "--max-output-kb",
+        type=int,
+        default=Limits.max_output_kb,
+        help="output one process may print",
+    )
+    parser.add_argument(
+        "--profile",
+        default="smoke",
+        choices=("smoke", "full"),
+        help="VIZLIB_PROFILE for the notebook runs (default smoke)",
+    )
     parser.add_argument("--no-run", action="store_true", help="do not run the whole notebooks")
     args = parser.parse_args(argv)
-    ids = exercise_ids_of(args.assignment) if args.assignment else [
-        s.strip() for s in args.exercises.split(",") if s.strip()]
+    ids = (
+        exercise_ids_of(args.assignment)
+        if args.assignment
+        else [s.strip() for s in args.exercises.split(",") if s.strip()]
+    )
     limits = Limits(args.timeout, args.check_timeout, args.memory_mb, args.max_output_kb)
     start = time.monotonic()
-    grades = grade(args.submissions, ids, limits=limits, jobs=args.jobs, profile=args.profile,
-                   run_notebooks=not args.no_run, exclude=args.out, quiet=False)
+    grades = grade(
+        args.submissions,
+        ids,
+        limits=limits,
+        jobs=args.jobs,
+        profile=args.profile,
+        run_notebooks=not args.no_run,
+        exclude=args.out,
+        quiet=False,
+    )
     write_results(grades, ids, args.out)
     print(table(grades, ids))
-    print(f"{len(grades)} notebooks graded in {time.monotonic() - start:.0f} s; results in "
-          f"{args.out}/grades.csv, {args.out}/grades.md and {args.out}/feedback/")
+    print(
+        f"{len(grades)} notebooks graded in {time.monotonic() - start:.0f} s; results in "
+        f"{args.out}/grades.csv, {args.out}/grades.md and {args.out}/feedback/"
+    )
     return 0
 
 

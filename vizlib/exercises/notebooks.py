@@ -23,8 +23,16 @@ from __future__ import annotations
 import copy
 import re
 
-__all__ = ["EXERCISE_HEADER", "exercise_id_of", "checked_ids_of", "find_exercise_cells",
-           "strip_solutions", "has_solution_markers", "student_version", "lint_master"]
+__all__ = [
+    "EXERCISE_HEADER",
+    "exercise_id_of",
+    "checked_ids_of",
+    "find_exercise_cells",
+    "strip_solutions",
+    "has_solution_markers",
+    "student_version",
+    "lint_master",
+]
 
 EXERCISE_HEADER = re.compile(r"^\s*#\s*EXERCISE\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _CHECK_CALL = re.compile(r"""\bcheck\(\s*['"]([A-Za-z_][\w.]*)['"]""")
@@ -95,7 +103,9 @@ def strip_solutions(source: str, exercise_id: str = "") -> str:
             inside = True
             indent = begin.group(1).lstrip("\n")
             out.append(f"{indent}# YOUR CODE HERE\n")
-            out.append(f'{indent}raise NotImplementedError("{what}: replace this line with your code")\n')
+            out.append(
+                f'{indent}raise NotImplementedError("{what}: replace this line with your code")\n'
+            )
         elif end:
             if not inside:
                 raise ValueError(f"line {number}: END SOLUTION without BEGIN SOLUTION")
@@ -150,13 +160,17 @@ def lint_master(nb) -> list[str]:
                 problems.append(f"cell {i}: checks {cid!r} before (or without) its exercise cell")
         if not ex_id:
             if cell.cell_type == "code" and has_solution_markers(_source(cell)):
-                problems.append(f"cell {i}: solution markers outside an exercise cell (no # EXERCISE line)")
+                problems.append(
+                    f"cell {i}: solution markers outside an exercise cell (no # EXERCISE line)"
+                )
             continue
         if ex_id in seen:
             problems.append(f"cell {i}: exercise {ex_id!r} appears twice")
         seen[ex_id] = i
         if ex_id not in known:
-            problems.append(f"cell {i}: exercise {ex_id!r} is not registered in vizlib.exercises.bank")
+            problems.append(
+                f"cell {i}: exercise {ex_id!r} is not registered in vizlib.exercises.bank"
+            )
             continue
         src = _source(cell)
         if not has_solution_markers(src):
@@ -170,8 +184,9 @@ def lint_master(nb) -> list[str]:
                 continue
             defs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
             if known[ex_id].function not in defs:
-                problems.append(f"cell {i}: the {label} of {ex_id!r} does not define "
-                                f"{known[ex_id].function}()")
+                problems.append(
+                    f"cell {i}: the {label} of {ex_id!r} does not define {known[ex_id].function}()"
+                )
     for ex_id, i in seen.items():
         if ex_id not in checked:
             problems.append(f"cell {i}: exercise {ex_id!r} has no check cell after it")

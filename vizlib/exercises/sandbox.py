@@ -39,7 +39,13 @@ _PR_SET_NO_NEW_PRIVS = 38
 # Filesystem rights (include/uapi/linux/landlock.h), by ABI version.
 _EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 _REMOVE_DIR, _REMOVE_FILE, _MAKE_CHAR, _MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
-_MAKE_REG, _MAKE_SOCK, _MAKE_FIFO, _MAKE_BLOCK, _MAKE_SYM = 1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12
+_MAKE_REG, _MAKE_SOCK, _MAKE_FIFO, _MAKE_BLOCK, _MAKE_SYM = (
+    1 << 8,
+    1 << 9,
+    1 << 10,
+    1 << 11,
+    1 << 12,
+)
 _REFER, _TRUNCATE = 1 << 13, 1 << 14  # ABI 2, ABI 3
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
 
@@ -48,8 +54,11 @@ _FILE_ONLY = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE  # rights a rule on
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -66,8 +75,9 @@ def landlock_abi() -> int:
     if not sys.platform.startswith("linux"):
         return 0
     try:
-        abi = _libc().syscall(_SYS_CREATE_RULESET, None, ctypes.c_size_t(0),
-                              ctypes.c_uint32(_CREATE_RULESET_VERSION))
+        abi = _libc().syscall(
+            _SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION)
+        )
     except (OSError, AttributeError):
         return 0
     return max(int(abi), 0)
@@ -79,10 +89,26 @@ def system_read_roots() -> list[str]:
     The folder the grader was started from is not among them (it may hold the masters or
     the submissions); ``vizlib`` itself is added by its package folder.
     """
-    roots = ["/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc", "/opt", "/proc",
-             "/sys", "/dev"]
-    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    roots = [
+        "/usr",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/bin",
+        "/sbin",
+        "/etc",
+        "/opt",
+        "/proc",
+        "/sys",
+        "/dev",
+    ]
+    prefixes = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+    }
     roots += sorted(prefixes)
     import site
     import sysconfig
@@ -90,29 +116,47 @@ def system_read_roots() -> list[str]:
     extra = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
     extra += [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
     for entry in sys.path:  # only entries inside the installation (not the grader's folder)
-        if entry and any(os.path.realpath(entry).startswith(os.path.realpath(p) + os.sep)
-                         for p in prefixes):
+        if entry and any(
+            os.path.realpath(entry).startswith(os.path.realpath(p) + os.sep) for p in prefixes
+        ):
             extra.append(entry)
     import vizlib
 
     extra.append(os.path.dirname(vizlib.__file__))
     # never the whole file system (a Python installed with prefix "/" would give it)
-    return [r for r in dict.fromkeys(roots + extra) if os.path.exists(r) and os.path.realpath(r) != "/"]
+    return [
+        r for r in dict.fromkeys(roots + extra) if os.path.exists(r) and os.path.realpath(r) != "/"
+    ]
 
 
 def _landlock(write_dirs: list[str], read_dirs: list[str], rw_files: list[str], abi: int) -> None:
     libc = _libc()
-    handled = (_EXECUTE | _WRITE_FILE | _READ_FILE | _READ_DIR | _REMOVE_DIR | _REMOVE_FILE
-               | _MAKE_CHAR | _MAKE_DIR | _MAKE_REG | _MAKE_SOCK | _MAKE_FIFO | _MAKE_BLOCK
-               | _MAKE_SYM)
+    handled = (
+        _EXECUTE
+        | _WRITE_FILE
+        | _READ_FILE
+        | _READ_DIR
+        | _REMOVE_DIR
+        | _REMOVE_FILE
+        | _MAKE_CHAR
+        | _MAKE_DIR
+        | _MAKE_REG
+        | _MAKE_SOCK
+        | _MAKE_FIFO
+        | _MAKE_BLOCK
+        | _MAKE_SYM
+    )
     if abi >= 2:
         handled |= _REFER
     if abi >= 3:
         handled |= _TRUNCATE
-    attr = _RulesetAttr(handled, 0, (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0)
+    attr = _RulesetAttr(
+        handled, 0, (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
+    )
     size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
-    ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size),
-                           ctypes.c_uint32(0))
+    ruleset = libc.syscall(
+        _SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)
+    )
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
 
@@ -125,8 +169,16 @@ def _landlock(write_dirs: list[str], read_dirs: list[str], rw_files: list[str], 
             if not os.path.isdir(path):
                 access &= _FILE_ONLY
             rule = _PathBeneathAttr(access & handled, fd)
-            if libc.syscall(_SYS_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(rule),
-                            ctypes.c_uint32(0)) < 0:
+            if (
+                libc.syscall(
+                    _SYS_ADD_RULE,
+                    ruleset,
+                    _RULE_PATH_BENEATH,
+                    ctypes.byref(rule),
+                    ctypes.c_uint32(0),
+                )
+                < 0
+            ):
                 raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
         finally:
             os.close(fd)
@@ -148,10 +200,22 @@ def _landlock(write_dirs: list[str], read_dirs: list[str], rw_files: list[str], 
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 # audit events that change the file system -> positions of the paths they write to
-_WRITE_EVENTS = {"os.remove": (0,), "os.rename": (0, 1), "os.replace": (0, 1), "os.mkdir": (0,),
-                 "os.rmdir": (0,), "shutil.rmtree": (0,), "os.symlink": (1,), "os.link": (1,),
-                 "os.truncate": (0,), "os.chmod": (0,), "os.chown": (0,), "os.utime": (0,),
-                 "shutil.copyfile": (1,), "shutil.move": (0, 1)}
+_WRITE_EVENTS = {
+    "os.remove": (0,),
+    "os.rename": (0, 1),
+    "os.replace": (0, 1),
+    "os.mkdir": (0,),
+    "os.rmdir": (0,),
+    "shutil.rmtree": (0,),
+    "os.symlink": (1,),
+    "os.link": (1,),
+    "os.truncate": (0,),
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.utime": (0,),
+    "shutil.copyfile": (1,),
+    "shutil.move": (0, 1),
+}
 
 
 def _install_write_hook(work: str, allowed_files: tuple[str, ...], events_fd: int, block: bool):
@@ -167,7 +231,12 @@ def _install_write_hook(work: str, allowed_files: tuple[str, ...], events_fd: in
             full = abspath(fsdecode(path))
         except Exception:
             return None
-        if full == work or full.startswith(inside) or full in allowed_files or full.startswith("/dev/shm/"):
+        if (
+            full == work
+            or full.startswith(inside)
+            or full in allowed_files
+            or full.startswith("/dev/shm/")
+        ):
             return None
         return full
 
@@ -195,13 +264,23 @@ def _install_write_hook(work: str, allowed_files: tuple[str, ...], events_fd: in
             except Exception:
                 pass
         if block:
-            raise PermissionError(errno.EACCES, "the grader allows writing only in the working folder", target)
+            raise PermissionError(
+                errno.EACCES, "the grader allows writing only in the working folder", target
+            )
 
     sys.addaudithook(hook)
 
 
-def confine(work: str | os.PathLike, *, memory_mb: int, cpu_seconds: int, file_mb: int = 256,
-            extra_read: tuple[str, ...] = (), events_fd: int = -1, env: dict | None = None) -> dict:
+def confine(
+    work: str | os.PathLike,
+    *,
+    memory_mb: int,
+    cpu_seconds: int,
+    file_mb: int = 256,
+    extra_read: tuple[str, ...] = (),
+    events_fd: int = -1,
+    env: dict | None = None,
+) -> dict:
     """Confine the calling process (call it in a fresh child, before any student code).
 
     Args:
@@ -221,12 +300,19 @@ def confine(work: str | os.PathLike, *, memory_mb: int, cpu_seconds: int, file_m
     work = os.path.realpath(os.fspath(work))
     os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
     os.chdir(work)
-    os.environ.update({
-        "HOME": work, "TMPDIR": os.path.join(work, "tmp"), "MPLCONFIGDIR": os.path.join(work, ".mpl"),
-        "XDG_CACHE_HOME": os.path.join(work, ".cache"), "XDG_CONFIG_HOME": os.path.join(work, ".config"),
-        "IPYTHONDIR": os.path.join(work, ".ipython"), "JUPYTER_RUNTIME_DIR": os.path.join(work, ".jupyter"),
-        "TORCH_HOME": os.path.join(work, ".torch"), "PYTHONDONTWRITEBYTECODE": "1",
-    })
+    os.environ.update(
+        {
+            "HOME": work,
+            "TMPDIR": os.path.join(work, "tmp"),
+            "MPLCONFIGDIR": os.path.join(work, ".mpl"),
+            "XDG_CACHE_HOME": os.path.join(work, ".cache"),
+            "XDG_CONFIG_HOME": os.path.join(work, ".config"),
+            "IPYTHONDIR": os.path.join(work, ".ipython"),
+            "JUPYTER_RUNTIME_DIR": os.path.join(work, ".jupyter"),
+            "TORCH_HOME": os.path.join(work, ".torch"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     os.environ.update(env or {})
     import tempfile
 

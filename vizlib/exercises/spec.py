@@ -77,8 +77,9 @@ class Exercise:
 _REGISTRY: dict[str, Exercise] = {}
 
 
-def exercise(id: str, *, title: str, function: str, points: float, hint: str,
-             forbidden: tuple[str, ...] = ()) -> Callable:
+def exercise(
+    id: str, *, title: str, function: str, points: float, hint: str, forbidden: tuple[str, ...] = ()
+) -> Callable:
     """Decorator registering a case generator as exercise ``id`` (ids are unique)."""
     if not id or not id.replace("_", "").replace(".", "").isalnum():
         raise ValueError(f"exercise id must be letters, digits, '_' or '.', got {id!r}")
@@ -88,7 +89,9 @@ def exercise(id: str, *, title: str, function: str, points: float, hint: str,
     def register(make_cases: Callable[[], Iterable[Case]]):
         if id in _REGISTRY:
             raise ValueError(f"exercise id {id!r} is registered twice")
-        _REGISTRY[id] = Exercise(id, title, function, float(points), hint, make_cases, tuple(forbidden))
+        _REGISTRY[id] = Exercise(
+            id, title, function, float(points), hint, make_cases, tuple(forbidden)
+        )
         return make_cases
 
     return register
@@ -155,15 +158,18 @@ def compare_values(expected: Any, got: Any, atol: float = 1e-5, rtol: float = 1e
         bad_nan = nan_g & ~nan_e
         if bool(bad_nan.any()):
             i = tuple(int(v) for v in bad_nan.nonzero()[0])
-            return (f"got NaN at {_where(i)} where {e[i].item():.4g} was expected "
-                    "(a division 0 / 0?)")
+            return (
+                f"got NaN at {_where(i)} where {e[i].item():.4g} was expected (a division 0 / 0?)"
+            )
         close = torch.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
         if bool(close.all()):
             return None
         err = torch.where(close, torch.zeros_like(g), (g - e).abs().nan_to_num(float("inf")))
         i = tuple(int(v) for v in torch.nonzero(err == err.max())[0]) if err.dim() else ()
-        return (f"wrong values: largest error at {_where(i)}: expected {e[i].item():.6g}, "
-                f"got {g[i].item():.6g}")
+        return (
+            f"wrong values: largest error at {_where(i)}: expected {e[i].item():.6g}, "
+            f"got {g[i].item():.6g}"
+        )
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             n = len(got) if isinstance(got, (tuple, list)) else type(got).__name__
@@ -174,7 +180,11 @@ def compare_values(expected: Any, got: Any, atol: float = 1e-5, rtol: float = 1e
                 return f"value {k}: {message}"
         return None
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
-        return None if got == expected and type(got) is type(expected) else f"expected {expected!r}, got {got!r}"
+        return (
+            None
+            if got == expected and type(got) is type(expected)
+            else f"expected {expected!r}, got {got!r}"
+        )
     if isinstance(expected, (int, float)):
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()

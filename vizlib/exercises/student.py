@@ -64,14 +64,28 @@ def stale_students(masters: Path, out: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vizlib.exercises.student", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--masters", type=Path, default=REPO / "masters",
-                        help="folder of master notebooks (default: masters/ of the repository)")
-    parser.add_argument("--out", type=Path, default=REPO,
-                        help="where the student versions go (default: the repository, i.e. book/ and lessons/)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a student version is missing or stale")
+    parser = argparse.ArgumentParser(
+        prog="python -m vizlib.exercises.student",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--masters",
+        type=Path,
+        default=REPO / "masters",
+        help="folder of master notebooks (default: masters/ of the repository)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO,
+        help="where the student versions go (default: the repository, i.e. book/ and lessons/)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a student version is missing or stale",
+    )
     args = parser.parse_args(argv)
     if not args.masters.is_dir():
         parser.error(f"no masters folder at {args.masters}")

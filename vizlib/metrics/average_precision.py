@@ -146,13 +146,19 @@ def coco_sampled_precision(precision: np.ndarray, recall: np.ndarray) -> np.ndar
         reaches each of :data:`COCO_RECALL_THRESHOLDS`, 0 where the curve never reaches it.
     """
     if not isinstance(precision, np.ndarray) or not isinstance(recall, np.ndarray):
-        raise ValueError("precision and recall must be NumPy arrays [..., K], got "
-                         f"{type(precision).__name__} and {type(recall).__name__}")
+        raise ValueError(
+            "precision and recall must be NumPy arrays [..., K], got "
+            f"{type(precision).__name__} and {type(recall).__name__}"
+        )
     if precision.ndim == 0 or precision.shape != recall.shape:
-        raise ValueError("precision and recall must have the same shape [..., K], got "
-                         f"{precision.shape} and {recall.shape}")
+        raise ValueError(
+            "precision and recall must have the same shape [..., K], got "
+            f"{precision.shape} and {recall.shape}"
+        )
     if recall.shape[-1] > 1 and bool((np.diff(recall, axis=-1) < 0).any()):
-        raise ValueError("recall must be non-decreasing along the last axis (points by descending score)")
+        raise ValueError(
+            "recall must be non-decreasing along the last axis (points by descending score)"
+        )
     k = precision.shape[-1]
     curves = int(np.prod(precision.shape[:-1]))
     flat_env = _envelope(precision).reshape(curves, k)  # [C, K]

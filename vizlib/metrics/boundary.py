@@ -46,10 +46,14 @@ def boundary_mask(labels, ignore_index: int | None = 255) -> torch.Tensor:
     valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
     edge = torch.zeros_like(t, dtype=torch.bool)
     # vertical neighbours: rows i and i + 1 differ (and both are real labels)
-    down = (t[..., 1:, :] != t[..., :-1, :]) & valid[..., 1:, :] & valid[..., :-1, :]  # [..., H-1, W]
+    down = (
+        (t[..., 1:, :] != t[..., :-1, :]) & valid[..., 1:, :] & valid[..., :-1, :]
+    )  # [..., H-1, W]
     edge[..., 1:, :] |= down
     edge[..., :-1, :] |= down
-    right = (t[..., :, 1:] != t[..., :, :-1]) & valid[..., :, 1:] & valid[..., :, :-1]  # [..., H, W-1]
+    right = (
+        (t[..., :, 1:] != t[..., :, :-1]) & valid[..., :, 1:] & valid[..., :, :-1]
+    )  # [..., H, W-1]
     edge[..., :, 1:] |= right
     edge[..., :, :-1] |= right
     return edge

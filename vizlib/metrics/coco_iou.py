@@ -42,10 +42,14 @@ def coco_iou_xywh(dt: np.ndarray, gt: np.ndarray, iscrowd: np.ndarray) -> np.nda
         ndarray[D, G] float64: in [0, 1]; 0 where the boxes do not overlap with positive area.
     """
     if dt.ndim != 2 or gt.ndim != 2 or dt.shape[1] != 4 or gt.shape[1] != 4:
-        raise ValueError(f"dt and gt must have shape [N, 4] (x, y, w, h), got {dt.shape} and {gt.shape}")
+        raise ValueError(
+            f"dt and gt must have shape [N, 4] (x, y, w, h), got {dt.shape} and {gt.shape}"
+        )
     if iscrowd.shape != (len(gt),) or iscrowd.dtype != bool:
-        raise ValueError(f"iscrowd must be a bool array [{len(gt)}] (one per gt box), "
-                         f"got {iscrowd.dtype} {iscrowd.shape}")
+        raise ValueError(
+            f"iscrowd must be a bool array [{len(gt)}] (one per gt box), "
+            f"got {iscrowd.dtype} {iscrowd.shape}"
+        )
     # Written exactly as bbIou computes it (x + w, not a stored x2) so that the floats agree.
     inter_w = np.minimum(
         dt[:, None, 0] + dt[:, None, 2], gt[None, :, 0] + gt[None, :, 2]

@@ -100,9 +100,13 @@ def greedy_match_coco(
             f"ious), got {gt_ignore.shape} and {gt_crowd.shape}"
         )
     if gt_ignore.dtype != bool or gt_crowd.dtype != bool:
-        raise ValueError(f"gt_ignore and gt_crowd must be bool, got {gt_ignore.dtype} and {gt_crowd.dtype}")
+        raise ValueError(
+            f"gt_ignore and gt_crowd must be bool, got {gt_ignore.dtype} and {gt_crowd.dtype}"
+        )
     if bool((gt_crowd & ~gt_ignore).any()):
-        raise ValueError("every crowd object must be ignored in every setting (gt_ignore[:, gt_crowd])")
+        raise ValueError(
+            "every crowd object must be ignored in every setting (gt_ignore[:, gt_crowd])"
+        )
     num_settings, num_gt = gt_ignore.shape
     num_dt = ious.shape[0]
     thr = np.minimum(thresholds, _COCO_MAX_THRESHOLD)[:, None]  # [T, 1]
@@ -148,7 +152,11 @@ def _greedy_match_voc(ious: np.ndarray, threshold: float, gt_ignore: np.ndarray)
 
 def _object_flags(name: str, value, n: int) -> np.ndarray:
     """Optional flags of the ``n`` ground-truth objects (all False when None)."""
-    return np.zeros(n, dtype=bool) if value is None else as_flags(name, value, n, "one flag per object").numpy()
+    return (
+        np.zeros(n, dtype=bool)
+        if value is None
+        else as_flags(name, value, n, "one flag per object").numpy()
+    )
 
 
 def match_detections(

@@ -115,7 +115,9 @@ def mean_average_precision(
         _check_image_dict("predictions", i, pred, ("boxes", "scores", "labels"))
         _check_image_dict("targets", i, target, ("boxes", "labels"))
         pred_boxes, gt_boxes = _cpu(pred["boxes"]), _cpu(target["boxes"])
-        pred_labels = check_labels(f"predictions[{i}]['labels']", _cpu(pred["labels"]), len(pred_boxes))
+        pred_labels = check_labels(
+            f"predictions[{i}]['labels']", _cpu(pred["labels"]), len(pred_boxes)
+        )
         gt_labels = check_labels(f"targets[{i}]['labels']", _cpu(target["labels"]), len(gt_boxes))
         difficult = _flags(i, target, "difficult", len(gt_boxes))
         crowd = _flags(i, target, "iscrowd", len(gt_boxes))

@@ -34,10 +34,18 @@ from .._checks import check_positive_int
 __all__ = ["ASPP"]
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int, dilation: int = 1) -> nn.Sequential:
+def _conv_bn_relu(
+    in_channels: int, out_channels: int, kernel: int, dilation: int = 1
+) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel, padding=dilation * (kernel // 2),
-                  dilation=dilation, bias=False),
+        nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel,
+            padding=dilation * (kernel // 2),
+            dilation=dilation,
+            bias=False,
+        ),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
@@ -73,8 +81,14 @@ class ASPP(nn.Module):
         branches (nn.ModuleList): the parallel branches, in the order 1x1, rates, pooling.
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 128, rates=(2, 4, 6),
-                 image_pooling: bool = True, dropout: float = 0.1):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 128,
+        rates=(2, 4, 6),
+        image_pooling: bool = True,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         check_positive_int("in_channels", in_channels)
         check_positive_int("out_channels", out_channels)
@@ -90,6 +104,8 @@ class ASPP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            raise ValueError(f"x must be a feature map [N, C, h, w], got {getattr(x, 'shape', type(x))}")
+            raise ValueError(
+                f"x must be a feature map [N, C, h, w], got {getattr(x, 'shape', type(x))}"
+            )
         # every branch keeps the size; stack them along the channels
         return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))

@@ -52,8 +52,13 @@ class VGGBackbone(nn.Module):
             far as it would at output stride 32 (``32 / output_stride`` for 5 stages).
     """
 
-    def __init__(self, channels=DEFAULT_CHANNELS, convs_per_stage=2, in_channels: int = 3,
-                 output_stride: int | None = None):
+    def __init__(
+        self,
+        channels=DEFAULT_CHANNELS,
+        convs_per_stage=2,
+        in_channels: int = 3,
+        output_stride: int | None = None,
+    ):
         super().__init__()
         channels = [check_positive_int("channels", c) for c in channels]
         if not channels:
@@ -62,15 +67,17 @@ class VGGBackbone(nn.Module):
             convs_per_stage = [convs_per_stage] * len(channels)
         convs_per_stage = list(convs_per_stage)
         if len(convs_per_stage) != len(channels):
-            raise ValueError(f"convs_per_stage has {len(convs_per_stage)} entries for "
-                             f"{len(channels)} stages")
+            raise ValueError(
+                f"convs_per_stage has {len(convs_per_stage)} entries for {len(channels)} stages"
+            )
         max_stride = 2 ** len(channels)
         if output_stride is None:
             output_stride = max_stride
         check_positive_int("output_stride", output_stride)
         if output_stride & (output_stride - 1) or not 2 <= output_stride <= max_stride:
-            raise ValueError(f"output_stride must be a power of 2 in [2, {max_stride}], "
-                             f"got {output_stride}")
+            raise ValueError(
+                f"output_stride must be a power of 2 in [2, {max_stride}], got {output_stride}"
+            )
         self.channels = channels
         self.output_stride = output_stride
         self.stages = nn.ModuleList()

@@ -44,8 +44,14 @@ class ConvBlock(nn.Sequential):
         for i in range(num_convs):
             # no bias: the batch norm right after has its own shift
             layers += [
-                nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3,
-                          padding=dilation, dilation=dilation, bias=False),
+                nn.Conv2d(
+                    in_channels if i == 0 else out_channels,
+                    out_channels,
+                    3,
+                    padding=dilation,
+                    dilation=dilation,
+                    bias=False,
+                ),
                 nn.BatchNorm2d(out_channels),
                 nn.ReLU(inplace=True),
             ]
@@ -65,8 +71,10 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """
     multiple = check_positive_int("multiple", multiple)
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
-        raise ValueError(f"x must be a tensor [..., H, W], got {type(x).__name__} "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}".rstrip())
+        raise ValueError(
+            f"x must be a tensor [..., H, W], got {type(x).__name__} "
+            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else ''}".rstrip()
+        )
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
     if pad_h == 0 and pad_w == 0:

@@ -49,8 +49,9 @@ def linear_to_conv(linear: nn.Linear, in_channels: int, kernel_size: int = 1) ->
     conv = conv.to(device=linear.weight.device, dtype=linear.weight.dtype)
     # flatten(1) orders a [C, k, k] map channel by channel, row by row: exactly the
     # order of reshape(out, C, k, k), so the reshape needs no transposition
-    conv.weight.data.copy_(linear.weight.detach().reshape(linear.out_features, in_channels,
-                                                          kernel_size, kernel_size))
+    conv.weight.data.copy_(
+        linear.weight.detach().reshape(linear.out_features, in_channels, kernel_size, kernel_size)
+    )
     if linear.bias is not None:
         conv.bias.data.copy_(linear.bias.detach())
     return conv

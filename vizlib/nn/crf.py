@@ -38,18 +38,29 @@ def _check_image(image) -> torch.Tensor:
     """One float image ``[C, H, W]`` small enough for the dense kernel (specific to this
     module: the kernel stores ``(H * W)**2`` numbers, see :data:`MAX_PIXELS`)."""
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or not image.is_floating_point():
-        raise ValueError(f"image must be a float tensor [C, H, W], got {getattr(image, 'shape', type(image))}")
+        raise ValueError(
+            f"image must be a float tensor [C, H, W], got {getattr(image, 'shape', type(image))}"
+        )
     h, w = image.shape[-2:]
     if h * w > MAX_PIXELS:
-        raise ValueError(f"image has {h} x {w} = {h * w} pixels; the dense kernel allows at most "
-                         f"{MAX_PIXELS} (it stores N x N numbers)")
+        raise ValueError(
+            f"image has {h} x {w} = {h * w} pixels; the dense kernel allows at most "
+            f"{MAX_PIXELS} (it stores N x N numbers)"
+        )
     if not torch.isfinite(image).all():
         raise ValueError("image must be finite")
     return image
 
 
-def crf_kernel(image: torch.Tensor, *, theta_alpha: float = 8.0, theta_beta: float = 0.1,
-               theta_gamma: float = 1.0, w_appearance: float = 4.0, w_smoothness: float = 3.0) -> torch.Tensor:
+def crf_kernel(
+    image: torch.Tensor,
+    *,
+    theta_alpha: float = 8.0,
+    theta_beta: float = 0.1,
+    theta_gamma: float = 1.0,
+    w_appearance: float = 4.0,
+    w_smoothness: float = 3.0,
+) -> torch.Tensor:
     """The pairwise kernel ``k(i, j)`` between every two pixels, zero on the diagonal.
 
     Args:
@@ -69,8 +80,9 @@ def crf_kernel(image: torch.Tensor, *, theta_alpha: float = 8.0, theta_beta: flo
     w_appearance = check_number("w_appearance", w_appearance, low=0)
     w_smoothness = check_number("w_smoothness", w_smoothness, low=0)
     c, h, w_ = image.shape
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w_, dtype=torch.float32),
-                                indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w_, dtype=torch.float32), indexing="ij"
+    )
     positions = torch.stack([rows.flatten(), cols.flatten()], dim=1)  # [N, 2]
     colours = image.detach().float().reshape(c, -1).T.cpu()  # [N, C]
     d_pos = torch.cdist(positions, positions).square()  # [N, N]
@@ -93,10 +105,14 @@ def mean_field(unary: torch.Tensor, kernel: torch.Tensor, iterations: int = 5) -
         Tensor[L, N]: ``Q``, a distribution over labels at each pixel.
     """
     if not isinstance(unary, torch.Tensor) or unary.dim() != 2 or not unary.is_floating_point():
-        raise ValueError(f"unary must be a float tensor [L, N], got {getattr(unary, 'shape', type(unary))}")
+        raise ValueError(
+            f"unary must be a float tensor [L, N], got {getattr(unary, 'shape', type(unary))}"
+        )
     n = unary.shape[1]
     if not isinstance(kernel, torch.Tensor) or kernel.shape != (n, n):
-        raise ValueError(f"kernel must be a tensor [N, N] = [{n}, {n}], got {getattr(kernel, 'shape', type(kernel))}")
+        raise ValueError(
+            f"kernel must be a tensor [N, N] = [{n}, {n}], got {getattr(kernel, 'shape', type(kernel))}"
+        )
     iterations = check_positive_int("iterations", iterations, allow_zero=True)
     unary = unary.float()
     q = torch.softmax(-unary, dim=0)  # [L, N]: initialise with the unary alone
@@ -108,7 +124,9 @@ def mean_field(unary: torch.Tensor, kernel: torch.Tensor, iterations: int = 5) -
     return q
 
 
-def dense_crf(probabilities: torch.Tensor, image: torch.Tensor, *, iterations: int = 5, **kernel_args) -> torch.Tensor:
+def dense_crf(
+    probabilities: torch.Tensor, image: torch.Tensor, *, iterations: int = 5, **kernel_args
+) -> torch.Tensor:
     """Refine one image's class probabilities with a fully connected CRF.
 
     Args:
@@ -121,17 +139,30 @@ def dense_crf(probabilities: torch.Tensor, image: torch.Tensor, *, iterations: i
     Returns:
         Tensor[L, H, W]: the refined distribution ``Q`` (its argmax is the CRF's labelling).
     """
-    if not isinstance(probabilities, torch.Tensor) or probabilities.dim() != 3 or \
-            not probabilities.is_floating_point():
-        raise ValueError("probabilities must be a float tensor [L, H, W], got "
-                         f"{getattr(probabilities, 'shape', type(probabilities))}")
+    if (
+        not isinstance(probabilities, torch.Tensor)
+        or probabilities.dim() != 3
+        or not probabilities.is_floating_point()
+    ):
+        raise ValueError(
+            "probabilities must be a float tensor [L, H, W], got "
+            f"{getattr(probabilities, 'shape', type(probabilities))}"
+        )
     image = _check_image(image)
     if probabilities.shape[-2:] != image.shape[-2:]:
-        raise ValueError(f"probabilities {tuple(probabilities.shape)} and image {tuple(image.shape)} "
-                         "must have the same height and width")
-    if (probabilities < 0).any() or not torch.allclose(probabilities.sum(0), torch.ones(()), atol=1e-3):
-        raise ValueError("probabilities must be >= 0 and sum to 1 over the labels at every pixel (a softmax)")
+        raise ValueError(
+            f"probabilities {tuple(probabilities.shape)} and image {tuple(image.shape)} "
+            "must have the same height and width"
+        )
+    if (probabilities < 0).any() or not torch.allclose(
+        probabilities.sum(0), torch.ones(()), atol=1e-3
+    ):
+        raise ValueError(
+            "probabilities must be >= 0 and sum to 1 over the labels at every pixel (a softmax)"
+        )
     labels, h, w = probabilities.shape
-    unary = -probabilities.detach().float().cpu().reshape(labels, -1).clamp_min(1e-8).log()  # [L, N]
+    unary = (
+        -probabilities.detach().float().cpu().reshape(labels, -1).clamp_min(1e-8).log()
+    )  # [L, N]
     q = mean_field(unary, crf_kernel(image, **kernel_args), iterations)
     return q.reshape(labels, h, w).to(probabilities.device)

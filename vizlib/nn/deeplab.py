@@ -50,9 +50,17 @@ class DeepLab(nn.Module):
         ``[N, num_classes, H, W]``.
     """
 
-    def __init__(self, num_classes: int, channels=DEFAULT_CHANNELS, output_stride: int = 8,
-                 rates=(2, 4, 6), aspp_channels: int = 128, image_pooling: bool = True,
-                 decoder: bool = False, in_channels: int = 3):
+    def __init__(
+        self,
+        num_classes: int,
+        channels=DEFAULT_CHANNELS,
+        output_stride: int = 8,
+        rates=(2, 4, 6),
+        aspp_channels: int = 128,
+        image_pooling: bool = True,
+        decoder: bool = False,
+        in_channels: int = 3,
+    ):
         super().__init__()
         self.num_classes = check_positive_int("num_classes", num_classes)
         self.in_channels = in_channels
@@ -64,7 +72,10 @@ class DeepLab(nn.Module):
                 raise ValueError("decoder=True needs a backbone stage at stride 4")
             low = 32
             self.reduce_low = nn.Sequential(
-                nn.Conv2d(channels[1], low, 1, bias=False), nn.BatchNorm2d(low), nn.ReLU(inplace=True))
+                nn.Conv2d(channels[1], low, 1, bias=False),
+                nn.BatchNorm2d(low),
+                nn.ReLU(inplace=True),
+            )
             self.refine = ConvBlock(aspp_channels + low, aspp_channels, 2)
         self.classifier = nn.Conv2d(aspp_channels, num_classes, 1)
 

@@ -53,8 +53,12 @@ class FCNHead(nn.Sequential):
         check_positive_int("hidden", hidden)
         dropout = check_fraction("dropout", dropout)
         super().__init__(
-            nn.Conv2d(in_channels, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
-            nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout),
+            nn.Conv2d(in_channels, hidden, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(dropout),
+            nn.Conv2d(hidden, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(dropout),
             nn.Conv2d(hidden, num_classes, 1),
         )
 
@@ -79,8 +83,12 @@ class FixedBilinearUpsampling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = x.shape[1]
-        weight = self.kernel.to(x.dtype).expand(channels, 1, *self.kernel.shape[-2:])  # [C, 1, K, K]
-        return F.conv_transpose2d(x, weight, stride=self.factor, padding=self.padding, groups=channels)
+        weight = self.kernel.to(x.dtype).expand(
+            channels, 1, *self.kernel.shape[-2:]
+        )  # [C, 1, K, K]
+        return F.conv_transpose2d(
+            x, weight, stride=self.factor, padding=self.padding, groups=channels
+        )
 
 
 def _zero_scorer(in_channels: int, num_classes: int) -> nn.Conv2d:
@@ -108,8 +116,15 @@ class FCN(nn.Module):
         ``[N, num_classes, H, W]``.
     """
 
-    def __init__(self, num_classes: int, variant: str = "8s", channels=DEFAULT_CHANNELS,
-                 hidden: int = 256, in_channels: int = 3, learn_final_upsampling: bool = False):
+    def __init__(
+        self,
+        num_classes: int,
+        variant: str = "8s",
+        channels=DEFAULT_CHANNELS,
+        hidden: int = 256,
+        in_channels: int = 3,
+        learn_final_upsampling: bool = False,
+    ):
         super().__init__()
         self.num_classes = check_positive_int("num_classes", num_classes)
         if variant not in FCN_VARIANTS:
@@ -119,7 +134,9 @@ class FCN(nn.Module):
         check_positive_int("hidden", hidden)
         check_positive_int("in_channels", in_channels)
         if not isinstance(learn_final_upsampling, bool):
-            raise ValueError(f"learn_final_upsampling must be True or False, got {learn_final_upsampling!r}")
+            raise ValueError(
+                f"learn_final_upsampling must be True or False, got {learn_final_upsampling!r}"
+            )
         self.variant = variant
         self.in_channels = in_channels
         self.backbone = VGGBackbone(channels, in_channels=in_channels)

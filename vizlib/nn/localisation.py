@@ -124,13 +124,20 @@ class RegressionTrunk(nn.Module):
         ``[N, 3, H, W] -> [N, hidden]``.
     """
 
-    def __init__(self, backbone: nn.Module | None = None, pooled_size: int = 4, hidden: int = 256,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        backbone: nn.Module | None = None,
+        pooled_size: int = 4,
+        hidden: int = 256,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if backbone is None:
             backbone = VGGBackbone(DEFAULT_TRUNK_CHANNELS, convs_per_stage=1)
         if not hasattr(backbone, "out_channels"):
-            raise ValueError("backbone must have an out_channels attribute (the channels of its last map)")
+            raise ValueError(
+                "backbone must have an out_channels attribute (the channels of its last map)"
+            )
         pooled_size = check_positive_int("pooled_size", pooled_size)
         hidden = check_positive_int("hidden", hidden)
         if not 0.0 <= float(dropout) < 1.0:
@@ -189,8 +196,10 @@ class LocalisationNet(nn.Module):
     def forward(self, images) -> dict[str, torch.Tensor]:
         last, shared = self.trunk.features(as_image_batch(images))  # [N, C, h, w], [N, hidden]
         average = last.mean(dim=(2, 3))  # [N, C]: the same wherever the thing is
-        return {"class_logits": self.class_head(torch.cat([shared, average], dim=1)),
-                "boxes": self.box_head(shared)}
+        return {
+            "class_logits": self.class_head(torch.cat([shared, average], dim=1)),
+            "boxes": self.box_head(shared),
+        }
 
     @torch.no_grad()
     def predict(self, images) -> dict[str, torch.Tensor]:
@@ -206,8 +215,11 @@ class LocalisationNet(nn.Module):
         probs = out["class_logits"].softmax(dim=1)  # [N, C]
         # one object per image, so the answer is never "background"
         scores, labels = probs[:, 1:].max(dim=1)
-        return {"labels": labels + 1, "scores": scores,
-                "boxes": decode_normalised_cxcywh(out["boxes"], batch.shape[-2:])}
+        return {
+            "labels": labels + 1,
+            "scores": scores,
+            "boxes": decode_normalised_cxcywh(out["boxes"], batch.shape[-2:]),
+        }
 
 
 class KeypointNet(nn.Module):
@@ -244,8 +256,9 @@ class KeypointNet(nn.Module):
 # -- losses -----------------------------------------------------------------------------
 
 
-def localisation_loss(outputs: dict, targets: dict, image_size, box_weight: float = 1.0,
-                      box_loss: str = "l2") -> dict[str, torch.Tensor]:
+def localisation_loss(
+    outputs: dict, targets: dict, image_size, box_weight: float = 1.0, box_loss: str = "l2"
+) -> dict[str, torch.Tensor]:
     """The multitask loss of classification + localisation.
 
     ``cross_entropy(class_logits, label) + box_weight * box term``, where the box term is
@@ -272,18 +285,30 @@ def localisation_loss(outputs: dict, targets: dict, image_size, box_weight: floa
         by ``box_weight``); their sum is the loss to minimise.
     """
     if not isinstance(outputs, dict) or not {"class_logits", "boxes"} <= set(outputs):
-        raise ValueError("outputs must be a dict with 'class_logits' and 'boxes' (LocalisationNet's output)")
+        raise ValueError(
+            "outputs must be a dict with 'class_logits' and 'boxes' (LocalisationNet's output)"
+        )
     if not isinstance(targets, dict) or not {"label", "box"} <= set(targets):
-        raise ValueError("targets must be a dict with 'label' [N] and 'box' [N, 4] (a batch of "
-                         "LocalisationScenes targets)")
+        raise ValueError(
+            "targets must be a dict with 'label' [N] and 'box' [N, 4] (a batch of "
+            "LocalisationScenes targets)"
+        )
     check_choice("box_loss", box_loss, BOX_LOSSES)
     boxes = targets["box"]
     boxes = boxes.as_subclass(torch.Tensor) if isinstance(boxes, torch.Tensor) else boxes
     box_targets = encode_normalised_cxcywh(boxes, image_size)  # [N, 4]
     labels = targets["label"]
-    labels = labels.as_subclass(torch.Tensor).reshape(-1) if isinstance(labels, torch.Tensor) else labels
-    terms = multitask_loss(outputs["class_logits"], labels, outputs["boxes"], box_targets,
-                           box_weight=box_weight, box_loss=box_loss)
+    labels = (
+        labels.as_subclass(torch.Tensor).reshape(-1) if isinstance(labels, torch.Tensor) else labels
+    )
+    terms = multitask_loss(
+        outputs["class_logits"],
+        labels,
+        outputs["boxes"],
+        box_targets,
+        box_weight=box_weight,
+        box_loss=box_loss,
+    )
     return {"classification": terms["classification"], "box": box_weight * terms["box_regression"]}
 
 
@@ -305,8 +330,10 @@ def keypoint_loss(predicted, keypoints, image_size) -> torch.Tensor:
     pred = as_keypoints("predicted", predicted, (2,))
     truth = as_keypoints("keypoints", keypoints, (3,))
     if pred.shape[:2] != truth.shape[:2]:
-        raise ValueError(f"predicted [N, K, 2] and keypoints [N, K, 3] must agree on N and K, got "
-                         f"{tuple(pred.shape)} and {tuple(truth.shape)}")
+        raise ValueError(
+            f"predicted [N, K, 2] and keypoints [N, K, 3] must agree on N and K, got "
+            f"{tuple(pred.shape)} and {tuple(truth.shape)}"
+        )
     target = encode_keypoints(truth, image_size)  # [N, K, 2]
     labelled = (truth[..., 2] > 0).to(pred.dtype)  # [N, K]
     squared = ((pred - target) ** 2).sum(dim=-1)  # [N, K]

@@ -54,8 +54,9 @@ class SegNet(nn.Module):
         self.unpool = nn.MaxUnpool2d(2)
         # decoder stage i undoes encoder stage i: from channels[i] back to channels[i - 1]
         outs = [channels[0]] + channels[:-1]
-        self.decoder = nn.ModuleList(ConvBlock(channels[i], outs[i], 2)
-                                     for i in reversed(range(self.depth)))
+        self.decoder = nn.ModuleList(
+            ConvBlock(channels[i], outs[i], 2) for i in reversed(range(self.depth))
+        )
         self.classifier = nn.Conv2d(channels[0], num_classes, 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

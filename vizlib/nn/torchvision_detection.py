@@ -48,11 +48,20 @@ class PyramidBackbone(nn.Module):
         super().__init__()
         from torchvision.ops import FeaturePyramidNetwork
 
-        self.body = VGGBackbone((16, 32, 64, 128), convs_per_stage=1) if backbone is None else backbone
+        self.body = (
+            VGGBackbone((16, 32, 64, 128), convs_per_stage=1) if backbone is None else backbone
+        )
         levels = [int(i) for i in levels]
-        if not levels or sorted(set(levels)) != levels or levels[0] < 0 or levels[-1] >= len(self.body.channels):
-            raise ValueError(f"levels must be increasing stage indices in [0, {len(self.body.channels)}), "
-                             f"got {levels}")
+        if (
+            not levels
+            or sorted(set(levels)) != levels
+            or levels[0] < 0
+            or levels[-1] >= len(self.body.channels)
+        ):
+            raise ValueError(
+                f"levels must be increasing stage indices in [0, {len(self.body.channels)}), "
+                f"got {levels}"
+            )
         self.levels = levels
         self.out_channels = check_positive_int("out_channels", out_channels)
         self.strides = [self.body.strides[i] for i in levels]
@@ -71,8 +80,13 @@ def _anchor_generator(strides, ratios=(1.0,), scales=(1.0,)):
     return AnchorGenerator(sizes=sizes, aspect_ratios=(tuple(ratios),) * len(strides))
 
 
-def torchvision_fcos(num_classes: int, image_size: int, backbone: PyramidBackbone | None = None,
-                     head_convs: int = 4, **kwargs):
+def torchvision_fcos(
+    num_classes: int,
+    image_size: int,
+    backbone: PyramidBackbone | None = None,
+    head_convs: int = 4,
+    **kwargs,
+):
     """torchvision's FCOS (Tian et al., 2019) on a small pyramid backbone, untrained.
 
     One "anchor" per location and level, of the level's stride: FCOS uses it only for
@@ -100,15 +114,35 @@ def torchvision_fcos(num_classes: int, image_size: int, backbone: PyramidBackbon
     image_size = check_positive_int("image_size", image_size)
     backbone = PyramidBackbone() if backbone is None else backbone
     if backbone.out_channels % 32:
-        raise ValueError(f"backbone.out_channels must be a multiple of 32 (FCOS's head uses "
-                         f"GroupNorm with 32 groups), got {backbone.out_channels}")
-    head = FCOSHead(backbone.out_channels, 1, num_classes, num_convs=check_positive_int("head_convs", head_convs))
-    return FCOS(backbone, num_classes, min_size=image_size, max_size=image_size,
-                anchor_generator=_anchor_generator(backbone.strides), head=head, **kwargs)
+        raise ValueError(
+            f"backbone.out_channels must be a multiple of 32 (FCOS's head uses "
+            f"GroupNorm with 32 groups), got {backbone.out_channels}"
+        )
+    head = FCOSHead(
+        backbone.out_channels,
+        1,
+        num_classes,
+        num_convs=check_positive_int("head_convs", head_convs),
+    )
+    return FCOS(
+        backbone,
+        num_classes,
+        min_size=image_size,
+        max_size=image_size,
+        anchor_generator=_anchor_generator(backbone.strides),
+        head=head,
+        **kwargs,
+    )
 
 
-def torchvision_retinanet(num_classes: int, image_size: int, backbone: PyramidBackbone | None = None,
-                          ratios=(0.5, 1.0, 2.0), scales=(1.0, 2.0), **kwargs):
+def torchvision_retinanet(
+    num_classes: int,
+    image_size: int,
+    backbone: PyramidBackbone | None = None,
+    ratios=(0.5, 1.0, 2.0),
+    scales=(1.0, 2.0),
+    **kwargs,
+):
     """torchvision's RetinaNet (Lin et al., 2017) on a small pyramid backbone, untrained.
 
     Anchors at every level: sizes ``stride * scales`` in each of the ``ratios``.
@@ -131,5 +165,12 @@ def torchvision_retinanet(num_classes: int, image_size: int, backbone: PyramidBa
     backbone = PyramidBackbone() if backbone is None else backbone
     anchors = _anchor_generator(backbone.strides, ratios, scales)
     head = RetinaNetHead(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes)
-    return RetinaNet(backbone, num_classes, min_size=image_size, max_size=image_size,
-                     anchor_generator=anchors, head=head, **kwargs)
+    return RetinaNet(
+        backbone,
+        num_classes,
+        min_size=image_size,
+        max_size=image_size,
+        anchor_generator=anchors,
+        head=head,
+        **kwargs,
+    )

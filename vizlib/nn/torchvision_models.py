@@ -29,8 +29,13 @@ from torch import nn
 
 from .._checks import check_positive_int
 
-__all__ = ["LogitsOnly", "dilate_resnet_layer", "torchvision_fcn", "torchvision_deeplabv3",
-           "TORCHVISION_BACKBONES"]
+__all__ = [
+    "LogitsOnly",
+    "dilate_resnet_layer",
+    "torchvision_fcn",
+    "torchvision_deeplabv3",
+    "TORCHVISION_BACKBONES",
+]
 
 TORCHVISION_BACKBONES = ("resnet18", "resnet50")
 
@@ -69,7 +74,9 @@ def dilate_resnet_layer(layer: nn.Sequential, dilation: int) -> nn.Sequential:
         nn.Sequential: ``layer`` itself.
     """
     if not isinstance(layer, nn.Sequential):
-        raise ValueError(f"layer must be a ResNet stage (nn.Sequential of blocks), got {type(layer).__name__}")
+        raise ValueError(
+            f"layer must be a ResNet stage (nn.Sequential of blocks), got {type(layer).__name__}"
+        )
     dilation = check_positive_int("dilation", dilation)
     previous = max(dilation // 2, 1)
     for b, block in enumerate(layer):
@@ -98,7 +105,9 @@ def _resnet18_trunk(output_stride: int) -> tuple[nn.Module, int]:
     return IntermediateLayerGetter(net, {"layer4": "out"}), 512
 
 
-def torchvision_fcn(num_classes: int, backbone: str = "resnet18", output_stride: int = 8) -> LogitsOnly:
+def torchvision_fcn(
+    num_classes: int, backbone: str = "resnet18", output_stride: int = 8
+) -> LogitsOnly:
     """torchvision's FCN (``FCN`` + ``FCNHead``), untrained, returning logits.
 
     Args:
@@ -118,13 +127,17 @@ def torchvision_fcn(num_classes: int, backbone: str = "resnet18", output_stride:
         trunk, channels = _resnet18_trunk(output_stride)
         return LogitsOnly(FCN(trunk, FCNHead(channels, num_classes)))
     if backbone == "resnet50":
-        return LogitsOnly(fcn_resnet50(weights=None, weights_backbone=None,
-                                       num_classes=num_classes, aux_loss=False))
+        return LogitsOnly(
+            fcn_resnet50(
+                weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False
+            )
+        )
     raise ValueError(f"backbone must be one of {TORCHVISION_BACKBONES}, got {backbone!r}")
 
 
-def torchvision_deeplabv3(num_classes: int, backbone: str = "resnet18", output_stride: int = 8,
-                          rates=(2, 4, 6)) -> LogitsOnly:
+def torchvision_deeplabv3(
+    num_classes: int, backbone: str = "resnet18", output_stride: int = 8, rates=(2, 4, 6)
+) -> LogitsOnly:
     """torchvision's DeepLab v3 (``DeepLabV3`` + ``DeepLabHead`` with ASPP), untrained.
 
     Args:
@@ -151,6 +164,9 @@ def torchvision_deeplabv3(num_classes: int, backbone: str = "resnet18", output_s
         trunk, channels = _resnet18_trunk(output_stride)
         return LogitsOnly(DeepLabV3(trunk, DeepLabHead(channels, num_classes, rates)))
     if backbone == "resnet50":
-        return LogitsOnly(deeplabv3_resnet50(weights=None, weights_backbone=None,
-                                             num_classes=num_classes, aux_loss=False))
+        return LogitsOnly(
+            deeplabv3_resnet50(
+                weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False
+            )
+        )
     raise ValueError(f"backbone must be one of {TORCHVISION_BACKBONES}, got {backbone!r}")

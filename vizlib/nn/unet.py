@@ -41,15 +41,22 @@ class UNetUp(nn.Module):
         2h, 2w]`` to ``[N, out_channels, 2h, 2w]``.
     """
 
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int,
-                 upsampling: str = "transposed"):
+    def __init__(
+        self,
+        in_channels: int,
+        skip_channels: int,
+        out_channels: int,
+        upsampling: str = "transposed",
+    ):
         super().__init__()
         half = max(in_channels // 2, 1)
         if upsampling == "transposed":
             self.up = nn.ConvTranspose2d(in_channels, half, kernel_size=2, stride=2)
         elif upsampling == "bilinear":
-            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                    nn.Conv2d(in_channels, half, 1))
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(in_channels, half, 1),
+            )
         else:
             raise ValueError(f"upsampling must be 'transposed' or 'bilinear', got {upsampling!r}")
         self.conv = ConvBlock(half + skip_channels, out_channels, 2)
@@ -57,8 +64,10 @@ class UNetUp(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = self.up(x)  # [N, in/2, 2h, 2w]
         if x.shape[-2:] != skip.shape[-2:]:
-            raise ValueError(f"the upsampled map {tuple(x.shape[-2:])} and the skip "
-                             f"{tuple(skip.shape[-2:])} must have the same size")
+            raise ValueError(
+                f"the upsampled map {tuple(x.shape[-2:])} and the skip "
+                f"{tuple(skip.shape[-2:])} must have the same size"
+            )
         return self.conv(torch.cat([skip, x], dim=1))  # [N, out, 2h, 2w]
 
 
@@ -77,8 +86,13 @@ class UNet(nn.Module):
         ``[N, num_classes, H, W]``.
     """
 
-    def __init__(self, num_classes: int, channels=(16, 32, 64, 128, 256), in_channels: int = 3,
-                 upsampling: str = "transposed"):
+    def __init__(
+        self,
+        num_classes: int,
+        channels=(16, 32, 64, 128, 256),
+        in_channels: int = 3,
+        upsampling: str = "transposed",
+    ):
         super().__init__()
         self.num_classes = check_positive_int("num_classes", num_classes)
         channels = [check_positive_int("channels", c) for c in channels]

@@ -112,16 +112,22 @@ def anchor_output_size(grid: int, num_anchors: int, num_classes: int) -> tuple[i
 def _check_output(output, boxes_per_cell: int, num_classes: int | None = None) -> torch.Tensor:
     """A YOLO output ``[N, S, S, 5B + C]`` (the layout of this module's docstring)."""
     if not isinstance(output, torch.Tensor) or not output.is_floating_point() or output.dim() != 4:
-        raise ValueError(f"output must be a float tensor [N, S, S, 5B + C], got "
-                         f"{tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__}")
+        raise ValueError(
+            f"output must be a float tensor [N, S, S, 5B + C], got "
+            f"{tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__}"
+        )
     b = check_positive_int("boxes_per_cell", boxes_per_cell)
     n, s1, s2, depth = output.shape
     if s1 != s2:
-        raise ValueError(f"output must be [N, S, S, 5B + C] with a square grid, got {tuple(output.shape)}")
+        raise ValueError(
+            f"output must be [N, S, S, 5B + C] with a square grid, got {tuple(output.shape)}"
+        )
     if depth <= 5 * b:
         raise ValueError(f"output's last dimension ({depth}) must be 5B + C > 5B = {5 * b}")
     if num_classes is not None and depth != 5 * b + num_classes:
-        raise ValueError(f"output's last dimension must be 5B + C = {5 * b + num_classes}, got {depth}")
+        raise ValueError(
+            f"output's last dimension must be 5B + C = {5 * b + num_classes}, got {depth}"
+        )
     return output
 
 
@@ -176,7 +182,9 @@ def _target_fields(targets, i: int) -> tuple[torch.Tensor, torch.Tensor]:
     return boxes, labels.long()
 
 
-def encode_yolo_targets(targets, image_size, grid: int, num_classes: int | None = None) -> YOLOTargets:
+def encode_yolo_targets(
+    targets, image_size, grid: int, num_classes: int | None = None
+) -> YOLOTargets:
     """Put each object in the grid cell that holds its centre.
 
     When several centres fall in one cell, the biggest object keeps the cell (it is
@@ -206,7 +214,9 @@ def encode_yolo_targets(targets, image_size, grid: int, num_classes: int | None 
     for i in range(n):
         b, lab = _target_fields(targets, i)
         if num_classes is not None and len(lab) and bool(((lab < 1) | (lab > num_classes)).any()):
-            raise ValueError(f"targets[{i}]: labels must be in 1..{num_classes}, got {lab.tolist()}")
+            raise ValueError(
+                f"targets[{i}]: labels must be in 1..{num_classes}, got {lab.tolist()}"
+            )
         if len(b) == 0:
             continue
         cells, c = encode_yolo(b, (height, width), s)  # [M, 2] (row, col), [M, 4]
@@ -247,20 +257,33 @@ def predicted_boxes(box_part: torch.Tensor, image_size) -> torch.Tensor:
         Tensor[N, S, S, B, 4]: ``(x1, y1, x2, y2)`` pixels.
     """
     size = check_image_size("image_size", image_size)
-    if (not isinstance(box_part, torch.Tensor) or box_part.dim() != 5 or box_part.shape[-1] != 4
-            or box_part.shape[1] != box_part.shape[2]):
-        got = tuple(box_part.shape) if isinstance(box_part, torch.Tensor) else type(box_part).__name__
-        raise ValueError(f"box_part must be a tensor [N, S, S, B, 4] (x, y, sqrt w, sqrt h), got {got}")
+    if (
+        not isinstance(box_part, torch.Tensor)
+        or box_part.dim() != 5
+        or box_part.shape[-1] != 4
+        or box_part.shape[1] != box_part.shape[2]
+    ):
+        got = (
+            tuple(box_part.shape) if isinstance(box_part, torch.Tensor) else type(box_part).__name__
+        )
+        raise ValueError(
+            f"box_part must be a tensor [N, S, S, B, 4] (x, y, sqrt w, sqrt h), got {got}"
+        )
     n, s, _, b, _ = box_part.shape
     rows, cols = _cell_grid(s, box_part.device, torch.int64)
-    cells = torch.stack([rows, cols], dim=-1)[None, :, :, None, :].expand(n, s, s, b, 2)  # [N, S, S, B, 2]
-    coords = torch.cat([box_part[..., :2], box_part[..., 2:] ** 2], dim=-1)  # [N, S, S, B, 4]: x, y, w, h
+    cells = torch.stack([rows, cols], dim=-1)[None, :, :, None, :].expand(
+        n, s, s, b, 2
+    )  # [N, S, S, B, 2]
+    coords = torch.cat(
+        [box_part[..., :2], box_part[..., 2:] ** 2], dim=-1
+    )  # [N, S, S, B, 4]: x, y, w, h
     boxes = decode_yolo(cells.reshape(-1, 2), coords.reshape(-1, 4), size, s)  # [N*S*S*B, 4]
     return boxes.reshape(n, s, s, b, 4)
 
 
-def responsible_boxes(output, targets: YOLOTargets, image_size, boxes_per_cell: int
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def responsible_boxes(
+    output, targets: YOLOTargets, image_size, boxes_per_cell: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Which of a cell's ``B`` boxes learns its object: the one with the highest IoU.
 
     The paper: "At training time we only want one bounding box predictor to be
@@ -283,7 +306,9 @@ def responsible_boxes(output, targets: YOLOTargets, image_size, boxes_per_cell: 
     box_part, _, _ = split_output(output, boxes_per_cell)
     with torch.no_grad():
         pred = predicted_boxes(box_part.detach(), image_size)  # [N, S, S, B, 4]
-        iou = paired_box_iou(pred, targets.boxes[..., None, :])  # [N, S, S, B]: each box with its cell's object
+        iou = paired_box_iou(
+            pred, targets.boxes[..., None, :]
+        )  # [N, S, S, B]: each box with its cell's object
         iou = iou * targets.obj[..., None]
         best = iou.argmax(dim=-1)  # [N, S, S]; first of equals
         responsible = nn.functional.one_hot(best, boxes_per_cell).bool() & targets.obj[..., None]
@@ -293,9 +318,15 @@ def responsible_boxes(output, targets: YOLOTargets, image_size, boxes_per_cell: 
 # -- the loss --------------------------------------------------------------------------
 
 
-def yolo_loss(output, targets: YOLOTargets, image_size, boxes_per_cell: int,
-              lambda_coord: float = 5.0, lambda_noobj: float = 0.5,
-              conf_target: str = "iou") -> dict[str, torch.Tensor]:
+def yolo_loss(
+    output,
+    targets: YOLOTargets,
+    image_size,
+    boxes_per_cell: int,
+    lambda_coord: float = 5.0,
+    lambda_noobj: float = 0.5,
+    conf_target: str = "iou",
+) -> dict[str, torch.Tensor]:
     """The YOLO v1 loss (Redmon et al., 2016, equation 3), one term at a time.
 
     With ``1obj_ij`` = box ``j`` of cell ``i`` is responsible for an object,
@@ -328,8 +359,10 @@ def yolo_loss(output, targets: YOLOTargets, image_size, boxes_per_cell: int,
     if not isinstance(targets, YOLOTargets):
         raise ValueError("targets must be YOLOTargets (from encode_yolo_targets)")
     if targets.obj.shape != (n, s, s):
-        raise ValueError(f"targets are for a grid {tuple(targets.obj.shape)}, the output is "
-                         f"[N, S, S] = {(n, s, s)}")
+        raise ValueError(
+            f"targets are for a grid {tuple(targets.obj.shape)}, the output is "
+            f"[N, S, S] = {(n, s, s)}"
+        )
     lambda_coord = check_number("lambda_coord", lambda_coord, low=0)
     lambda_noobj = check_number("lambda_noobj", lambda_noobj, low=0)
     check_choice("conf_target", conf_target, CONF_TARGETS)
@@ -383,7 +416,9 @@ def decode_output(output, image_size, boxes_per_cell: int) -> dict[str, torch.Te
     boxes = predicted_boxes(box_part.detach().float(), size).reshape(-1, 4)  # [N*S*S*B, 4]
     boxes = clip_boxes_to_image(boxes, size).reshape(n, s * s * b, 4)
     rows, cols = _cell_grid(s, output.device, torch.int64)
-    cells = torch.stack([rows, cols], dim=-1).reshape(s * s, 1, 2).expand(s * s, b, 2).reshape(-1, 2)
+    cells = (
+        torch.stack([rows, cols], dim=-1).reshape(s * s, 1, 2).expand(s * s, b, 2).reshape(-1, 2)
+    )
     slot = torch.arange(b, device=output.device).repeat(s * s)
     probs = class_probs.reshape(n, s * s, 1, -1).expand(n, s * s, b, class_probs.shape[-1])
     return {
@@ -395,8 +430,14 @@ def decode_output(output, image_size, boxes_per_cell: int) -> dict[str, torch.Te
     }
 
 
-def yolo_postprocess(output, image_size, boxes_per_cell: int, score_threshold: float = 0.05,
-                     nms_threshold: float = 0.5, max_detections: int = 100) -> list[dict]:
+def yolo_postprocess(
+    output,
+    image_size,
+    boxes_per_cell: int,
+    score_threshold: float = 0.05,
+    nms_threshold: float = 0.5,
+    max_detections: int = 100,
+) -> list[dict]:
     """Detections from a YOLO output: class-specific scores, a threshold, NMS.
 
     A box's score is ``conf * max_c p_c`` and its label the best class (``c + 1``).
@@ -460,10 +501,19 @@ class YOLOv1(nn.Module):
     Images must be square, with a side divisible by the backbone's stride.
     """
 
-    def __init__(self, num_classes: int, boxes_per_cell: int = 2, backbone: nn.Module | None = None,
-                 head_channels: int = 128, lambda_coord: float = 5.0, lambda_noobj: float = 0.5,
-                 conf_target: str = "iou", score_threshold: float = 0.05, nms_threshold: float = 0.5,
-                 max_detections: int = 100):
+    def __init__(
+        self,
+        num_classes: int,
+        boxes_per_cell: int = 2,
+        backbone: nn.Module | None = None,
+        head_channels: int = 128,
+        lambda_coord: float = 5.0,
+        lambda_noobj: float = 0.5,
+        conf_target: str = "iou",
+        score_threshold: float = 0.05,
+        nms_threshold: float = 0.5,
+        max_detections: int = 100,
+    ):
         super().__init__()
         self.num_classes = check_positive_int("num_classes", num_classes)
         self.boxes_per_cell = check_positive_int("boxes_per_cell", boxes_per_cell)
@@ -483,7 +533,11 @@ class YOLOv1(nn.Module):
         with torch.no_grad():
             self.predictor.bias.zero_()
             self.predictor.bias[4 : 5 * self.boxes_per_cell : 5] = -4.0
-        self.lambda_coord, self.lambda_noobj, self.conf_target = lambda_coord, lambda_noobj, conf_target
+        self.lambda_coord, self.lambda_noobj, self.conf_target = (
+            lambda_coord,
+            lambda_noobj,
+            conf_target,
+        )
         self.score_threshold = check_fraction("score_threshold", score_threshold)
         self.nms_threshold = check_fraction("nms_threshold", nms_threshold)
         self.max_detections = check_positive_int("max_detections", max_detections)
@@ -503,12 +557,27 @@ class YOLOv1(nn.Module):
         size = tuple(x.shape[-2:])
         if self.training:
             if targets is None:
-                raise ValueError("in train mode YOLOv1 needs targets (a list of dicts with boxes, labels)")
+                raise ValueError(
+                    "in train mode YOLOv1 needs targets (a list of dicts with boxes, labels)"
+                )
             encoded = encode_yolo_targets(targets, size, output.shape[1], self.num_classes)
-            return yolo_loss(output, encoded, size, self.boxes_per_cell, self.lambda_coord,
-                             self.lambda_noobj, self.conf_target)
-        return yolo_postprocess(output, size, self.boxes_per_cell, self.score_threshold,
-                                self.nms_threshold, self.max_detections)
+            return yolo_loss(
+                output,
+                encoded,
+                size,
+                self.boxes_per_cell,
+                self.lambda_coord,
+                self.lambda_noobj,
+                self.conf_target,
+            )
+        return yolo_postprocess(
+            output,
+            size,
+            self.boxes_per_cell,
+            self.score_threshold,
+            self.nms_threshold,
+            self.max_detections,
+        )
 
 
 def _as_batch(images) -> torch.Tensor:

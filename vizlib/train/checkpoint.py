@@ -130,8 +130,11 @@ def load_latest(directory: str | os.PathLike, map_location="cpu") -> tuple[dict,
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as exc:  # a damaged file: fall back to the one before
-            warnings.warn(f"checkpoint {path} does not load ({type(exc).__name__}: {exc}); "
-                          "trying the one before it", stacklevel=2)
+            warnings.warn(
+                f"checkpoint {path} does not load ({type(exc).__name__}: {exc}); "
+                "trying the one before it",
+                stacklevel=2,
+            )
             continue
         return state, path
     return None
@@ -142,8 +145,13 @@ def rng_state(generator: torch.Generator | None = None) -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -158,18 +166,31 @@ def restore_rng_state(state: dict, generator: torch.Generator | None = None) -> 
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["gauss"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+    if (
+        "cuda" in state
+        and torch.cuda.is_available()
+        and len(state["cuda"]) == torch.cuda.device_count()
+    ):
         torch.cuda.set_rng_state_all(state["cuda"])
     if generator is not None and "generator" in state:
         generator.set_state(state["generator"])
 
 
-def training_state(*, epoch: int, step: int, plan: dict, model: torch.nn.Module,
-                   optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
-                   history: History, generator: torch.Generator | None = None) -> dict:
+def training_state(
+    *,
+    epoch: int,
+    step: int,
+    plan: dict,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    history: History,
+    generator: torch.Generator | None = None,
+) -> dict:
     """Everything a training run needs to continue exactly where it is, as one dict.
 
     Args:
@@ -199,10 +220,16 @@ def training_state(*, epoch: int, step: int, plan: dict, model: torch.nn.Module,
     }
 
 
-def restore_training_state(state: dict, path: str | os.PathLike, *, plan: dict,
-                           model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                           scaler: torch.amp.GradScaler | None = None,
-                           generator: torch.Generator | None = None) -> tuple[History, int, int]:
+def restore_training_state(
+    state: dict,
+    path: str | os.PathLike,
+    *,
+    plan: dict,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[History, int, int]:
     """Put a :func:`training_state` back: weights, optimiser, scaler and random states.
 
     Args:
@@ -225,8 +252,10 @@ def restore_training_state(state: dict, path: str | os.PathLike, *, plan: dict,
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise ValueError(f"the checkpoint {path} holds weights of another model "
-                         f"architecture: {str(exc).splitlines()[0]}") from exc
+        raise ValueError(
+            f"the checkpoint {path} holds weights of another model "
+            f"architecture: {str(exc).splitlines()[0]}"
+        ) from exc
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
@@ -236,10 +265,15 @@ def restore_training_state(state: dict, path: str | os.PathLike, *, plan: dict,
 
 def _check_plan(saved: dict, plan: dict, path) -> None:
     """A checkpoint resumes only the run that wrote it (same settings): specific to resuming."""
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {plan[k]!r}"
-             for k in plan if saved.get(k) != plan[k]]
+    diffs = [
+        f"{k}: checkpoint {saved.get(k)!r}, now {plan[k]!r}"
+        for k in plan
+        if saved.get(k) != plan[k]
+    ]
     if diffs:
         raise ValueError(
             f"the checkpoint {path} was written by a run with other settings ("
-            + "; ".join(diffs) + "). Delete its folder, use another checkpoint_dir, or pass "
-            "resume=False to start afresh.")
+            + "; ".join(diffs)
+            + "). Delete its folder, use another checkpoint_dir, or pass "
+            "resume=False to start afresh."
+        )

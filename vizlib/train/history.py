@@ -36,8 +36,10 @@ class History(Mapping):
             return self.steps[key]
         if self.epochs and key in self.epochs[-1]:
             return self.epoch_values(key)
-        raise KeyError(f"{key!r}: the history has per-step {sorted(self.steps)} "
-                       f"and per-epoch {sorted(self.epochs[-1]) if self.epochs else []}")
+        raise KeyError(
+            f"{key!r}: the history has per-step {sorted(self.steps)} "
+            f"and per-epoch {sorted(self.epochs[-1]) if self.epochs else []}"
+        )
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.steps)
@@ -48,12 +50,20 @@ class History(Mapping):
     def __repr__(self) -> str:
         last = self.epochs[-1] if self.epochs else {}
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in last.items() if k != "epoch")
-        return (f"History({len(self.steps['step'])} steps, {len(self.epochs)} epochs, "
-                f"{self.seconds:.1f} s{'; last epoch: ' + shown if shown else ''})")
+        return (
+            f"History({len(self.steps['step'])} steps, {len(self.epochs)} epochs, "
+            f"{self.seconds:.1f} s{'; last epoch: ' + shown if shown else ''})"
+        )
 
     # -- recording -------------------------------------------------------------------
-    def add_step(self, step: int, epoch: int, lr: float, losses: Mapping[str, float],
-                 grad_norm: float | None = None) -> None:
+    def add_step(
+        self,
+        step: int,
+        epoch: int,
+        lr: float,
+        losses: Mapping[str, float],
+        grad_norm: float | None = None,
+    ) -> None:
         """Append one optimiser step; ``losses`` holds ``"loss"`` and any terms."""
         if not self.terms and len(losses) > 1:
             self.terms = [k for k in losses if k != "loss"]
@@ -67,7 +77,9 @@ class History(Mapping):
         if grad_norm is not None:
             self.steps.setdefault("grad_norm", []).append(float(grad_norm))
 
-    def end_epoch(self, epoch: int, lr: float, seconds: float, metrics: Mapping | None = None) -> dict:
+    def end_epoch(
+        self, epoch: int, lr: float, seconds: float, metrics: Mapping | None = None
+    ) -> dict:
         """Summarise the steps of ``epoch`` (mean of each loss term) with ``metrics``."""
         rows = [i for i, e in enumerate(self.steps["epoch"]) if e == epoch]
         summary: dict[str, float] = {"epoch": epoch}
@@ -88,9 +100,12 @@ class History(Mapping):
     # -- saving ----------------------------------------------------------------------
     def to_dict(self) -> dict:
         """Plain lists and numbers (what a checkpoint stores)."""
-        return {"steps": {k: list(v) for k, v in self.steps.items()},
-                "epochs": [dict(e) for e in self.epochs], "terms": list(self.terms),
-                "seconds": self.seconds}
+        return {
+            "steps": {k: list(v) for k, v in self.steps.items()},
+            "epochs": [dict(e) for e in self.epochs],
+            "terms": list(self.terms),
+            "seconds": self.seconds,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> History:

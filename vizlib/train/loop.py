@@ -112,8 +112,10 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
-            raise ValueError("give either epochs or steps (exactly one of them), got "
-                             f"epochs={self.epochs!r}, steps={self.steps!r}")
+            raise ValueError(
+                "give either epochs or steps (exactly one of them), got "
+                f"epochs={self.epochs!r}, steps={self.steps!r}"
+            )
         for name in ("epochs", "steps", "epoch_steps"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
@@ -122,28 +124,48 @@ class FitConfig:
         if self.amp not in ("auto", "bf16", "fp16", True, False, None):
             raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or False, got {self.amp!r}")
         if self.clip_grad_norm is not None and not (
-                isinstance(self.clip_grad_norm, (int, float)) and self.clip_grad_norm > 0):
-            raise ValueError(f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm!r}")
+            isinstance(self.clip_grad_norm, (int, float)) and self.clip_grad_norm > 0
+        ):
+            raise ValueError(
+                f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm!r}"
+            )
         w = self.warmup_steps
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 or (
-                isinstance(w, float) and w >= 1):
-            raise ValueError("warmup_steps must be an int >= 0 (steps) or a float in [0, 1) "
-                             f"(a fraction of all steps), got {w!r}")
+        if (
+            isinstance(w, bool)
+            or not isinstance(w, (int, float))
+            or w < 0
+            or (isinstance(w, float) and w >= 1)
+        ):
+            raise ValueError(
+                "warmup_steps must be an int >= 0 (steps) or a float in [0, 1) "
+                f"(a fraction of all steps), got {w!r}"
+            )
         if not callable(self.schedule) and self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES} or a callable, got {self.schedule!r}")
+            raise ValueError(
+                f"schedule must be one of {SCHEDULES} or a callable, got {self.schedule!r}"
+            )
         if not 0.0 <= float(self.min_lr_ratio) <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.seed is not None:
             check_positive_int("seed", self.seed, allow_zero=True)
         for name in ("loss_fn", "val_fn", "on_step"):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
-                raise ValueError(f"{name} must be callable or None, got {type(getattr(self, name)).__name__}")
+                raise ValueError(
+                    f"{name} must be callable or None, got {type(getattr(self, name)).__name__}"
+                )
         if self.progress not in (True, False, None) and self.progress not in PROGRESS_MODES:
-            raise ValueError(f"progress must be one of {PROGRESS_MODES} or True/False, got {self.progress!r}")
+            raise ValueError(
+                f"progress must be one of {PROGRESS_MODES} or True/False, got {self.progress!r}"
+            )
 
 
-def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
-        config: FitConfig | None = None, **settings) -> History:
+def fit(
+    model: torch.nn.Module,
+    train_data,
+    optimizer: torch.optim.Optimizer,
+    config: FitConfig | None = None,
+    **settings,
+) -> History:
     """Train ``model`` on ``train_data`` with ``optimizer``; return the history.
 
     Args:
@@ -172,7 +194,9 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        raise ValueError(
+            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+        )
     dev = torch.device(cfg.device) if cfg.device is not None else default_device()
     plan = _plan(cfg, train_data, optimizer)
     amp = _MixedPrecision(cfg.amp, dev)
@@ -191,8 +215,14 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
     if found is not None:
         state, path = found
         history, start_epoch, step = restore_training_state(
-            state, path, plan=plan, model=model, optimizer=optimizer, scaler=amp.scaler,
-            generator=generator)
+            state,
+            path,
+            plan=plan,
+            model=model,
+            optimizer=optimizer,
+            scaler=amp.scaler,
+            generator=generator,
+        )
         note = f"resumed from {path} ({start_epoch}/{plan['epochs']} epochs done)"
 
     reporter = make_progress(cfg.progress)
@@ -208,7 +238,9 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
             model.train()
             n = min(plan["epoch_steps"], plan["steps"] - (epoch - 1) * plan["epoch_steps"])
             for i, batch in zip(range(1, n + 1), train_data, strict=False):
-                lr, losses, grad_norm = _train_step(model, optimizer, batch, step, plan, cfg, dev, amp)
+                lr, losses, grad_norm = _train_step(
+                    model, optimizer, batch, step, plan, cfg, dev, amp
+                )
                 step += 1
                 pending.append((step, epoch, lr, losses, grad_norm))
                 if cfg.on_step is not None:
@@ -222,18 +254,31 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
             metrics = _validate(model, cfg.val_fn)
             now = time.perf_counter()
             history.seconds = seconds_before + (now - session_start)
-            summary = history.end_epoch(epoch, optimizer.param_groups[0]["lr"],
-                                        now - epoch_start, metrics)
+            summary = history.end_epoch(
+                epoch, optimizer.param_groups[0]["lr"], now - epoch_start, metrics
+            )
             if cfg.checkpoint_dir is not None:
-                state = training_state(epoch=epoch, step=step, plan=plan, model=model,
-                                       optimizer=optimizer, scaler=amp.scaler,
-                                       history=history, generator=generator)
-                save_atomic(state, checkpoint_path(cfg.checkpoint_dir, epoch), keep=cfg.keep_checkpoints)
+                state = training_state(
+                    epoch=epoch,
+                    step=step,
+                    plan=plan,
+                    model=model,
+                    optimizer=optimizer,
+                    scaler=amp.scaler,
+                    history=history,
+                    generator=generator,
+                )
+                save_atomic(
+                    state, checkpoint_path(cfg.checkpoint_dir, epoch), keep=cfg.keep_checkpoints
+                )
             reporter.end_epoch(summary, history)
     except BaseException as exc:
         history.seconds = seconds_before + (time.perf_counter() - session_start)
-        where = (f"; re-run with the same checkpoint_dir to resume after epoch {len(history.epochs)}"
-                 if cfg.checkpoint_dir is not None else "")
+        where = (
+            f"; re-run with the same checkpoint_dir to resume after epoch {len(history.epochs)}"
+            if cfg.checkpoint_dir is not None
+            else ""
+        )
         reporter.close(history, f"stopped at step {step} ({type(exc).__name__}){where}")
         raise
     complete = "training was already complete: loaded the weights of the last checkpoint"
@@ -244,8 +289,17 @@ def fit(model: torch.nn.Module, train_data, optimizer: torch.optim.Optimizer,
 
 # -- one step ---------------------------------------------------------------------------
 
-def _train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, step: int,
-                plan: dict, cfg: FitConfig, device: torch.device, amp: _MixedPrecision):
+
+def _train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch,
+    step: int,
+    plan: dict,
+    cfg: FitConfig,
+    device: torch.device,
+    amp: _MixedPrecision,
+):
     """One optimisation step: learning rate, forward and loss, backward, clip, update.
 
     Returns:
@@ -302,7 +356,9 @@ class _MixedPrecision:
             optimizer.step()
 
 
-def compute_losses(model: torch.nn.Module, inputs, targets, loss_fn: Callable | None = None) -> dict:
+def compute_losses(
+    model: torch.nn.Module, inputs, targets, loss_fn: Callable | None = None
+) -> dict:
     """The loss terms of one batch as a dict with the total under ``"loss"``.
 
     Args:
@@ -322,14 +378,17 @@ def compute_losses(model: torch.nn.Module, inputs, targets, loss_fn: Callable | 
             if "positional argument" in str(exc):
                 raise ValueError(
                     f"{type(model).__name__} does not take (inputs, targets): pass "
-                    "loss_fn=..., e.g. loss_fn=torch.nn.functional.cross_entropy") from exc
+                    "loss_fn=..., e.g. loss_fn=torch.nn.functional.cross_entropy"
+                ) from exc
             raise
     else:
         out = loss_fn(model(inputs), targets)
     if isinstance(out, torch.Tensor):
         if out.numel() != 1:
-            raise ValueError(f"the loss must be a scalar tensor, got shape {tuple(out.shape)}; "
-                             "reduce it (e.g. .mean())")
+            raise ValueError(
+                f"the loss must be a scalar tensor, got shape {tuple(out.shape)}; "
+                "reduce it (e.g. .mean())"
+            )
         return {"loss": out.reshape(())}
     if isinstance(out, Mapping) and out:
         terms = {}
@@ -338,12 +397,15 @@ def compute_losses(model: torch.nn.Module, inputs, targets, loss_fn: Callable | 
                 raise ValueError(f"loss term {k!r} must be a scalar tensor, got {v!r:.80}")
             terms[str(k)] = v.reshape(())
         if "loss" in terms and len(terms) > 1:
-            raise ValueError("a dict of losses must not have a term called 'loss': that name "
-                             "is kept for their sum")
+            raise ValueError(
+                "a dict of losses must not have a term called 'loss': that name "
+                "is kept for their sum"
+            )
         total = sum(terms.values()) if len(terms) > 1 else next(iter(terms.values()))
         return {"loss": total, **terms} if "loss" not in terms else terms
-    raise ValueError("the loss must be a scalar tensor or a non-empty dict of them, got "
-                     f"{type(out).__name__}")
+    raise ValueError(
+        f"the loss must be a scalar tensor or a non-empty dict of them, got {type(out).__name__}"
+    )
 
 
 def move_to(obj, device: torch.device):
@@ -367,8 +429,11 @@ def split_batch(batch) -> tuple:
     """
     if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)) and len(batch) == 2:
         return batch[0], batch[1]
-    raise ValueError("each batch must be a pair (inputs, targets); got "
-                     f"{type(batch).__name__}" + (f" of length {len(batch)}" if hasattr(batch, "__len__") else ""))
+    raise ValueError(
+        "each batch must be a pair (inputs, targets); got "
+        f"{type(batch).__name__}"
+        + (f" of length {len(batch)}" if hasattr(batch, "__len__") else "")
+    )
 
 
 def _flush(pending: list, history: History) -> None:
@@ -386,7 +451,8 @@ def _flush(pending: list, history: History) -> None:
             raise FloatingPointError(
                 f"the loss is not finite at step {step} (epoch {epoch}): {shown}. Try a lower "
                 "learning rate, warm-up, clip_grad_norm=1.0, or check the targets (empty boxes, "
-                "labels out of range).")
+                "labels out of range)."
+            )
         history.add_step(step, epoch, lr, dict(zip(names, row, strict=True)), norm)
     pending.clear()
 
@@ -412,13 +478,16 @@ def _validate(model: torch.nn.Module, val_fn: Callable | None) -> dict:
 
 # -- plan, learning rate, mixed precision -------------------------------------------
 
+
 def _merge_config(config: FitConfig | None, settings: dict) -> FitConfig:
     if config is not None and not isinstance(config, FitConfig):
         raise ValueError(f"config must be a FitConfig, got {type(config).__name__}")
     known = {f.name for f in fields(FitConfig)}
     unknown = sorted(set(settings) - known)
     if unknown:
-        raise ValueError(f"fit() got unknown setting(s) {unknown}; the settings are {sorted(known)}")
+        raise ValueError(
+            f"fit() got unknown setting(s) {unknown}; the settings are {sorted(known)}"
+        )
     base = {f.name: getattr(config, f.name) for f in fields(FitConfig)} if config else {}
     if settings.get("epochs") is not None:
         base["steps"] = None  # a keyword replaces the config's length of run
@@ -435,11 +504,14 @@ def _plan(cfg: FitConfig, train_data, optimizer) -> dict:
         n_batches = None
     epoch_steps = cfg.epoch_steps or n_batches
     if not epoch_steps:
-        raise ValueError("train_data has no len() (or is empty): give epoch_steps, the "
-                         "number of steps that make one epoch")
+        raise ValueError(
+            "train_data has no len() (or is empty): give epoch_steps, the "
+            "number of steps that make one epoch"
+        )
     if n_batches is not None and epoch_steps > n_batches:
-        raise ValueError(f"epoch_steps={epoch_steps} is more than the {n_batches} batches "
-                         "of train_data")
+        raise ValueError(
+            f"epoch_steps={epoch_steps} is more than the {n_batches} batches of train_data"
+        )
     steps = cfg.steps or cfg.epochs * epoch_steps
     warmup = cfg.warmup_steps
     if isinstance(warmup, float):
@@ -453,8 +525,9 @@ def _plan(cfg: FitConfig, train_data, optimizer) -> dict:
         "epochs": math.ceil(steps / epoch_steps),
         "epoch_steps": epoch_steps,
         "warmup_steps": warmup,
-        "schedule": cfg.schedule if isinstance(cfg.schedule, str) else getattr(
-            cfg.schedule, "__qualname__", repr(cfg.schedule)),
+        "schedule": cfg.schedule
+        if isinstance(cfg.schedule, str)
+        else getattr(cfg.schedule, "__qualname__", repr(cfg.schedule)),
         "min_lr_ratio": float(cfg.min_lr_ratio),
         "base_lrs": [float(g["initial_lr"]) for g in optimizer.param_groups],
         "seed": cfg.seed,
@@ -462,7 +535,9 @@ def _plan(cfg: FitConfig, train_data, optimizer) -> dict:
 
 
 def _set_lr(optimizer, plan: dict, step: int, cfg: FitConfig) -> float:
-    factor = lr_factor(step, plan["steps"], plan["warmup_steps"], cfg.schedule, plan["min_lr_ratio"])
+    factor = lr_factor(
+        step, plan["steps"], plan["warmup_steps"], cfg.schedule, plan["min_lr_ratio"]
+    )
     for group, base in zip(optimizer.param_groups, plan["base_lrs"], strict=True):
         group["lr"] = base * factor
     return optimizer.param_groups[0]["lr"]
@@ -480,8 +555,10 @@ def _header(plan: dict, dev: torch.device, amp_dtype, cfg: FitConfig, note: str 
     where = str(dev)
     if dev.type == "cuda":
         where += f" ({torch.cuda.get_device_name(dev)})"
-    parts = [f"fit: {plan['epochs']} epochs x {plan['epoch_steps']} steps "
-             f"({plan['steps']} steps) on {where}"]
+    parts = [
+        f"fit: {plan['epochs']} epochs x {plan['epoch_steps']} steps "
+        f"({plan['steps']} steps) on {where}"
+    ]
     if amp_dtype is not None:
         parts.append(f"{str(amp_dtype).replace('torch.', '')} autocast")
     sched = plan["schedule"]

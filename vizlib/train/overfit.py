@@ -59,10 +59,18 @@ class OverfitReport:
     __repr__ = __str__  # a cell ending in overfit_one_batch(...) shows the verdict
 
 
-def overfit_one_batch(model: torch.nn.Module, batch, *, lr: float = 1e-3,
-                      optimizer: Callable | None = None, loss_fn: Callable | None = None,
-                      steps: int = 100, factor: float = 10.0, device=None,
-                      strict: bool = True) -> OverfitReport:
+def overfit_one_batch(
+    model: torch.nn.Module,
+    batch,
+    *,
+    lr: float = 1e-3,
+    optimizer: Callable | None = None,
+    loss_fn: Callable | None = None,
+    steps: int = 100,
+    factor: float = 10.0,
+    device=None,
+    strict: bool = True,
+) -> OverfitReport:
     """Train a copy of ``model`` on one batch and check that its loss collapses.
 
     Args:
@@ -101,7 +109,9 @@ def overfit_one_batch(model: torch.nn.Module, batch, *, lr: float = 1e-3,
         trial = copy.deepcopy(model).to(dev).train()
         params = [p for p in trial.parameters() if p.requires_grad]
         if not params:
-            raise ValueError("the model has no parameter with requires_grad=True: nothing can learn")
+            raise ValueError(
+                "the model has no parameter with requires_grad=True: nothing can learn"
+            )
         opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
         losses: list[float] = []
         frozen: list[str] = []
@@ -109,11 +119,15 @@ def overfit_one_batch(model: torch.nn.Module, batch, *, lr: float = 1e-3,
             opt.zero_grad(set_to_none=True)
             total = compute_losses(trial, inputs, targets, loss_fn)["loss"]
             if not total.requires_grad:
-                raise ValueError("the loss does not depend on any parameter (it has no "
-                                 "grad_fn): is it computed from detached tensors or .item()?")
+                raise ValueError(
+                    "the loss does not depend on any parameter (it has no "
+                    "grad_fn): is it computed from detached tensors or .item()?"
+                )
             total.backward()
             if i == 0:
-                frozen = [n for n, p in trial.named_parameters() if p.requires_grad and p.grad is None]
+                frozen = [
+                    n for n, p in trial.named_parameters() if p.requires_grad and p.grad is None
+                ]
             value = float(total.detach())
             losses.append(value)
             if not math.isfinite(value):
@@ -133,22 +147,30 @@ def overfit_one_batch(model: torch.nn.Module, batch, *, lr: float = 1e-3,
 
 
 def _verdict(r: OverfitReport, steps: int) -> str:
-    head = (f"overfit one batch: loss {r.initial:.4g} -> {r.final:.4g} in {steps} steps "
-            f"(needed < {r.initial / r.factor:.4g})")
+    head = (
+        f"overfit one batch: loss {r.initial:.4g} -> {r.final:.4g} in {steps} steps "
+        f"(needed < {r.initial / r.factor:.4g})"
+    )
     if r.passed:
         return head + ": passed, the model can learn."
     hints = []
     if not math.isfinite(r.final):
-        hints.append("the loss became NaN/inf: lower the learning rate or check the loss for "
-                     "log(0) and division by zero")
+        hints.append(
+            "the loss became NaN/inf: lower the learning rate or check the loss for "
+            "log(0) and division by zero"
+        )
     elif r.final > r.initial * 0.9:
-        hints.append("the loss barely moved: is the loss computed from the model's output? "
-                     "is the learning rate far too small?")
+        hints.append(
+            "the loss barely moved: is the loss computed from the model's output? "
+            "is the learning rate far too small?"
+        )
     else:
         hints.append("the loss falls, but too slowly: raise lr or steps; if it bounces, lower lr")
     if r.frozen:
         shown = ", ".join(r.frozen[:5]) + (" ..." if len(r.frozen) > 5 else "")
-        hints.append(f"{len(r.frozen)} trainable parameter(s) got no gradient ({shown}): "
-                     "a layer the forward pass skips, or a detach()")
+        hints.append(
+            f"{len(r.frozen)} trainable parameter(s) got no gradient ({shown}): "
+            "a layer the forward pass skips, or a detach()"
+        )
     hints.append("check that the targets match the outputs (class indices, box format)")
     return head + ": FAILED.\n  - " + "\n  - ".join(hints)

@@ -130,8 +130,13 @@ class BarProgress(TextProgress):
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=n, desc=f"epoch {epoch}/{self.n_epochs}", leave=False,
-                            file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=n,
+                desc=f"epoch {epoch}/{self.n_epochs}",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         self.bar.update(i - self.bar.n)
         if history.steps["loss"]:
             self.bar.set_postfix_str(f"loss {_fmt(history.steps['loss'][-1])}", refresh=False)
@@ -164,13 +169,20 @@ class LiveProgress(TextProgress):
         super().start(header, n_epochs)
         self.t0 = time.perf_counter()
         self.last_bar = -1e9
-        self.last_curve = self.t0  # the first curve after curve_every s: a short run draws once, at the end
+        self.last_curve = (
+            self.t0
+        )  # the first curve after curve_every s: a short run draws once, at the end
         self.epoch = 0
         self.bar = display(self._bar_bundle(0, 0, 1, None), raw=True, display_id=True)
-        self.curve = display({"text/plain": "(the loss curve appears after the first steps)"},
-                             raw=True, display_id=True)
+        self.curve = display(
+            {"text/plain": "(the loss curve appears after the first steps)"},
+            raw=True,
+            display_id=True,
+        )
 
-    def _bar_bundle(self, epoch: int, i: int, n: int, loss: float | None, done: bool = False) -> dict:
+    def _bar_bundle(
+        self, epoch: int, i: int, n: int, loss: float | None, done: bool = False
+    ) -> dict:
         frac = 1.0 if done else (i / n if n else 0.0)
         elapsed = time.perf_counter() - self.t0
         if done:
@@ -183,9 +195,11 @@ class LiveProgress(TextProgress):
         cells = 30
         filled = int(round(frac * cells))
         plain = "[" + "#" * filled + "." * (cells - filled) + "] " + text
-        html = (f'<div style="font-family:monospace;font-size:13px">'
-                f'<progress value="{frac:.4f}" max="1" style="width:280px;vertical-align:middle">'
-                f"</progress> {text}</div>")
+        html = (
+            f'<div style="font-family:monospace;font-size:13px">'
+            f'<progress value="{frac:.4f}" max="1" style="width:280px;vertical-align:middle">'
+            f"</progress> {text}</div>"
+        )
         return {"text/plain": plain, "text/html": html}
 
     def step(self, epoch: int, i: int, n: int, history) -> None:
@@ -201,9 +215,14 @@ class LiveProgress(TextProgress):
     def _draw_curve(self, history) -> None:
         png = base64.b64encode(figure_png(history_figure(history), dpi=80)).decode("ascii")
         last = history.steps["step"][-1]
-        self.curve.update({"image/png": png,
-                           "text/plain": f"loss curve up to step {last}: "
-                                         f"loss {_fmt(history.steps['loss'][-1])}"}, raw=True)
+        self.curve.update(
+            {
+                "image/png": png,
+                "text/plain": f"loss curve up to step {last}: "
+                f"loss {_fmt(history.steps['loss'][-1])}",
+            },
+            raw=True,
+        )
         # measured after the draw, so a slow draw cannot eat the whole run
         self.last_curve = time.perf_counter()
 

@@ -73,8 +73,14 @@ def axis_key(ref: dict, letter: str) -> str:
     return f"{letter}axis{ref[letter + 'axis'][1:]}"
 
 
-def set_image_axes(layout: dict, ref: dict, width: float, height: float, margin: float = 0.0,
-                   show_ticks: bool = True) -> dict:
+def set_image_axes(
+    layout: dict,
+    ref: dict,
+    width: float,
+    height: float,
+    margin: float = 0.0,
+    show_ticks: bool = True,
+) -> dict:
     """Image coordinates on one subplot of a layout dict: ``y`` down, square pixels.
 
     Args:
@@ -86,10 +92,19 @@ def set_image_axes(layout: dict, ref: dict, width: float, height: float, margin:
     """
     xkey, ykey = axis_key(ref, "x"), axis_key(ref, "y")
     layout.setdefault(xkey, {}).update(
-        range=[-margin, width + margin], showgrid=False, zeroline=False, constrain="domain",
-        showticklabels=show_ticks)
+        range=[-margin, width + margin],
+        showgrid=False,
+        zeroline=False,
+        constrain="domain",
+        showticklabels=show_ticks,
+    )
     layout.setdefault(ykey, {}).update(
-        range=[height + margin, -margin], showgrid=False, zeroline=False,
-        scaleanchor=ref["xaxis"], scaleratio=1, constrain="domain", showticklabels=show_ticks)
+        range=[height + margin, -margin],
+        showgrid=False,
+        zeroline=False,
+        scaleanchor=ref["xaxis"],
+        scaleratio=1,
+        constrain="domain",
+        showticklabels=show_ticks,
+    )
     return layout
-

@@ -135,8 +135,16 @@ def image_trace(image, name: str = "image") -> dict:
     """An image trace (dict) whose pixels cover ``[0, W] x [0, H]`` (box coordinates)."""
     a = as_uint8_image(image)
     # plotly's image trace centres pixel i at x0 + i*dx: x0 = 0.5 puts its edges at i, i + 1.
-    return {"type": "image", "source": image_to_data_uri(a), "x0": 0.5, "y0": 0.5, "dx": 1,
-            "dy": 1, "name": name, "hoverinfo": "skip"}
+    return {
+        "type": "image",
+        "source": image_to_data_uri(a),
+        "x0": 0.5,
+        "y0": 0.5,
+        "dx": 1,
+        "dy": 1,
+        "name": name,
+        "hoverinfo": "skip",
+    }
 
 
 def box_outline_xy(boxes) -> tuple[list, list]:
@@ -282,7 +290,9 @@ def _label_texts(labels, scores, class_names) -> list[str]:
     return texts
 
 
-def overlay_masks(image, masks, colors: Sequence[str] | None = None, alpha: float = 0.5) -> np.ndarray:
+def overlay_masks(
+    image, masks, colors: Sequence[str] | None = None, alpha: float = 0.5
+) -> np.ndarray:
     """Blend instance masks into an image, each in its colour.
 
     Args:
@@ -366,13 +376,32 @@ def draw_boxes_mpl(
         h, w = img.shape[:2]
         # extent puts pixel edges on integer coordinates, like the boxes
         ax.imshow(img, extent=(0, w, h, 0), interpolation="nearest")
-    texts = _label_texts(lab, sc, class_names) if (labels is not None or scores is not None) else None
+    texts = (
+        _label_texts(lab, sc, class_names) if (labels is not None or scores is not None) else None
+    )
     for i, (x1, y1, x2, y2) in enumerate(b.tolist()):
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colors[i],
-                               linewidth=linewidth, linestyle=linestyle))
+        ax.add_patch(
+            Rectangle(
+                (x1, y1),
+                x2 - x1,
+                y2 - y1,
+                fill=False,
+                edgecolor=colors[i],
+                linewidth=linewidth,
+                linestyle=linestyle,
+            )
+        )
         if texts is not None:
-            ax.text(x1, y1, texts[i], color="white", fontsize=fontsize, va="bottom", ha="left",
-                    bbox={"facecolor": colors[i], "alpha": 0.8, "pad": 1, "edgecolor": "none"})
+            ax.text(
+                x1,
+                y1,
+                texts[i],
+                color="white",
+                fontsize=fontsize,
+                va="bottom",
+                ha="left",
+                bbox={"facecolor": colors[i], "alpha": 0.8, "pad": 1, "edgecolor": "none"},
+            )
     if image is None and n:
         ax.set_xlim(min(0, b[:, 0].min()), b[:, 2].max() + 1)
         ax.set_ylim(b[:, 3].max() + 1, min(0, b[:, 1].min()))

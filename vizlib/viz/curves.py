@@ -30,8 +30,14 @@ from vizlib.metrics import (
 )
 from vizlib.viz.boxes import PALETTE, with_alpha
 
-__all__ = ["AP_LABELS", "sampled_envelope", "ap_region", "pr_curve_traces", "pr_curve_figure",
-           "plot_pr_curve_mpl"]
+__all__ = [
+    "AP_LABELS",
+    "sampled_envelope",
+    "ap_region",
+    "pr_curve_traces",
+    "pr_curve_figure",
+    "plot_pr_curve_mpl",
+]
 
 #: How each AP flavour is written in legends.
 AP_LABELS = {
@@ -42,12 +48,16 @@ AP_LABELS = {
 
 
 def _curve_np(precision, recall) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(precision.detach().cpu() if hasattr(precision, "detach") else precision,
-                   dtype=np.float64).reshape(-1)
-    r = np.asarray(recall.detach().cpu() if hasattr(recall, "detach") else recall,
-                   dtype=np.float64).reshape(-1)
+    p = np.asarray(
+        precision.detach().cpu() if hasattr(precision, "detach") else precision, dtype=np.float64
+    ).reshape(-1)
+    r = np.asarray(
+        recall.detach().cpu() if hasattr(recall, "detach") else recall, dtype=np.float64
+    ).reshape(-1)
     if p.shape != r.shape:
-        raise ValueError(f"precision and recall must have the same length, got {p.size} and {r.size}")
+        raise ValueError(
+            f"precision and recall must have the same length, got {p.size} and {r.size}"
+        )
     if not (np.isfinite(p).all() and np.isfinite(r).all()):
         raise ValueError("precision and recall must be finite")
     if r.size > 1 and (np.diff(r) < 0).any():
@@ -126,8 +136,14 @@ def _round(values, digits: int = 4) -> list:
     return [round(float(v), digits) for v in values]
 
 
-def pr_curve_traces(precision, recall, method: str = "voc", color: str = PALETTE[0],
-                    name: str = "PR curve", marker_index: int | None = None) -> list:
+def pr_curve_traces(
+    precision,
+    recall,
+    method: str = "voc",
+    color: str = PALETTE[0],
+    name: str = "PR curve",
+    marker_index: int | None = None,
+) -> list:
     """Plotly traces (dicts) of a PR curve: the AP area, the envelope, the curve, a marker.
 
     Always four traces in this order (the marker trace is empty without ``marker_index``),
@@ -158,35 +174,81 @@ def pr_curve_traces(precision, recall, method: str = "voc", color: str = PALETTE
     else:
         mx, my = [round(float(r[marker_index]), 4)], [round(float(p[marker_index]), 4)]
     return [
-        {"type": "scatter", "x": _round(xs), "y": _round(ys), "mode": "lines", "fill": "toself",
-         "fillcolor": with_alpha(color, 0.22), "line": {"color": with_alpha(color, 0.5), "width": 1},
-         "name": f"AP area, {AP_LABELS[method]} = {area:.3f}", "hoverinfo": "skip"},
-        {"type": "scatter", "x": curve_x, "y": env_y, "mode": "lines",
-         "line": {"color": color, "width": 2, "shape": "vh", "dash": "dash"},
-         "name": "envelope (interpolated)"},
-        {"type": "scatter", "x": curve_x, "y": curve_y, "mode": "lines+markers",
-         "line": {"color": color, "width": 1}, "marker": {"size": 4}, "name": name},
-        {"type": "scatter", "x": mx, "y": my, "mode": "markers",
-         "marker": {"size": 14, "color": PALETTE[3], "symbol": "circle-open", "line": {"width": 3}},
-         "name": "score threshold"},
+        {
+            "type": "scatter",
+            "x": _round(xs),
+            "y": _round(ys),
+            "mode": "lines",
+            "fill": "toself",
+            "fillcolor": with_alpha(color, 0.22),
+            "line": {"color": with_alpha(color, 0.5), "width": 1},
+            "name": f"AP area, {AP_LABELS[method]} = {area:.3f}",
+            "hoverinfo": "skip",
+        },
+        {
+            "type": "scatter",
+            "x": curve_x,
+            "y": env_y,
+            "mode": "lines",
+            "line": {"color": color, "width": 2, "shape": "vh", "dash": "dash"},
+            "name": "envelope (interpolated)",
+        },
+        {
+            "type": "scatter",
+            "x": curve_x,
+            "y": curve_y,
+            "mode": "lines+markers",
+            "line": {"color": color, "width": 1},
+            "marker": {"size": 4},
+            "name": name,
+        },
+        {
+            "type": "scatter",
+            "x": mx,
+            "y": my,
+            "mode": "markers",
+            "marker": {
+                "size": 14,
+                "color": PALETTE[3],
+                "symbol": "circle-open",
+                "line": {"width": 3},
+            },
+            "name": "score threshold",
+        },
     ]
 
 
-def pr_curve_figure(precision, recall, method: str = "voc", title: str | None = None,
-                    marker_index: int | None = None, height: int = 380):
+def pr_curve_figure(
+    precision,
+    recall,
+    method: str = "voc",
+    title: str | None = None,
+    marker_index: int | None = None,
+    height: int = 380,
+):
     """A plotly figure of one PR curve with its AP area (see :func:`pr_curve_traces`)."""
     import plotly.graph_objects as go
 
     fig = go.Figure(pr_curve_traces(precision, recall, method, marker_index=marker_index))
-    fig.update_layout(title=title, height=height, plot_bgcolor="white",
-                      margin={"l": 50, "r": 10, "t": 40, "b": 40})
+    fig.update_layout(
+        title=title,
+        height=height,
+        plot_bgcolor="white",
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+    )
     fig.update_xaxes(title_text="recall", range=[-0.06, 1.06], gridcolor="#eee")
     fig.update_yaxes(title_text="precision", range=[0, 1.05], gridcolor="#eee")
     return fig
 
 
-def plot_pr_curve_mpl(precision, recall, method: str = "voc", ax=None, color: str = PALETTE[0],
-                      label: str = "PR curve"):
+def plot_pr_curve_mpl(
+    precision,
+    recall,
+    method: str = "voc",
+    ax=None,
+    color: str = PALETTE[0],
+    label: str = "PR curve",
+):
     """Matplotlib version of :func:`pr_curve_figure` (for printed figures). Returns the axes."""
     import matplotlib.pyplot as plt
 
@@ -197,8 +259,15 @@ def plot_pr_curve_mpl(precision, recall, method: str = "voc", ax=None, color: st
     ax.fill(xs, ys, color=color, alpha=0.22, lw=0, label=f"AP ({AP_LABELS[method]}) = {area:.3f}")
     if p.size:
         env = precision_envelope(torch.from_numpy(p)).numpy()
-        ax.step(np.r_[0.0, r], np.r_[env[0], env], where="pre", color=color, ls="--", lw=1.5,
-                label="envelope")
+        ax.step(
+            np.r_[0.0, r],
+            np.r_[env[0], env],
+            where="pre",
+            color=color,
+            ls="--",
+            lw=1.5,
+            label="envelope",
+        )
         ax.plot(np.r_[0.0, r], np.r_[p[0], p], "-o", color=color, ms=3, lw=1, label=label)
     ax.set_xlim(-0.06, 1.06)
     ax.set_ylim(0, 1.05)

@@ -45,7 +45,9 @@ def plot_gallery(evaluation, k: int = 4, fail_below: float = 0.5, score_threshol
     from matplotlib.figure import Figure
 
     if not isinstance(evaluation, Evaluation):
-        raise ValueError(f"evaluation must be a vizlib.evaluate.Evaluation, got {type(evaluation).__name__}")
+        raise ValueError(
+            f"evaluation must be a vizlib.evaluate.Evaluation, got {type(evaluation).__name__}"
+        )
     score_threshold = check_fraction("score_threshold", score_threshold)
     gallery = evaluation.gallery(k, fail_below)
     groups = {name: idx for name, idx in gallery.groups().items() if idx}
@@ -64,10 +66,19 @@ def plot_gallery(evaluation, k: int = 4, fail_below: float = 0.5, score_threshol
             i = indices[col]
             image, target = evaluation.dataset[i]
             if evaluation.task == "segmentation":
-                _draw_segmentation(ax, image, target, evaluation.predictions[i], evaluation.class_names)
+                _draw_segmentation(
+                    ax, image, target, evaluation.predictions[i], evaluation.class_names
+                )
             else:
-                _draw_instances(ax, image, target, evaluation.predictions[i], evaluation.class_names,
-                                score_threshold, keypoints=evaluation.task == "keypoints")
+                _draw_instances(
+                    ax,
+                    image,
+                    target,
+                    evaluation.predictions[i],
+                    evaluation.class_names,
+                    score_threshold,
+                    keypoints=evaluation.task == "keypoints",
+                )
             ax.set_title(f"{name}: {evaluation.score_name} {gallery.scores[i]:.2f}", fontsize=8)
     return fig
 
@@ -82,16 +93,34 @@ def _draw_segmentation(ax, image, mask, prediction, class_names) -> None:
     ax.imshow(np.concatenate([img, gap, truth, gap, pred], axis=1), interpolation="nearest")
 
 
-def _draw_instances(ax, image, target, pred: dict, class_names, score_threshold: float,
-                    keypoints: bool) -> None:
+def _draw_instances(
+    ax, image, target, pred: dict, class_names, score_threshold: float, keypoints: bool
+) -> None:
     from matplotlib.patches import Rectangle
 
     keep = pred["scores"] >= score_threshold
-    draw_boxes_mpl(image, pred["boxes"][keep], labels=pred["labels"][keep], scores=pred["scores"][keep],
-                   class_names=class_names, ax=ax, linewidth=1.2, fontsize=6)
+    draw_boxes_mpl(
+        image,
+        pred["boxes"][keep],
+        labels=pred["labels"][keep],
+        scores=pred["scores"][keep],
+        class_names=class_names,
+        ax=ax,
+        linewidth=1.2,
+        fontsize=6,
+    )
     for x1, y1, x2, y2 in as_tensor(target["boxes"]).tolist():
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=_TRUTH,
-                               linewidth=1.0, linestyle="--"))
+        ax.add_patch(
+            Rectangle(
+                (x1, y1),
+                x2 - x1,
+                y2 - y1,
+                fill=False,
+                edgecolor=_TRUTH,
+                linewidth=1.0,
+                linestyle="--",
+            )
+        )
     if not keypoints:
         return
     if "keypoints" in pred and len(pred["keypoints"][keep]):

@@ -120,8 +120,16 @@ def heatmap(
         colorscale = COLORSCALE_SIGNED if zmid is not None else COLORSCALE_VALUES
     xa, ya = axis_ids(panel)
     kwargs = dict(
-        z=a, xaxis=xa, yaxis=ya, colorscale=colorscale, showscale=showscale, name=name,
-        hovertemplate=hover + "<extra></extra>", opacity=opacity, xgap=1, ygap=1,
+        z=a,
+        xaxis=xa,
+        yaxis=ya,
+        colorscale=colorscale,
+        showscale=showscale,
+        name=name,
+        hovertemplate=hover + "<extra></extra>",
+        opacity=opacity,
+        xgap=1,
+        ygap=1,
     )
     if zmin is not None:
         kwargs["zmin"] = float(zmin)
@@ -135,8 +143,16 @@ def heatmap(
     return {"type": "heatmap", **kwargs}
 
 
-def rect_trace(rects, panel: int = 0, *, color: str = "#D55E00", width: float = 2.5,
-               name: str = "", dash: str | None = None, fill: str | None = None):
+def rect_trace(
+    rects,
+    panel: int = 0,
+    *,
+    color: str = "#D55E00",
+    width: float = 2.5,
+    name: str = "",
+    dash: str | None = None,
+    fill: str | None = None,
+):
     """Rectangles around groups of cells, as ONE scatter trace (outlines split by ``None``).
 
     Args:
@@ -168,8 +184,17 @@ def rect_trace(rects, panel: int = 0, *, color: str = "#D55E00", width: float = 
     line = {"color": color, "width": width}
     if dash:
         line["dash"] = dash
-    kwargs = dict(x=xs, y=ys, xaxis=xa, yaxis=ya, mode="lines", line=line, name=name,
-                  hoverinfo="skip", showlegend=False)
+    kwargs = dict(
+        x=xs,
+        y=ys,
+        xaxis=xa,
+        yaxis=ya,
+        mode="lines",
+        line=line,
+        name=name,
+        hoverinfo="skip",
+        showlegend=False,
+    )
     if fill:
         kwargs.update(fill="toself", fillcolor=fill)
     return {"type": "scatter", **kwargs}
@@ -254,8 +279,12 @@ def panel_layout(
 
     # one factor for every panel, so that the widest row fits the page
     shrink = min(
-        [1.0] + [(max_width - left - right - gap * (len(row) - 1)) / sum(shapes[k][1] * cells[k] for k in row)
-                 for row in rows]
+        [1.0]
+        + [
+            (max_width - left - right - gap * (len(row) - 1))
+            / sum(shapes[k][1] * cells[k] for k in row)
+            for row in rows
+        ]
     )
     cells = [px * shrink for px in cells]
     plot_w = max(row_width(row, cells) for row in rows)
@@ -276,11 +305,21 @@ def panel_layout(
     if title:
         # an annotation, not layout.title: its place is fixed in pixels above the panel
         # titles, whatever the figure's height (static figures add sliders below)
-        layout["annotations"].append({
-            "text": title, "x": 0.0, "y": 1.0, "xref": "paper", "yref": "paper",
-            "xanchor": "left", "yanchor": "bottom", "yshift": 32, "showarrow": False,
-            "align": "left", "font": {"size": 15},
-        })
+        layout["annotations"].append(
+            {
+                "text": title,
+                "x": 0.0,
+                "y": 1.0,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "yshift": 32,
+                "showarrow": False,
+                "align": "left",
+                "font": {"size": 15},
+            }
+        )
     y_top = 0.0  # pixels from the top of the plot area
     for row, row_h in zip(rows, heights, strict=True):
         x = 0.0
@@ -296,19 +335,41 @@ def panel_layout(
             xaxis = {"domain": [round(x0, 4), round(x1, 4)], "anchor": ya, "zeroline": False}
             yaxis = {"domain": [round(y0, 4), round(y1, 4)], "anchor": xa, "zeroline": False}
             if is_grid:
-                xaxis.update(range=[-0.5, n_cols - 0.5], showgrid=False, tickmode="auto",
-                             nticks=min(n_cols, 8), constrain="domain", fixedrange=True)
-                yaxis.update(range=[n_rows - 0.5, -0.5], showgrid=False, tickmode="auto",
-                             nticks=min(n_rows, 8), scaleanchor=xa, scaleratio=1,
-                             constrain="domain", fixedrange=True)
+                xaxis.update(
+                    range=[-0.5, n_cols - 0.5],
+                    showgrid=False,
+                    tickmode="auto",
+                    nticks=min(n_cols, 8),
+                    constrain="domain",
+                    fixedrange=True,
+                )
+                yaxis.update(
+                    range=[n_rows - 0.5, -0.5],
+                    showgrid=False,
+                    tickmode="auto",
+                    nticks=min(n_rows, 8),
+                    scaleanchor=xa,
+                    scaleratio=1,
+                    constrain="domain",
+                    fixedrange=True,
+                )
             layout[f"xaxis{key}"] = xaxis
             layout[f"yaxis{key}"] = yaxis
             if titles is not None and titles[k]:
-                layout["annotations"].append({
-                    "text": titles[k], "x": (x0 + x1) / 2, "y": y1, "xref": "paper", "yref": "paper",
-                    "xanchor": "center", "yanchor": "bottom", "yshift": 6, "showarrow": False,
-                    "font": {"size": 13},
-                })
+                layout["annotations"].append(
+                    {
+                        "text": titles[k],
+                        "x": (x0 + x1) / 2,
+                        "y": y1,
+                        "xref": "paper",
+                        "yref": "paper",
+                        "xanchor": "center",
+                        "yanchor": "bottom",
+                        "yshift": 6,
+                        "showarrow": False,
+                        "font": {"size": 13},
+                    }
+                )
         y_top += row_h + row_gap
     return layout
 

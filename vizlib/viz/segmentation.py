@@ -37,7 +37,9 @@ def colour_labels(labels, num_labels: int | None = None) -> np.ndarray:
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be an integer map [H, W], got {labels.dtype} {labels.shape}")
     if labels.size and int(labels.min()) < 0:
-        raise ValueError(f"labels must be class ids >= 0 (or 255 for ignored), got {int(labels.min())}")
+        raise ValueError(
+            f"labels must be class ids >= 0 (or 255 for ignored), got {int(labels.min())}"
+        )
     if num_labels is not None:
         num_labels = check_positive_int("num_labels", num_labels)
     known = labels != 255
@@ -58,9 +60,15 @@ def legend_handles(class_names: Sequence[str]):
     return [Patch(color=palette[i] / 255, label=name) for i, name in enumerate(class_names)]
 
 
-def segmentation_grid(images, truths, predictions: Mapping[str, Sequence], *,
-                      titles: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
-                      size: float = 1.6):
+def segmentation_grid(
+    images,
+    truths,
+    predictions: Mapping[str, Sequence],
+    *,
+    titles: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    size: float = 1.6,
+):
     """One row per image: the image, the truth, then each model's prediction.
 
     Args:
@@ -78,20 +86,26 @@ def segmentation_grid(images, truths, predictions: Mapping[str, Sequence], *,
     from matplotlib.figure import Figure
 
     if not isinstance(predictions, Mapping):
-        raise ValueError("predictions must be a dict {model name: label maps}, got "
-                         f"{type(predictions).__name__}")
+        raise ValueError(
+            "predictions must be a dict {model name: label maps}, got "
+            f"{type(predictions).__name__}"
+        )
     n = len(images)
     if len(truths) != n or any(len(p) != n for p in predictions.values()):
         lengths = ", ".join(f"{k} {len(p)}" for k, p in predictions.items())
-        raise ValueError("images, truths and every model's predictions must have the same length, "
-                         f"got images {n}, truths {len(truths)}" + (f", {lengths}" if lengths else ""))
+        raise ValueError(
+            "images, truths and every model's predictions must have the same length, "
+            f"got images {n}, truths {len(truths)}" + (f", {lengths}" if lengths else "")
+        )
     if n == 0:
         raise ValueError("nothing to draw: no images")
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles must have one entry per image ({n}), got {len(titles)}")
     columns = ["image", "truth", *predictions]
-    fig = Figure(figsize=(size * len(columns), size * n + (0.5 if class_names else 0.2)),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(size * len(columns), size * n + (0.5 if class_names else 0.2)),
+        layout="constrained",
+    )
     axes = fig.subplots(n, len(columns), squeeze=False)
     for r in range(n):
         panels = [as_uint8_image(images[r]), colour_labels(truths[r])]
@@ -106,13 +120,22 @@ def segmentation_grid(images, truths, predictions: Mapping[str, Sequence], *,
         if titles is not None:
             axes[r, 0].set_ylabel(titles[r], fontsize=7)
     if class_names:
-        fig.legend(handles=legend_handles(class_names), loc="outside lower center",
-                   ncol=min(len(class_names), 9), fontsize=7, frameon=False)
+        fig.legend(
+            handles=legend_handles(class_names),
+            loc="outside lower center",
+            ncol=min(len(class_names), 9),
+            fontsize=7,
+            frameon=False,
+        )
     return fig
 
 
-def trimap_figure(widths: Sequence[int], curves: Mapping[str, Sequence[float]],
-                  full: Mapping[str, float] | None = None, title: str = ""):
+def trimap_figure(
+    widths: Sequence[int],
+    curves: Mapping[str, Sequence[float]],
+    full: Mapping[str, float] | None = None,
+    title: str = "",
+):
     """mIoU in a band around the true boundaries, against the band's half-width.
 
     Args:
@@ -138,7 +161,7 @@ def trimap_figure(widths: Sequence[int], curves: Mapping[str, Sequence[float]],
     fig = Figure(figsize=(5.5, 3.4), layout="constrained")
     ax = fig.subplots()
     for i, (name, values) in enumerate(curves.items()):
-        line, = ax.plot(widths, list(values), "o-", label=name, color=f"C{i}")
+        (line,) = ax.plot(widths, list(values), "o-", label=name, color=f"C{i}")
         if full and name in full:
             ax.axhline(full[name], color=line.get_color(), linestyle=":", linewidth=1)
     ax.set_xlabel("band half-width around the true boundaries (pixels)")

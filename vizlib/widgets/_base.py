@@ -85,9 +85,13 @@ class Control:
             raise ValueError(f"Control {self.name!r}: values must not be empty")
         if any(v is None for v in self.values):
             # ipywidgets' selection widgets use None for "nothing selected"
-            raise ValueError(f"Control {self.name!r}: None cannot be a value; use a string such as 'none'")
+            raise ValueError(
+                f"Control {self.name!r}: None cannot be a value; use a string such as 'none'"
+            )
         if self.kind not in KINDS:
-            raise ValueError(f"Control {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+            raise ValueError(
+                f"Control {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
+            )
         if self.default not in self.values:
             raise ValueError(
                 f"Control {self.name!r}: default {self.default!r} is not one of its values {self.values}"
@@ -103,7 +107,9 @@ class Control:
             self.static_values = list(self.static_values)
             missing = [v for v in self.static_values if v not in self.values]
             if missing:
-                raise ValueError(f"Control {self.name!r}: static_values {missing} are not in values")
+                raise ValueError(
+                    f"Control {self.name!r}: static_values {missing} are not in values"
+                )
             if self.default not in self.static_values:
                 raise ValueError(
                     f"Control {self.name!r}: static_values must contain the default {self.default!r}"
@@ -199,7 +205,9 @@ class Widget:
             raise ValueError(f"{type(self).__name__}: control names must be unique, got {names}")
         unknown = sorted(set(defaults) - set(names))
         if unknown:
-            raise ValueError(f"{type(self).__name__}: unknown controls {unknown}; expected some of {names}")
+            raise ValueError(
+                f"{type(self).__name__}: unknown controls {unknown}; expected some of {names}"
+            )
         for c in self.controls:
             if c.name in defaults and defaults[c.name] not in c.values:
                 raise ValueError(
@@ -226,7 +234,9 @@ class Widget:
         full = self.state_defaults()
         unknown = sorted(set(state) - set(full))
         if unknown:
-            raise ValueError(f"{type(self).__name__}: unknown controls {unknown}; expected some of {list(full)}")
+            raise ValueError(
+                f"{type(self).__name__}: unknown controls {unknown}; expected some of {list(full)}"
+            )
         full.update(state)
         return full
 
@@ -235,7 +245,9 @@ class Widget:
         for c in self.controls:
             if c.name == name:
                 return c
-        raise ValueError(f"{type(self).__name__} has no control {name!r}; it has {[c.name for c in self.controls]}")
+        raise ValueError(
+            f"{type(self).__name__} has no control {name!r}; it has {[c.name for c in self.controls]}"
+        )
 
     # ----------------------------------------------------------------- live mode
     def live(self):
@@ -360,10 +372,18 @@ class Widget:
             j = jsons[idx]
             layout = {k: j["layout"].get(k, _EMPTY.get(k)) for k in layout_keys}
             if same_count:
-                frame = {"name": frame_name(idx), "data": [j["data"][t] for t in changed], "traces": changed}
+                frame = {
+                    "name": frame_name(idx),
+                    "data": [j["data"][t] for t in changed],
+                    "traces": changed,
+                }
             else:
-                frame = {"name": frame_name(idx), "data": j["data"], "group": "full",
-                         "traces": list(range(len(j["data"])))}
+                frame = {
+                    "name": frame_name(idx),
+                    "data": j["data"],
+                    "group": "full",
+                    "traces": list(range(len(j["data"]))),
+                }
             frame["layout"] = layout
             frames.append(frame)
 
@@ -413,8 +433,11 @@ class Widget:
         being built)."""
         from vizlib.display import figure_html
 
-        return figure_html(self.static_figure(), post_script=self.static_post_script(),
-                           include_plotlyjs=include_plotlyjs)
+        return figure_html(
+            self.static_figure(),
+            post_script=self.static_post_script(),
+            include_plotlyjs=include_plotlyjs,
+        )
 
     # ----------------------------------------------------------------- display
     def show(self, mode: str | None = None):
@@ -454,8 +477,9 @@ _EMPTY = {"annotations": [], "shapes": [], "images": []}
 
 def _ipywidget_for(W, c: Control, value):
     options = [(c.label_of(v), v) for v in c.values]
-    common = dict(options=options, value=value, description=c.label,
-                  style={"description_width": "initial"})
+    common = dict(
+        options=options, value=value, description=c.label, style={"description_width": "initial"}
+    )
     if c.kind == "dropdown":
         return W.Dropdown(**common)
     if c.kind == "toggle":

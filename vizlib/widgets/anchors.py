@@ -98,8 +98,9 @@ def _scene() -> tuple[np.ndarray, dict]:
     return np.clip(img, 0, 255).astype(np.uint8), target
 
 
-def prediction_tensor_size(grid_h: int, grid_w: int, anchors_per_cell: int, num_classes: int,
-                           objectness: bool = False) -> int:
+def prediction_tensor_size(
+    grid_h: int, grid_w: int, anchors_per_cell: int, num_classes: int, objectness: bool = False
+) -> int:
     """How many numbers a one-level anchor head predicts for one image.
 
     Per anchor: 4 box offsets ``(dx, dy, dw, dh)`` and ``C + 1`` class scores (the
@@ -120,8 +121,15 @@ def prediction_tensor_size(grid_h: int, grid_w: int, anchors_per_cell: int, num_
     return grid_h * grid_w * anchors_per_cell * per_anchor
 
 
-def anchor_numbers(stride: int, sizes: tuple, ratios: tuple, location: str,
-                   fg_iou: float, bg_iou: float = 0.3, low_quality: bool = False) -> dict:
+def anchor_numbers(
+    stride: int,
+    sizes: tuple,
+    ratios: tuple,
+    location: str,
+    fg_iou: float,
+    bg_iou: float = 0.3,
+    low_quality: bool = False,
+) -> dict:
     """The anchors of the scene and their labels, for one state of the widget.
 
     Returns:
@@ -139,8 +147,9 @@ def anchor_numbers(stride: int, sizes: tuple, ratios: tuple, location: str,
     base = generate_anchors(sizes, ratios)  # [A, 4] centred at 0
     # offset 0.5: anchors centred in their cell (torchvision's AnchorGenerator uses 0)
     anchors = grid_anchors(grid, stride, base, offset=0.5)  # [H*W*A, 4]
-    matches = match_anchors_to_boxes(anchors, target["boxes"], fg_iou, bg_iou,
-                                     allow_low_quality_matches=low_quality)  # [H*W*A]
+    matches = match_anchors_to_boxes(
+        anchors, target["boxes"], fg_iou, bg_iou, allow_low_quality_matches=low_quality
+    )  # [H*W*A]
     a = base.shape[0]
     per_loc = matches.view(grid[0] * grid[1], a)  # [H*W, A], location-major like grid_anchors
     codes = np.full(per_loc.shape, _CODE_POS, np.uint8)
@@ -172,8 +181,16 @@ def _fmt(values) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
 
-def anchors_figure(stride: int, sizes: tuple, ratios: tuple, location: str, fg_iou: float,
-                   bg_iou: float = 0.3, low_quality: bool = False, height: int = 470):
+def anchors_figure(
+    stride: int,
+    sizes: tuple,
+    ratios: tuple,
+    location: str,
+    fg_iou: float,
+    bg_iou: float = 0.3,
+    low_quality: bool = False,
+    height: int = 470,
+):
     """The widget's figure for one state (see :func:`anchor_numbers`).
 
     Left: the scene, its ground-truth boxes (blue), every positive anchor (thin green),
@@ -185,8 +202,9 @@ def anchors_figure(stride: int, sizes: tuple, ratios: tuple, location: str, fg_i
     n = anchor_numbers(stride, sizes, ratios, location, fg_iou, bg_iou, low_quality)
     gh, gw = n["grid"]
     at, am = n["at_cell"], n["at_cell_matches"]
-    layout, refs = subplot_layout([(1, 1), (1, 2)], rows=1, cols=2, column_widths=[0.5, 0.5],
-                                  horizontal_spacing=0.1)
+    layout, refs = subplot_layout(
+        [(1, 1), (1, 2)], rows=1, cols=2, column_widths=[0.5, 0.5], horizontal_spacing=0.1
+    )
     left, right = refs[(1, 1)], refs[(1, 2)]
     # every location's centre, coloured by the best label among its anchors
     best = n["codes"].max(axis=0)  # [H*W]
@@ -198,48 +216,116 @@ def anchors_figure(stride: int, sizes: tuple, ratios: tuple, location: str, fg_i
     data = [
         {**_image_trace(), **left},
         {**box_trace(target["boxes"], color=_GT, name="ground truth", width=3), **left},
-        {**label_trace(target["boxes"], [CLASS_NAMES[i] for i in target["labels"]], color=_GT,
-                       position="above"), **left},
-        {**box_trace(n["anchors"][n["matches"] >= 0], color=_POS, width=1, opacity=0.6,
-                     name="all positive anchors"), **left},
-        {**box_trace(at[am == BACKGROUND], color=_NEG, width=2, dash="dot",
-                     name="at the cell: negative"), **left},
-        {**box_trace(at[am == IGNORE], color=_IGN, width=2.5, dash="dash",
-                     name="at the cell: ignored"), **left},
+        {
+            **label_trace(
+                target["boxes"],
+                [CLASS_NAMES[i] for i in target["labels"]],
+                color=_GT,
+                position="above",
+            ),
+            **left,
+        },
+        {
+            **box_trace(
+                n["anchors"][n["matches"] >= 0],
+                color=_POS,
+                width=1,
+                opacity=0.6,
+                name="all positive anchors",
+            ),
+            **left,
+        },
+        {
+            **box_trace(
+                at[am == BACKGROUND], color=_NEG, width=2, dash="dot", name="at the cell: negative"
+            ),
+            **left,
+        },
+        {
+            **box_trace(
+                at[am == IGNORE], color=_IGN, width=2.5, dash="dash", name="at the cell: ignored"
+            ),
+            **left,
+        },
         {**box_trace(at[am >= 0], color=_POS, width=3.5, name="at the cell: positive"), **left},
-        {"type": "scatter", "x": ((cx.reshape(-1) + 0.5) * stride).tolist(),
-         "y": ((cy.reshape(-1) + 0.5) * stride).tolist(), "mode": "markers",
-         "marker": {"color": colors.tolist(), "size": 6, "line": {"width": 1, "color": "white"}},
-         "name": "cell centres", "hoverinfo": "skip", **left},
-        {"type": "scatter", "x": [(c + 0.5) * stride], "y": [(r + 0.5) * stride],
-         "mode": "markers", "marker": {"symbol": "x", "size": 12, "color": "black"},
-         "name": f"the cell ({r}, {c})", **left},
-        {"type": "heatmap", "z": n["codes"].tolist(), "zmin": 0, "zmax": 2, "showscale": False,
-         "colorscale": [[0, _NEG], [0.33, _NEG], [0.34, _IGN], [0.66, _IGN], [0.67, _POS],
-                        [1, _POS]],
-         "xgap": 1, "ygap": 1, "hovertemplate": "location %{x}, anchor %{y}<extra></extra>",
-         "name": "labels", **right},
-        {"type": "scatter", "x": [k, k], "y": [-0.5, n["A"] - 0.5], "mode": "lines",
-         "line": {"color": "black", "width": 2}, "showlegend": False, "hoverinfo": "skip",
-         "name": "chosen column", **right},
+        {
+            "type": "scatter",
+            "x": ((cx.reshape(-1) + 0.5) * stride).tolist(),
+            "y": ((cy.reshape(-1) + 0.5) * stride).tolist(),
+            "mode": "markers",
+            "marker": {"color": colors.tolist(), "size": 6, "line": {"width": 1, "color": "white"}},
+            "name": "cell centres",
+            "hoverinfo": "skip",
+            **left,
+        },
+        {
+            "type": "scatter",
+            "x": [(c + 0.5) * stride],
+            "y": [(r + 0.5) * stride],
+            "mode": "markers",
+            "marker": {"symbol": "x", "size": 12, "color": "black"},
+            "name": f"the cell ({r}, {c})",
+            **left,
+        },
+        {
+            "type": "heatmap",
+            "z": n["codes"].tolist(),
+            "zmin": 0,
+            "zmax": 2,
+            "showscale": False,
+            "colorscale": [
+                [0, _NEG],
+                [0.33, _NEG],
+                [0.34, _IGN],
+                [0.66, _IGN],
+                [0.67, _POS],
+                [1, _POS],
+            ],
+            "xgap": 1,
+            "ygap": 1,
+            "hovertemplate": "location %{x}, anchor %{y}<extra></extra>",
+            "name": "labels",
+            **right,
+        },
+        {
+            "type": "scatter",
+            "x": [k, k],
+            "y": [-0.5, n["A"] - 0.5],
+            "mode": "lines",
+            "line": {"color": "black", "width": 2},
+            "showlegend": False,
+            "hoverinfo": "skip",
+            "name": "chosen column",
+            **right,
+        },
     ]
     counts = n["counts"]
     layout.update(
-        title={"text": (
-            f"grid {gh}×{gw} × A = {n['A']} anchors = {counts['total']}: "
-            f"<b style='color:{_POS}'>{counts['positive']} positive</b>, "
-            f"<b style='color:{_IGN}'>{counts['ignored']} ignored</b>, "
-            f"{counts['negative']} negative<br>prediction tensor {gh}×{gw}×{n['A']}×(4 + 3 + 1)"
-            f" = {n['tensor_size']} numbers  (sizes {_fmt(sizes)}; ratios h/w {_fmt(ratios)})"),
-            "font": {"size": 13}, "x": 0.01, "y": 0.98, "yanchor": "top"},
-        height=height, margin={"l": 10, "r": 10, "t": 100, "b": 40}, plot_bgcolor="white",
+        title={
+            "text": (
+                f"grid {gh}×{gw} × A = {n['A']} anchors = {counts['total']}: "
+                f"<b style='color:{_POS}'>{counts['positive']} positive</b>, "
+                f"<b style='color:{_IGN}'>{counts['ignored']} ignored</b>, "
+                f"{counts['negative']} negative<br>prediction tensor {gh}×{gw}×{n['A']}×(4 + 3 + 1)"
+                f" = {n['tensor_size']} numbers  (sizes {_fmt(sizes)}; ratios h/w {_fmt(ratios)})"
+            ),
+            "font": {"size": 13},
+            "x": 0.01,
+            "y": 0.98,
+            "yanchor": "top",
+        },
+        height=height,
+        margin={"l": 10, "r": 10, "t": 100, "b": 40},
+        plot_bgcolor="white",
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
     )
     set_image_axes(layout, left, IMAGE_SIZE, IMAGE_SIZE, margin=24)
-    layout[axis_key(right, "x")].update(title={"text": "location (row-major)"},
-                                        range=[-0.5, gh * gw - 0.5])
-    layout[axis_key(right, "y")].update(range=[n["A"] - 0.5, -0.5], tickvals=list(range(n["A"])),
-                                        ticktext=shape_names)
+    layout[axis_key(right, "x")].update(
+        title={"text": "location (row-major)"}, range=[-0.5, gh * gw - 0.5]
+    )
+    layout[axis_key(right, "y")].update(
+        range=[n["A"] - 0.5, -0.5], tickvals=list(range(n["A"])), ticktext=shape_names
+    )
     return fast_figure(data, layout)
 
 
@@ -266,21 +352,57 @@ class AnchorsWidget(Widget):
     """
 
     controls = [
-        Control("stride", "stride", values=[16, 32], default=32, kind="toggle",
-                labels=["16 (10×10)", "32 (5×5)"]),
-        Control("sizes", "sizes", values=_SIZES, default=(32, 64), kind="dropdown",
-                labels=[_fmt(s) for s in _SIZES]),
-        Control("ratios", "aspect ratios h/w", values=_RATIOS, default=_RATIOS[2],
-                kind="dropdown", labels=["1", "0.5, 1, 2", "0.33 … 3"]),
+        Control(
+            "stride",
+            "stride",
+            values=[16, 32],
+            default=32,
+            kind="toggle",
+            labels=["16 (10×10)", "32 (5×5)"],
+        ),
+        Control(
+            "sizes",
+            "sizes",
+            values=_SIZES,
+            default=(32, 64),
+            kind="dropdown",
+            labels=[_fmt(s) for s in _SIZES],
+        ),
+        Control(
+            "ratios",
+            "aspect ratios h/w",
+            values=_RATIOS,
+            default=_RATIOS[2],
+            kind="dropdown",
+            labels=["1", "0.5, 1, 2", "0.33 … 3"],
+        ),
         Control("location", "location", values=list(LOCATIONS), default="person"),
-        Control("fg_iou", "positive if IoU ≥", values=[0.4, 0.5, 0.6, 0.7], default=0.5,
-                static_values=[0.4, 0.5, 0.7]),
+        Control(
+            "fg_iou",
+            "positive if IoU ≥",
+            values=[0.4, 0.5, 0.6, 0.7],
+            default=0.5,
+            static_values=[0.4, 0.5, 0.7],
+        ),
         Control("bg_iou", "negative if IoU <", values=[0.2, 0.3, 0.4], default=0.3),
-        Control("low_quality", "best anchor of each box is positive", values=[False, True],
-                default=False, kind="toggle", labels=["no", "yes"]),
+        Control(
+            "low_quality",
+            "best anchor of each box is positive",
+            values=[False, True],
+            default=False,
+            kind="toggle",
+            labels=["no", "yes"],
+        ),
     ]
     static_controls = ("location", "ratios", "fg_iou")
 
     def figure(self, stride, sizes, ratios, location, fg_iou, bg_iou, low_quality):
-        return anchors_figure(stride, sizes, ratios, location, fg_iou,
-                              bg_iou=min(bg_iou, fg_iou), low_quality=low_quality)
+        return anchors_figure(
+            stride,
+            sizes,
+            ratios,
+            location,
+            fg_iou,
+            bg_iou=min(bg_iou, fg_iou),
+            low_quality=low_quality,
+        )

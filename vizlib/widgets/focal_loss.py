@@ -46,13 +46,17 @@ def dense_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     global _BATCH
     if _BATCH is None:
         g = torch.Generator().manual_seed(0)
-        logits = torch.cat([
-            torch.randn(N_EASY_NEG, generator=g) * 1.0 - 5.0,
-            torch.randn(N_HARD_NEG, generator=g) * 1.5 + 0.0,
-            torch.randn(N_POS, generator=g) * 1.5 + 0.5,
-        ])
+        logits = torch.cat(
+            [
+                torch.randn(N_EASY_NEG, generator=g) * 1.0 - 5.0,
+                torch.randn(N_HARD_NEG, generator=g) * 1.5 + 0.0,
+                torch.randn(N_POS, generator=g) * 1.5 + 0.5,
+            ]
+        )
         targets = torch.cat([torch.zeros(N_EASY_NEG + N_HARD_NEG), torch.ones(N_POS)])
-        groups = torch.cat([torch.zeros(N_EASY_NEG), torch.ones(N_HARD_NEG), torch.full((N_POS,), 2.0)]).long()
+        groups = torch.cat(
+            [torch.zeros(N_EASY_NEG), torch.ones(N_HARD_NEG), torch.full((N_POS,), 2.0)]
+        ).long()
         _BATCH = (logits, targets, groups)
     return _BATCH
 
@@ -92,57 +96,123 @@ class FocalLossWidget(Widget):
         at = torch.tensor([0.9, 0.968])
         ratio = losses.focal_loss_curve(at, gamma=0.0) / losses.focal_loss_curve(at, gamma=gamma)
         alpha_text = "none" if alpha is None else f"{alpha:g}"
-        title = (f"focal loss, γ = {gamma:g}, α = {alpha_text}: the 99 000 easy negatives carry "
-                 f"{100 * fl_shares[0]:.1f}% of the loss (cross-entropy: {100 * ce_shares[0]:.1f}%)"
-                 f"<br><sub>at p_t = 0.9 the loss is {float(ratio[0]):.0f}× smaller than cross-entropy, "
-                 f"at p_t = 0.968 {float(ratio[1]):.0f}×; total loss of the batch: "
-                 f"CE {ce_total:.0f}, focal {fl_total:.1f}</sub>")
+        title = (
+            f"focal loss, γ = {gamma:g}, α = {alpha_text}: the 99 000 easy negatives carry "
+            f"{100 * fl_shares[0]:.1f}% of the loss (cross-entropy: {100 * ce_shares[0]:.1f}%)"
+            f"<br><sub>at p_t = 0.9 the loss is {float(ratio[0]):.0f}× smaller than cross-entropy, "
+            f"at p_t = 0.968 {float(ratio[1]):.0f}×; total loss of the batch: "
+            f"CE {ce_total:.0f}, focal {fl_total:.1f}</sub>"
+        )
         layout = grids.panel_layout(
-            [(14, 15), (14, 13)], ["loss against p_t", "share of the total loss"],
-            grid_panels=[False, False], cell=20.0, gap=135, top=105, bottom=100, title=title,
+            [(14, 15), (14, 13)],
+            ["loss against p_t", "share of the total loss"],
+            grid_panels=[False, False],
+            cell=20.0,
+            gap=135,
+            top=105,
+            bottom=100,
+            title=title,
         )
         layout["xaxis"].update(title={"text": "p_t, probability of the true class"}, range=[0, 1.0])
         layout["yaxis"].update(title={"text": "loss"}, range=[0, 5.0])
-        layout["xaxis2"].update(range=[0, 100], title={"text": "% of the total loss"}, ticksuffix="%")
+        layout["xaxis2"].update(
+            range=[0, 100], title={"text": "% of the total loss"}, ticksuffix="%"
+        )
         layout["yaxis2"].update(autorange="reversed")
         layout["barmode"] = "stack"
         layout["showlegend"] = True
-        layout["legend"] = {"x": layout["xaxis"]["domain"][1], "xanchor": "right", "y": 1.0,
-                            "yanchor": "top", "font": {"size": 11}, "bgcolor": "rgba(255,255,255,0.8)"}
+        layout["legend"] = {
+            "x": layout["xaxis"]["domain"][1],
+            "xanchor": "right",
+            "y": 1.0,
+            "yanchor": "top",
+            "font": {"size": 11},
+            "bgcolor": "rgba(255,255,255,0.8)",
+        }
 
         data = []
         x = grids.compact(p_t, 3)
         for g, color in zip(GAMMAS, _GAMMA_COLORS, strict=True):
             chosen = g == gamma
-            data.append(dict(
-                type="scatter", x=x, y=grids.compact(curves[g], 4), xaxis="x", yaxis="y", mode="lines",
-                name=f"γ = {g:g}" + (" (CE)" if g == 0 else ""),
-                line={"color": color, "width": 3.5 if chosen else 1.3}, opacity=1.0 if chosen else 0.5,
-                hovertemplate="p_t %{x}: loss %{y}<extra>γ = " + f"{g:g}" + "</extra>",
-            ))
+            data.append(
+                dict(
+                    type="scatter",
+                    x=x,
+                    y=grids.compact(curves[g], 4),
+                    xaxis="x",
+                    yaxis="y",
+                    mode="lines",
+                    name=f"γ = {g:g}" + (" (CE)" if g == 0 else ""),
+                    line={"color": color, "width": 3.5 if chosen else 1.3},
+                    opacity=1.0 if chosen else 0.5,
+                    hovertemplate="p_t %{x}: loss %{y}<extra>γ = " + f"{g:g}" + "</extra>",
+                )
+            )
         # with alpha, the chosen gamma's curve splits: positives weigh alpha, negatives 1 - alpha
         weighted = {"pos": [], "neg": []}
         if alpha is not None:
-            weighted["pos"] = grids.compact(losses.focal_loss_curve(p_t, gamma=gamma, alpha_t=alpha), 4)
-            weighted["neg"] = grids.compact(losses.focal_loss_curve(p_t, gamma=gamma, alpha_t=1 - alpha), 4)
+            weighted["pos"] = grids.compact(
+                losses.focal_loss_curve(p_t, gamma=gamma, alpha_t=alpha), 4
+            )
+            weighted["neg"] = grids.compact(
+                losses.focal_loss_curve(p_t, gamma=gamma, alpha_t=1 - alpha), 4
+            )
         xw = x if alpha is not None else []
-        data.append(dict(type="scatter", x=xw, y=weighted["pos"], xaxis="x", yaxis="y", mode="lines",
-                         name=f"γ = {gamma:g}, positive (α_t = α)", showlegend=alpha is not None,
-                         line={"color": "#D55E00", "width": 2.5}))
-        data.append(dict(type="scatter", x=xw, y=weighted["neg"], xaxis="x", yaxis="y", mode="lines",
-                         name=f"γ = {gamma:g}, negative (α_t = 1 − α)", showlegend=alpha is not None,
-                         line={"color": "#D55E00", "width": 2.5, "dash": "dash"}))
+        data.append(
+            dict(
+                type="scatter",
+                x=xw,
+                y=weighted["pos"],
+                xaxis="x",
+                yaxis="y",
+                mode="lines",
+                name=f"γ = {gamma:g}, positive (α_t = α)",
+                showlegend=alpha is not None,
+                line={"color": "#D55E00", "width": 2.5},
+            )
+        )
+        data.append(
+            dict(
+                type="scatter",
+                x=xw,
+                y=weighted["neg"],
+                xaxis="x",
+                yaxis="y",
+                mode="lines",
+                name=f"γ = {gamma:g}, negative (α_t = 1 − α)",
+                showlegend=alpha is not None,
+                line={"color": "#D55E00", "width": 2.5, "dash": "dash"},
+            )
+        )
         bars = ["cross-entropy", f"focal γ={gamma:g}, α={alpha_text}"]
         for k, (group, color) in enumerate(zip(GROUPS, _GROUP_COLORS, strict=True)):
             shares = [round(100 * ce_shares[k], 2), round(100 * fl_shares[k], 2)]
-            data.append(dict(
-                type="bar", orientation="h", x=shares, y=bars, xaxis="x2", yaxis="y2", name=group,
-                marker={"color": color}, text=[f"{s:.0f}%" if s >= 8 else "" for s in shares],
-                textposition="inside", textangle=0, insidetextanchor="middle", legend="legend2",
-                hovertemplate="%{y}: " + group + " %{x:.1f}%<extra></extra>",
-            ))
+            data.append(
+                dict(
+                    type="bar",
+                    orientation="h",
+                    x=shares,
+                    y=bars,
+                    xaxis="x2",
+                    yaxis="y2",
+                    name=group,
+                    marker={"color": color},
+                    text=[f"{s:.0f}%" if s >= 8 else "" for s in shares],
+                    textposition="inside",
+                    textangle=0,
+                    insidetextanchor="middle",
+                    legend="legend2",
+                    hovertemplate="%{y}: " + group + " %{x:.1f}%<extra></extra>",
+                )
+            )
         # a second legend, for the groups, under the bars
-        layout["legend2"] = {"x": layout["xaxis2"]["domain"][0], "xanchor": "left", "y": -0.24,
-                             "yanchor": "top", "orientation": "h", "font": {"size": 11},
-                             "traceorder": "normal"}
+        layout["legend2"] = {
+            "x": layout["xaxis2"]["domain"][0],
+            "xanchor": "left",
+            "y": -0.24,
+            "yanchor": "top",
+            "orientation": "h",
+            "font": {"size": 11},
+            "traceorder": "normal",
+        }
         return grids.figure(data, layout)

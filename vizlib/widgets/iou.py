@@ -73,9 +73,15 @@ def iou_figure(cx: float, cy: float, size: float, height: int = 400):
     """
     n = iou_numbers(cx, cy, size)
     layout, refs = subplot_layout(
-        [(1, 1), (1, 2), (2, 2)], rows=2, cols=2, column_widths=[0.58, 0.42],
-        row_heights=[0.45, 0.55], specs=[[{"rowspan": 2}, {}], [None, {}]],
-        horizontal_spacing=0.08, vertical_spacing=0.1)
+        [(1, 1), (1, 2), (2, 2)],
+        rows=2,
+        cols=2,
+        column_widths=[0.58, 0.42],
+        row_heights=[0.45, 0.55],
+        specs=[[{"rowspan": 2}, {}], [None, {}]],
+        horizontal_spacing=0.08,
+        vertical_spacing=0.1,
+    )
     scene, bars, text = refs[(1, 1)], refs[(1, 2)], refs[(2, 2)]
     lines = [
         f"area(A) = {n['area_a']:.0f}",
@@ -87,29 +93,61 @@ def iou_figure(cx: float, cy: float, size: float, height: int = 400):
         f"GIoU = IoU − {n['area_c'] - n['union']:.0f} / {n['area_c']:.0f} = {n['giou']:.3f}",
     ]
     data = [
-        {**box_trace(n["enclosing"], color=_COLOR_C, name="enclosing box C", dash="dash",
-                     width=1.5, fill_opacity=0.12), **scene},
+        {
+            **box_trace(
+                n["enclosing"],
+                color=_COLOR_C,
+                name="enclosing box C",
+                dash="dash",
+                width=1.5,
+                fill_opacity=0.12,
+            ),
+            **scene,
+        },
         {**box_trace(n["a"], color=_COLOR_A, name="A", fill_opacity=0.15), **scene},
         {**box_trace(n["b"], color=_COLOR_B, name="B", fill_opacity=0.15), **scene},
-        {**box_trace(n["intersection"], color=_COLOR_I, name="A ∩ B", width=1,
-                     fill_opacity=0.6), **scene},
-        {"type": "bar", "orientation": "h", "y": ["GIoU", "IoU"],
-         "x": [round(n["giou"], 4), round(n["iou"], 4)],
-         "marker": {"color": [_COLOR_C, _COLOR_I]},
-         "text": [f"{n['giou']:.3f}", f"{n['iou']:.3f}"], "textposition": "outside",
-         "cliponaxis": False, "showlegend": False, "name": "score", **bars},
-        {"type": "scatter", "x": [0] * len(lines), "y": list(range(len(lines)))[::-1],
-         "text": lines, "mode": "text", "textposition": "middle right", "showlegend": False,
-         "hoverinfo": "skip", "name": "areas", **text},
+        {
+            **box_trace(n["intersection"], color=_COLOR_I, name="A ∩ B", width=1, fill_opacity=0.6),
+            **scene,
+        },
+        {
+            "type": "bar",
+            "orientation": "h",
+            "y": ["GIoU", "IoU"],
+            "x": [round(n["giou"], 4), round(n["iou"], 4)],
+            "marker": {"color": [_COLOR_C, _COLOR_I]},
+            "text": [f"{n['giou']:.3f}", f"{n['iou']:.3f}"],
+            "textposition": "outside",
+            "cliponaxis": False,
+            "showlegend": False,
+            "name": "score",
+            **bars,
+        },
+        {
+            "type": "scatter",
+            "x": [0] * len(lines),
+            "y": list(range(len(lines)))[::-1],
+            "text": lines,
+            "mode": "text",
+            "textposition": "middle right",
+            "showlegend": False,
+            "hoverinfo": "skip",
+            "name": "areas",
+            **text,
+        },
     ]
     set_image_axes(layout, scene, CANVAS, CANVAS)
-    layout[axis_key(bars, "x")].update(range=[-1, 1.15], zeroline=True, zerolinecolor="#444",
-                                    title={"text": "−1 … 1"})
+    layout[axis_key(bars, "x")].update(
+        range=[-1, 1.15], zeroline=True, zerolinecolor="#444", title={"text": "−1 … 1"}
+    )
     layout[axis_key(text, "x")].update(visible=False, range=[0, 1])
     layout[axis_key(text, "y")].update(visible=False, range=[-0.5, len(lines) - 0.5])
-    layout.update(height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10},
-                  plot_bgcolor="white",
-                  legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
+    layout.update(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        plot_bgcolor="white",
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+    )
     return fast_figure(data, layout)
 
 

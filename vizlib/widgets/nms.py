@@ -27,8 +27,16 @@ from vizlib.viz._figure import fast_figure, set_image_axes, subplot_layout
 from vizlib.viz.boxes import PALETTE, box_trace, image_trace, label_trace
 from vizlib.widgets._base import Control, Widget
 
-__all__ = ["NMSWidget", "NMSScene", "check_nms_scene", "nms_scene", "nms_numbers", "nms_figure", "SOFT_SHOWN",
-           "MAX_STEPS"]
+__all__ = [
+    "NMSWidget",
+    "NMSScene",
+    "check_nms_scene",
+    "nms_scene",
+    "nms_numbers",
+    "nms_figure",
+    "SOFT_SHOWN",
+    "MAX_STEPS",
+]
 
 #: Soft-NMS keeps every box with a lowered score; boxes at or above this are drawn solid.
 SOFT_SHOWN = 0.3
@@ -36,15 +44,28 @@ SOFT_SHOWN = 0.3
 MAX_STEPS = 11
 
 _W, _H = 240, 150
-_GT = ((20.0, 30.0, 58.0, 135.0), (86.0, 25.0, 126.0, 130.0), (96.0, 30.0, 136.0, 134.0),
-       (180.0, 40.0, 215.0, 138.0))
+_GT = (
+    (20.0, 30.0, 58.0, 135.0),
+    (86.0, 25.0, 126.0, 130.0),
+    (96.0, 30.0, 136.0, 134.0),
+    (180.0, 40.0, 215.0, 138.0),
+)
 # (box, score): a few detections per person, then false alarms on the background.
 _DETECTIONS = (
-    ((21, 31, 57, 134), 0.95), ((14, 25, 55, 127), 0.81), ((24, 41, 62, 141), 0.62),
-    ((87, 26, 125, 131), 0.93), ((80, 19, 122, 121), 0.77), ((90, 36, 130, 137), 0.58),
-    ((97, 31, 137, 133), 0.88), ((92, 27, 133, 130), 0.70),
-    ((181, 42, 214, 137), 0.91), ((175, 30, 212, 129), 0.74), ((185, 51, 223, 141), 0.45),
-    ((148, 92, 176, 122), 0.22), ((60, 62, 88, 112), 0.34), ((200, 4, 236, 30), 0.12),
+    ((21, 31, 57, 134), 0.95),
+    ((14, 25, 55, 127), 0.81),
+    ((24, 41, 62, 141), 0.62),
+    ((87, 26, 125, 131), 0.93),
+    ((80, 19, 122, 121), 0.77),
+    ((90, 36, 130, 137), 0.58),
+    ((97, 31, 137, 133), 0.88),
+    ((92, 27, 133, 130), 0.70),
+    ((181, 42, 214, 137), 0.91),
+    ((175, 30, 212, 129), 0.74),
+    ((185, 51, 223, 141), 0.45),
+    ((148, 92, 176, 122), 0.22),
+    ((60, 62, 88, 112), 0.34),
+    ((200, 4, 236, 30), 0.12),
 )
 
 _KEPT, _SUPP, _NOW, _WAIT, _GTC = PALETTE[2], PALETTE[3], PALETTE[0], "#9a9a9a", "#222222"
@@ -76,9 +97,16 @@ class NMSScene:
 
     __slots__ = ("image", "target", "boxes", "scores", "noun", "_trace")
 
-    def __init__(self, image: np.ndarray, target: dict, boxes: torch.Tensor, scores: torch.Tensor,
-                 noun: str):
-        self.image, self.target, self.boxes, self.scores, self.noun = image, target, boxes, scores, noun
+    def __init__(
+        self, image: np.ndarray, target: dict, boxes: torch.Tensor, scores: torch.Tensor, noun: str
+    ):
+        self.image, self.target, self.boxes, self.scores, self.noun = (
+            image,
+            target,
+            boxes,
+            scores,
+            noun,
+        )
         self._trace: str | None = None
 
     def __iter__(self):  # unpacks like nms_scene(): image, target, boxes, scores
@@ -119,7 +147,9 @@ def check_nms_scene(scene, noun: str = "objects") -> NMSScene:
     boxes = check_boxes("boxes", boxes).detach().cpu().float().clone()
     scores = torch.as_tensor(scores).detach().cpu().float().clone()
     if scores.shape != (len(boxes),):
-        raise ValueError(f"scores must have shape [K] = [{len(boxes)}] (one per box), got {tuple(scores.shape)}")
+        raise ValueError(
+            f"scores must have shape [K] = [{len(boxes)}] (one per box), got {tuple(scores.shape)}"
+        )
     if not bool(((scores >= 0) & (scores <= 1)).all()):
         raise ValueError("scores must be in [0, 1]")
     if not isinstance(noun, str) or not noun:
@@ -140,11 +170,16 @@ def _scene() -> tuple[np.ndarray, dict, torch.Tensor, torch.Tensor]:
         cx = (x1 + x2) / 2
         img[(xx >= x1 + 5) & (xx < x2 - 5) & (yy >= y1 + 24) & (yy < y2 - 30)] = c  # body
         img[(np.abs(xx - cx) > 3) & (np.abs(xx - cx) < 12) & (yy >= y2 - 30) & (yy < y2)] = (
-            50, 50, 60)  # legs
+            50,
+            50,
+            60,
+        )  # legs
         img[(xx - cx) ** 2 + (yy - (y1 + 11)) ** 2 < 10**2] = (230, 185, 150)  # head
     image = np.clip(img, 0, 255).astype(np.uint8)
-    target = {"boxes": torch.tensor(_GT, dtype=torch.float32),
-              "labels": torch.ones(len(_GT), dtype=torch.int64)}
+    target = {
+        "boxes": torch.tensor(_GT, dtype=torch.float32),
+        "labels": torch.ones(len(_GT), dtype=torch.int64),
+    }
     boxes = torch.tensor([b for b, _ in _DETECTIONS], dtype=torch.float32)
     scores = torch.tensor([s for _, s in _DETECTIONS], dtype=torch.float32)
     return image, target, boxes, scores
@@ -160,12 +195,18 @@ def _run_nms(iou_threshold: float, score_threshold: float, scene: NMSScene | Non
     candidates = torch.nonzero(scores >= score_threshold).flatten()  # [K]
     local = nms_trace(boxes[candidates], scores[candidates], iou_threshold)
     # back to indices into all the boxes
-    trace = tuple(NMSStep(kept=int(candidates[s.kept]), score=s.score,
-                          suppressed=tuple(int(candidates[j]) for j in s.suppressed),
-                          ious=s.ious)
-                  for s in local)
-    soft_local, soft_scores = soft_nms(boxes[candidates], scores[candidates], iou_threshold,
-                                       method="linear", score_threshold=0.0)
+    trace = tuple(
+        NMSStep(
+            kept=int(candidates[s.kept]),
+            score=s.score,
+            suppressed=tuple(int(candidates[j]) for j in s.suppressed),
+            ious=s.ious,
+        )
+        for s in local
+    )
+    soft_local, soft_scores = soft_nms(
+        boxes[candidates], scores[candidates], iou_threshold, method="linear", score_threshold=0.0
+    )
     soft_keep = candidates[soft_local]
     final = torch.tensor([s.kept for s in trace], dtype=torch.int64)
     shown = soft_scores >= SOFT_SHOWN
@@ -174,8 +215,9 @@ def _run_nms(iou_threshold: float, score_threshold: float, scene: NMSScene | Non
     return trace, candidates, soft_keep, soft_scores, m_nms, m_soft
 
 
-def nms_numbers(iou_threshold: float, score_threshold: float, step: int | None = None,
-                scene=None) -> dict:
+def nms_numbers(
+    iou_threshold: float, score_threshold: float, step: int | None = None, scene=None
+) -> dict:
     """Greedy NMS and soft-NMS on the scene, for one state of the widget.
 
     Args:
@@ -198,7 +240,8 @@ def nms_numbers(iou_threshold: float, score_threshold: float, step: int | None =
     """
     scene = None if scene is None else check_nms_scene(scene)
     trace, candidates, soft_keep, soft_scores, m_nms, m_soft = _run_nms(
-        float(iou_threshold), float(score_threshold), scene)
+        float(iou_threshold), float(score_threshold), scene
+    )
     done = len(trace) if step is None else min(step, len(trace))
     # the last step done is "now", unless every step is shown (step None)
     before = done if step is None else max(done - 1, 0)
@@ -210,11 +253,21 @@ def nms_numbers(iou_threshold: float, score_threshold: float, step: int | None =
     decided = set(kept) | set(suppressed) | set(current) | set(current_suppressed)
     waiting = [int(i) for i in candidates if int(i) not in decided]
     return {
-        "candidates": candidates.clone(), "trace": list(trace), "steps_done": done,
-        "all": step is None, "kept": kept, "suppressed": suppressed, "current": current, "current_suppressed": current_suppressed,
-        "waiting": waiting, "soft_keep": soft_keep.clone(), "soft_scores": soft_scores.clone(),
-        "found_nms": int(m_nms.tp.sum()), "fp_nms": int(m_nms.fp.sum()),
-        "found_soft": int(m_soft.tp.sum()), "fp_soft": int(m_soft.fp.sum()),
+        "candidates": candidates.clone(),
+        "trace": list(trace),
+        "steps_done": done,
+        "all": step is None,
+        "kept": kept,
+        "suppressed": suppressed,
+        "current": current,
+        "current_suppressed": current_suppressed,
+        "waiting": waiting,
+        "soft_keep": soft_keep.clone(),
+        "soft_scores": soft_scores.clone(),
+        "found_nms": int(m_nms.tp.sum()),
+        "fp_nms": int(m_nms.fp.sum()),
+        "found_soft": int(m_soft.tp.sum()),
+        "fp_soft": int(m_soft.fp.sum()),
     }
 
 
@@ -231,8 +284,13 @@ def _step_text(n: dict) -> str:
     return text
 
 
-def nms_figure(iou_threshold: float, score_threshold: float, step: int | None = None,
-               height: int = 400, scene=None):
+def nms_figure(
+    iou_threshold: float,
+    score_threshold: float,
+    step: int | None = None,
+    height: int = 400,
+    scene=None,
+):
     """The widget's figure for one state (see :func:`nms_numbers`).
 
     Left, greedy NMS: kept boxes green, the box kept at this step blue (thick), the boxes
@@ -262,44 +320,140 @@ def nms_figure(iou_threshold: float, score_threshold: float, step: int | None = 
     data = [
         # left: greedy NMS (the same 8 traces in every state)
         {**_image_trace(scene), **left},
-        {**box_trace(target["boxes"], color=_GTC, dash="dot", width=1.5, name="true boxes",
-                     legendgroup="gt"), **left},
-        {**box_trace(sel(n["waiting"]), color=_WAIT, width=1.5, name="not yet visited",
-                     hovertext=tags(n["waiting"])), **left},
-        {**box_trace(sel(n["suppressed"]), color=_SUPP, width=1, dash="dash", opacity=0.45,
-                     name="suppressed earlier", hovertext=tags(n["suppressed"])), **left},
-        {**box_trace(sel(n["kept"]), color=_KEPT, width=2.5, name="kept",
-                     hovertext=tags(n["kept"])), **left},
-        {**box_trace(sel(n["current_suppressed"]), color=_SUPP, width=2.5, name="suppressed now",
-                     hovertext=tags(n["current_suppressed"])), **left},
-        {**box_trace(sel(n["current"]), color=_NOW, width=4, name="kept now",
-                     hovertext=tags(n["current"])), **left},
-        {**label_trace(sel(labelled), tags(labelled), color="#000000", size=10, name="scores"),
-         **left},
+        {
+            **box_trace(
+                target["boxes"],
+                color=_GTC,
+                dash="dot",
+                width=1.5,
+                name="true boxes",
+                legendgroup="gt",
+            ),
+            **left,
+        },
+        {
+            **box_trace(
+                sel(n["waiting"]),
+                color=_WAIT,
+                width=1.5,
+                name="not yet visited",
+                hovertext=tags(n["waiting"]),
+            ),
+            **left,
+        },
+        {
+            **box_trace(
+                sel(n["suppressed"]),
+                color=_SUPP,
+                width=1,
+                dash="dash",
+                opacity=0.45,
+                name="suppressed earlier",
+                hovertext=tags(n["suppressed"]),
+            ),
+            **left,
+        },
+        {
+            **box_trace(
+                sel(n["kept"]), color=_KEPT, width=2.5, name="kept", hovertext=tags(n["kept"])
+            ),
+            **left,
+        },
+        {
+            **box_trace(
+                sel(n["current_suppressed"]),
+                color=_SUPP,
+                width=2.5,
+                name="suppressed now",
+                hovertext=tags(n["current_suppressed"]),
+            ),
+            **left,
+        },
+        {
+            **box_trace(
+                sel(n["current"]),
+                color=_NOW,
+                width=4,
+                name="kept now",
+                hovertext=tags(n["current"]),
+            ),
+            **left,
+        },
+        {
+            **label_trace(sel(labelled), tags(labelled), color="#000000", size=10, name="scores"),
+            **left,
+        },
         # right: soft-NMS
         {**_image_trace(scene), **right},
-        {**box_trace(target["boxes"], color=_GTC, dash="dot", width=1.5, name="true boxes",
-                     showlegend=False, legendgroup="gt"), **right},
-        {**box_trace(sel(faint), color=_SUPP, width=1, dash="dot", opacity=0.5,
-                     name=f"soft-NMS: score < {SOFT_SHOWN}",
-                     hovertext=[f"#{i} {new[i]:.2f}" for i in faint]), **right},
-        {**box_trace(sel(solid), color=_KEPT, width=2.5, name=f"soft-NMS: score ≥ {SOFT_SHOWN}",
-                     hovertext=[f"#{i} {new[i]:.2f}" for i in solid]), **right},
-        {**label_trace(sel(solid), [f"{new[i]:.2f}" for i in solid], color="#000000", size=10,
-                       name="new scores"), **right},
+        {
+            **box_trace(
+                target["boxes"],
+                color=_GTC,
+                dash="dot",
+                width=1.5,
+                name="true boxes",
+                showlegend=False,
+                legendgroup="gt",
+            ),
+            **right,
+        },
+        {
+            **box_trace(
+                sel(faint),
+                color=_SUPP,
+                width=1,
+                dash="dot",
+                opacity=0.5,
+                name=f"soft-NMS: score < {SOFT_SHOWN}",
+                hovertext=[f"#{i} {new[i]:.2f}" for i in faint],
+            ),
+            **right,
+        },
+        {
+            **box_trace(
+                sel(solid),
+                color=_KEPT,
+                width=2.5,
+                name=f"soft-NMS: score ≥ {SOFT_SHOWN}",
+                hovertext=[f"#{i} {new[i]:.2f}" for i in solid],
+            ),
+            **right,
+        },
+        {
+            **label_trace(
+                sel(solid),
+                [f"{new[i]:.2f}" for i in solid],
+                color="#000000",
+                size=10,
+                name="new scores",
+            ),
+            **right,
+        },
     ]
     set_image_axes(layout, left, width_px, height_px, show_ticks=False)
     set_image_axes(layout, right, width_px, height_px, show_ticks=False)
     final = n["all"] or n["steps_done"] == len(n["trace"])
     total = len(target["boxes"])
-    greedy = (f"greedy NMS: {len(n['trace'])} kept, finds {n['found_nms']}/{total} {noun}"
-              if final else "greedy NMS, step by step")
+    greedy = (
+        f"greedy NMS: {len(n['trace'])} kept, finds {n['found_nms']}/{total} {noun}"
+        if final
+        else "greedy NMS, step by step"
+    )
     layout.update(
-        title={"text": (f"{_step_text(n)}<br>{greedy}  |  soft-NMS (linear): "
-                        f"{len(solid)} boxes ≥ {SOFT_SHOWN}, finds {n['found_soft']}/{total} {noun}, "
-                        f"{n['fp_soft']} false"), "font": {"size": 13}, "x": 0.01, "y": 0.97,
-               "yanchor": "top"},
-        height=height, margin={"l": 10, "r": 10, "t": 120, "b": 10}, plot_bgcolor="white",
+        title={
+            "text": (
+                f"{_step_text(n)}<br>{greedy}  |  soft-NMS (linear): "
+                f"{len(solid)} boxes ≥ {SOFT_SHOWN}, finds {n['found_soft']}/{total} {noun}, "
+                f"{n['fp_soft']} false"
+            ),
+            "font": {"size": 13},
+            "x": 0.01,
+            "y": 0.97,
+            "yanchor": "top",
+        },
+        height=height,
+        margin={"l": 10, "r": 10, "t": 120, "b": 10},
+        plot_bgcolor="white",
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "font": {"size": 11}},
     )
     return fast_figure(data, layout)
@@ -330,11 +484,21 @@ class NMSWidget(Widget):
     """
 
     controls = [
-        Control("iou_threshold", "IoU threshold", values=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-                default=0.5, static_values=[0.3, 0.4, 0.5, 0.6, 0.7]),
+        Control(
+            "iou_threshold",
+            "IoU threshold",
+            values=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+            default=0.5,
+            static_values=[0.3, 0.4, 0.5, 0.6, 0.7],
+        ),
         Control("score_threshold", "score threshold", values=[0.05, 0.3, 0.5], default=0.05),
-        Control("step", "greedy step", values=list(range(MAX_STEPS + 1)), default=MAX_STEPS,
-                labels=[str(k) for k in range(MAX_STEPS)] + ["all"]),
+        Control(
+            "step",
+            "greedy step",
+            values=list(range(MAX_STEPS + 1)),
+            default=MAX_STEPS,
+            labels=[str(k) for k in range(MAX_STEPS)] + ["all"],
+        ),
     ]
     static_controls = ("iou_threshold", "step")
 
@@ -343,5 +507,6 @@ class NMSWidget(Widget):
         super().__init__(**defaults)
 
     def figure(self, iou_threshold, score_threshold, step):
-        return nms_figure(iou_threshold, score_threshold, None if step == MAX_STEPS else step,
-                          scene=self.scene)
+        return nms_figure(
+            iou_threshold, score_threshold, None if step == MAX_STEPS else step, scene=self.scene
+        )

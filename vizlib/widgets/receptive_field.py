@@ -34,8 +34,12 @@ STACKS = {
 # white where the gradient is 0 (the unit cannot see the pixel), light blue for the
 # faintest nonzero gradient, dark blue for the strongest
 _SEEN = [[0.0, "#ffffff"], [0.003, "#ffffff"], [0.004, "#c6dbef"], [1.0, "#08306b"]]
-_COLORS = {"3x3 convs": "#0072B2", "3x3 convs, stride 2": "#D55E00",
-           "VGG: pool every 2 convs": "#009E73", "dilated 1, 2, 4, ...": "#CC79A7"}
+_COLORS = {
+    "3x3 convs": "#0072B2",
+    "3x3 convs, stride 2": "#D55E00",
+    "VGG: pool every 2 convs": "#009E73",
+    "dilated 1, 2, 4, ...": "#CC79A7",
+}
 
 
 def stack_layers(stack: str, n_convs: int) -> list[rf.Layer]:
@@ -69,8 +73,12 @@ def stack_model(layers) -> nn.Sequential:
     modules = []
     for layer in layers:
         if layer.kind == "conv":
-            modules += [nn.Conv2d(1, 1, layer.kernel, layer.stride, layer.padding, layer.dilation, bias=False),
-                        nn.ReLU()]
+            modules += [
+                nn.Conv2d(
+                    1, 1, layer.kernel, layer.stride, layer.padding, layer.dilation, bias=False
+                ),
+                nn.ReLU(),
+            ]
         else:
             modules.append(nn.MaxPool2d(layer.kernel, layer.stride, layer.padding, layer.dilation))
     return nn.Sequential(*modules)
@@ -92,7 +100,9 @@ class ReceptiveFieldWidget(Widget):
     controls = [
         Control("n_convs", "3x3 convolutions L", values=list(range(1, MAX_CONVS + 1)), default=3),
         Control("stack", "stack", values=list(STACKS), default="3x3 convs", kind="dropdown"),
-        Control("unit", "output unit", values=["centre", "corner"], default="centre", kind="toggle"),
+        Control(
+            "unit", "output unit", values=["centre", "corner"], default="centre", kind="toggle"
+        ),
     ]
 
     def figure(self, n_convs=3, stack="3x3 convs", unit="centre"):
@@ -104,7 +114,9 @@ class ReceptiveFieldWidget(Widget):
         x1, y1, x2, y2 = (int(v) for v in box.tolist())
         measured = rf.empirical_receptive_field(stack_model(layers), (1, INPUT, INPUT), pos)
         rows, cols = torch.nonzero(measured.mask, as_tuple=True)
-        same = bool(rows.min() == y1 and rows.max() == y2 - 1 and cols.min() == x1 and cols.max() == x2 - 1)
+        same = bool(
+            rows.min() == y1 and rows.max() == y2 - 1 and cols.min() == x1 and cols.max() == x2 - 1
+        )
         # [H, W] uint8: 255 at the strongest pixel, 0 (white) where the unit sees nothing;
         # uint8 keeps the 48 precomputed frames of the static figure small
         strength = measured.gradient / measured.gradient.max()
@@ -113,54 +125,128 @@ class ReceptiveFieldWidget(Widget):
         size, jump = last.size[0], last.jump[0]
         curves = {name: _rf_after_each_conv(name) for name in STACKS}
         ls = list(range(1, MAX_CONVS + 1))
-        check = "gradient RF = analytic box" if same else "gradient RF differs from the analytic box"
-        title = (f"{n_convs} conv{'s' if n_convs > 1 else ''} ({stack}): receptive field {size}×{size}, "
-                 f"jump {jump}, output {out_h}×{out_w}"
-                 f"<br><sub>1 + 2L = {1 + 2 * n_convs}; unit {pos}: input box x {x1}..{x2 - 1}, "
-                 f"y {y1}..{y2 - 1}; {check}</sub>")
+        check = (
+            "gradient RF = analytic box" if same else "gradient RF differs from the analytic box"
+        )
+        title = (
+            f"{n_convs} conv{'s' if n_convs > 1 else ''} ({stack}): receptive field {size}×{size}, "
+            f"jump {jump}, output {out_h}×{out_w}"
+            f"<br><sub>1 + 2L = {1 + 2 * n_convs}; unit {pos}: input box x {x1}..{x2 - 1}, "
+            f"y {y1}..{y2 - 1}; {check}</sub>"
+        )
 
         in_cell = 9.0
         layout = grids.panel_layout(
             [(INPUT, INPUT), (out_h, out_w), (11, 32)],
-            [f"input {INPUT}×{INPUT}: gradient of the unit", f"output {out_h}×{out_w}",
-             "receptive field size vs depth"],
-            rows=[[0, 1], [2]], cell=[in_cell, in_cell * INPUT / max(out_h, out_w), 20.0],
-            grid_panels=[True, True, False], row_heights=[in_cell * INPUT, 220], row_gap=80,
-            gap=55, top=105, bottom=50, title=title,
+            [
+                f"input {INPUT}×{INPUT}: gradient of the unit",
+                f"output {out_h}×{out_w}",
+                "receptive field size vs depth",
+            ],
+            rows=[[0, 1], [2]],
+            cell=[in_cell, in_cell * INPUT / max(out_h, out_w), 20.0],
+            grid_panels=[True, True, False],
+            row_heights=[in_cell * INPUT, 220],
+            row_gap=80,
+            gap=55,
+            top=105,
+            bottom=50,
+            title=title,
         )
         # the curve panel: log2 axis, since strides and dilations double the field
-        layout["xaxis3"].update(title={"text": "convolutions L"}, dtick=1, range=[0.7, MAX_CONVS + 0.3])
-        layout["yaxis3"].update(type="log", title={"text": "size (pixels)"}, range=[0.3, 2.2],
-                                tickvals=[3, 5, 7, 9, 15, 31, 63, 127])
+        layout["xaxis3"].update(
+            title={"text": "convolutions L"}, dtick=1, range=[0.7, MAX_CONVS + 0.3]
+        )
+        layout["yaxis3"].update(
+            type="log",
+            title={"text": "size (pixels)"},
+            range=[0.3, 2.2],
+            tickvals=[3, 5, 7, 9, 15, 31, 63, 127],
+        )
         layout["showlegend"] = True
-        layout["legend"] = {"x": layout["xaxis3"]["domain"][0] + 0.01, "y": layout["yaxis3"]["domain"][1],
-                            "xanchor": "left",
-                            "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)", "font": {"size": 11}}
+        layout["legend"] = {
+            "x": layout["xaxis3"]["domain"][0] + 0.01,
+            "y": layout["yaxis3"]["domain"][1],
+            "xanchor": "left",
+            "yanchor": "top",
+            "bgcolor": "rgba(255,255,255,0.8)",
+            "font": {"size": 11},
+        }
 
         data = [
-            grids.heatmap(grad, 0, zmin=0, zmax=255, colorscale=_SEEN,
-                          hover="row %{y}, col %{x}: gradient %{z} / 255"),
+            grids.heatmap(
+                grad,
+                0,
+                zmin=0,
+                zmax=255,
+                colorscale=_SEEN,
+                hover="row %{y}, col %{x}: gradient %{z} / 255",
+            ),
             grids.rect_trace([(y1, x1, y2 - 1, x2 - 1)], 0, color="#D55E00", name="analytic box"),
-            grids.heatmap(torch.zeros(out_h, out_w), 1, zmin=0, zmax=1, hover="unit (%{y}, %{x})",
-                          colorscale=[[0.0, "#e8e8e8"], [1.0, "#e8e8e8"]]),
-            grids.rect_trace([(pos[0], pos[1], pos[0], pos[1])], 1, color="#D55E00",
-                             fill="rgba(213,94,0,0.6)", name="chosen unit"),
+            grids.heatmap(
+                torch.zeros(out_h, out_w),
+                1,
+                zmin=0,
+                zmax=1,
+                hover="unit (%{y}, %{x})",
+                colorscale=[[0.0, "#e8e8e8"], [1.0, "#e8e8e8"]],
+            ),
+            grids.rect_trace(
+                [(pos[0], pos[1], pos[0], pos[1])],
+                1,
+                color="#D55E00",
+                fill="rgba(213,94,0,0.6)",
+                name="chosen unit",
+            ),
         ]
         for name, sizes in curves.items():
             chosen = name == stack
-            data.append(dict(
-                type="scatter", x=ls, y=sizes, xaxis="x3", yaxis="y3", mode="lines+markers",
-                name=name, line={"color": _COLORS[name], "width": 3 if chosen else 1.2},
-                opacity=1.0 if chosen else 0.45, marker={"size": 6},
-                hovertemplate="L=%{x}: %{y} pixels<extra>" + name + "</extra>",
-            ))
-        data.append(dict(type="scatter", x=ls, y=[1 + 2 * L for L in ls], xaxis="x3", yaxis="y3",
-                         mode="lines", name="1 + 2L", hoverinfo="skip",
-                         line={"color": "#333333", "dash": "dot", "width": 1.5}))
-        data.append(dict(type="scatter", x=[n_convs], y=[size], xaxis="x3", yaxis="y3", mode="markers",
-                         name="this stack", showlegend=False,
-                         marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"color": "#000000", "width": 2}},
-                         hovertemplate="L=%{x}: %{y} pixels<extra></extra>"))
+            data.append(
+                dict(
+                    type="scatter",
+                    x=ls,
+                    y=sizes,
+                    xaxis="x3",
+                    yaxis="y3",
+                    mode="lines+markers",
+                    name=name,
+                    line={"color": _COLORS[name], "width": 3 if chosen else 1.2},
+                    opacity=1.0 if chosen else 0.45,
+                    marker={"size": 6},
+                    hovertemplate="L=%{x}: %{y} pixels<extra>" + name + "</extra>",
+                )
+            )
+        data.append(
+            dict(
+                type="scatter",
+                x=ls,
+                y=[1 + 2 * L for L in ls],
+                xaxis="x3",
+                yaxis="y3",
+                mode="lines",
+                name="1 + 2L",
+                hoverinfo="skip",
+                line={"color": "#333333", "dash": "dot", "width": 1.5},
+            )
+        )
+        data.append(
+            dict(
+                type="scatter",
+                x=[n_convs],
+                y=[size],
+                xaxis="x3",
+                yaxis="y3",
+                mode="markers",
+                name="this stack",
+                showlegend=False,
+                marker={
+                    "size": 14,
+                    "color": "rgba(0,0,0,0)",
+                    "line": {"color": "#000000", "width": 2},
+                },
+                hovertemplate="L=%{x}: %{y} pixels<extra></extra>",
+            )
+        )
         for trace in data[:4]:
             trace["showlegend"] = False
         return grids.figure(data, layout)

@@ -55,22 +55,46 @@ def transposed_conv_example(dim: str, kernel_size: int, stride: int, padding: in
         C = ca.conv_matrix_1d(m, kernel, stride, padding)  # [n, m]
         stamped = ca.conv_transpose_by_stamping_1d(x, kernel, stride, padding)
         # the stamp of each input on its own: stamping a one-hot input
-        stamps = torch.stack([
-            ca.conv_transpose_by_stamping_1d(x * (torch.arange(INPUT_1D) == i), kernel, stride, padding).output
-            for i in range(INPUT_1D)
-        ])  # [n, m]
-        y_torch = F.conv_transpose1d(x[None, None], kernel[None, None], stride=stride, padding=padding)[0, 0]
-        return dict(x=x, kernel=kernel, C=C, T=T, y_matrix=T @ x, stamped=stamped,
-                    y_torch=y_torch, stamps=stamps)
+        stamps = torch.stack(
+            [
+                ca.conv_transpose_by_stamping_1d(
+                    x * (torch.arange(INPUT_1D) == i), kernel, stride, padding
+                ).output
+                for i in range(INPUT_1D)
+            ]
+        )  # [n, m]
+        y_torch = F.conv_transpose1d(
+            x[None, None], kernel[None, None], stride=stride, padding=padding
+        )[0, 0]
+        return dict(
+            x=x,
+            kernel=kernel,
+            C=C,
+            T=T,
+            y_matrix=T @ x,
+            stamped=stamped,
+            y_torch=y_torch,
+            stamps=stamps,
+        )
     x = torch.arange(1.0, INPUT_2D * INPUT_2D + 1).reshape(INPUT_2D, INPUT_2D)
     kernel = torch.ones(kernel_size, kernel_size)
     T = ca.conv_transpose_matrix_2d(INPUT_2D, kernel, stride, padding)  # [m*m, n*n]
     m = ca.conv_transpose_output_size(INPUT_2D, kernel_size, stride, padding)
     C = ca.conv_matrix_2d(m, kernel, stride, padding)  # [n*n, m*m]
     stamped = ca.conv_transpose_by_stamping_2d(x, kernel, stride, padding)
-    y_torch = F.conv_transpose2d(x[None, None], kernel[None, None], stride=stride, padding=padding)[0, 0]
-    return dict(x=x, kernel=kernel, C=C, T=T, y_matrix=(T @ x.flatten()).reshape(m, m),
-                stamped=stamped, y_torch=y_torch, stamps=None)
+    y_torch = F.conv_transpose2d(x[None, None], kernel[None, None], stride=stride, padding=padding)[
+        0, 0
+    ]
+    return dict(
+        x=x,
+        kernel=kernel,
+        C=C,
+        T=T,
+        y_matrix=(T @ x.flatten()).reshape(m, m),
+        stamped=stamped,
+        y_torch=y_torch,
+        stamps=None,
+    )
 
 
 class TransposedConvWidget(Widget):
@@ -93,35 +117,56 @@ class TransposedConvWidget(Widget):
         ex = transposed_conv_example(dim, kernel_size, stride, padding)
         out, overlap = ex["stamped"]
         agree = bool(torch.allclose(ex["y_matrix"], out) and torch.allclose(out, ex["y_torch"]))
-        check = ("T @ x = stamping = F.conv_transpose" if agree else "MISMATCH between T @ x, stamping and torch")
+        check = (
+            "T @ x = stamping = F.conv_transpose"
+            if agree
+            else "MISMATCH between T @ x, stamping and torch"
+        )
         if dim == "1D":
             n, m = ex["C"].shape
             stamps = torch.cat([ex["stamps"], out[None]])  # [n + 1, m]: the stamps, then their sum
             panels = [ex["C"], ex["T"], stamps, overlap[None].float()]
-            titles = [f"C: conv {m}→{n}  ({n}×{m})", f"T = Cᵀ  ({m}×{n})",
-                      "stamps x[i]·w, last row: sum", "overlap count"]
+            titles = [
+                f"C: conv {m}→{n}  ({n}×{m})",
+                f"T = Cᵀ  ({m}×{n})",
+                "stamps x[i]·w, last row: sum",
+                "overlap count",
+            ]
             texts = [True, True, True, True]
         else:
             m = out.shape[0]
             # T is tall ((m*m) x 9): draw its transpose C, whose row i, read as an m x m
             # image, is the stamp that input pixel i leaves on the output.
             panels = [ex["x"], ex["C"], out, overlap.float()]
-            titles = [f"input x ({INPUT_2D}×{INPUT_2D})", f"C = Tᵀ ({INPUT_2D ** 2}×{m * m})",
-                      f"y = T x = stamps ({m}×{m})", "overlap count"]
+            titles = [
+                f"input x ({INPUT_2D}×{INPUT_2D})",
+                f"C = Tᵀ ({INPUT_2D**2}×{m * m})",
+                f"y = T x = stamps ({m}×{m})",
+                "overlap count",
+            ]
             texts = [True, False, True, True]
-        data = [grids.heatmap(z, k, text=text, zmin=0) for k, (z, text) in
-                enumerate(zip(panels[:3], texts[:3], strict=True))]
-        data.append(grids.heatmap(panels[3], 3, text=True, zmin=0, zmax=4,
-                                  colorscale=grids.COLORSCALE_COUNTS))
+        data = [
+            grids.heatmap(z, k, text=text, zmin=0)
+            for k, (z, text) in enumerate(zip(panels[:3], texts[:3], strict=True))
+        ]
+        data.append(
+            grids.heatmap(
+                panels[3], 3, text=True, zmin=0, zmax=4, colorscale=grids.COLORSCALE_COUNTS
+            )
+        )
         overlaps = ", ".join(str(v) for v in sorted(set(overlap.flatten().tolist())))
         layout = grids.panel_layout(
-            [tuple(p.shape) for p in panels], titles,
+            [tuple(p.shape) for p in panels],
+            titles,
             # 1D: the matrices above, the stamps below; 2D: the images above, the matrix below
             rows=[[0, 1], [2, 3]] if dim == "1D" else [[0, 2, 3], [1]],
-            cell=22 if dim == "1D" else [22, 10, 22, 22], gap=45,
+            cell=22 if dim == "1D" else [22, 10, 22, 22],
+            gap=45,
             row_heights=[220, 110] if dim == "1D" else [176, 154],  # the same height in 1D and 2D
-            title=(f"{dim} transposed convolution: kernel {kernel_size}, stride {stride}, "
-                   f"padding {padding}<br><sub>{check}; stamps per output pixel: {overlaps}</sub>"),
+            title=(
+                f"{dim} transposed convolution: kernel {kernel_size}, stride {stride}, "
+                f"padding {padding}<br><sub>{check}; stamps per output pixel: {overlaps}</sub>"
+            ),
             top=105,
         )
         if dim == "1D":

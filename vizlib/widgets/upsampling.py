@@ -73,17 +73,22 @@ def upsample(method: str, factor: int, align_corners: bool = False) -> dict:
     elif method == "bed of nails":
         Y = up.bed_of_nails(X, factor)
         # a transposed convolution with a 1x1 kernel of one and stride f
-        Y_torch = F.conv_transpose2d(x4, torch.ones(1, 1, 1, 1), stride=factor,
-                                     output_padding=factor - 1)[0, 0]
+        Y_torch = F.conv_transpose2d(
+            x4, torch.ones(1, 1, 1, 1), stride=factor, output_padding=factor - 1
+        )[0, 0]
     elif method == "max unpool":
         Y = up.max_unpool(X, switches, (n, n))
         Y_torch = F.max_unpool2d(x4, switches[None, None], factor, output_size=(n, n))[0, 0]
     elif method == "bilinear":
         Y = up.bilinear(X, factor, align_corners=align_corners)
-        Y_torch = F.interpolate(x4, scale_factor=factor, mode="bilinear", align_corners=align_corners)[0, 0]
+        Y_torch = F.interpolate(
+            x4, scale_factor=factor, mode="bilinear", align_corners=align_corners
+        )[0, 0]
     else:
         Y = up.bicubic(X, factor, align_corners=align_corners)
-        Y_torch = F.interpolate(x4, scale_factor=factor, mode="bicubic", align_corners=align_corners)[0, 0]
+        Y_torch = F.interpolate(
+            x4, scale_factor=factor, mode="bicubic", align_corners=align_corners
+        )[0, 0]
     return dict(E=E, X=X, switches=switches, Y=Y, Y_torch=Y_torch)
 
 
@@ -106,7 +111,9 @@ class UpsamplingWidget(Widget):
     controls = [
         Control("method", "method", values=list(METHODS), default="bilinear", kind="toggle"),
         Control("factor", "factor f", values=[2, 3, 4], default=2),
-        Control("align_corners", "align_corners", values=[False, True], default=False, kind="toggle"),
+        Control(
+            "align_corners", "align_corners", values=[False, True], default=False, kind="toggle"
+        ),
     ]
 
     def figure(self, method="bilinear", factor=2, align_corners=False):
@@ -115,29 +122,51 @@ class UpsamplingWidget(Widget):
         n = SIZE * factor
         agree = torch.allclose(Y, r["Y_torch"], atol=1e-5)
         interp = method in ("bilinear", "bicubic")
-        note = (f"align_corners={align_corners}" if interp else "align_corners: not used by this method")
+        note = (
+            f"align_corners={align_corners}" if interp else "align_corners: not used by this method"
+        )
         check = f"equals {_TORCH_NAME[method]}" if agree else f"DIFFERS from {_TORCH_NAME[method]}"
         err = float((Y - E).abs().mean())
-        title = (f"{method}, factor {factor}: mean |output − E| = {err:.2f}"
-                 f"<br><sub>{check}; {note}; range of the output {float(Y.min()):.2f} .. "
-                 f"{float(Y.max()):.2f} (E: {float(E.min()):.1f} .. {float(E.max()):.1f})</sub>")
+        title = (
+            f"{method}, factor {factor}: mean |output − E| = {err:.2f}"
+            f"<br><sub>{check}; {note}; range of the output {float(Y.min()):.2f} .. "
+            f"{float(Y.max()):.2f} (E: {float(E.min()):.1f} .. {float(E.max()):.1f})</sub>"
+        )
 
         # the row followed in the profile: the middle row of X's row PROFILE_ROW block
         row = PROFILE_ROW * factor + factor // 2
         big = 8 * 21.0  # every 4f x 4f panel is drawn 168 px wide, whatever f
         layout = grids.panel_layout(
             [(n, n), (SIZE, SIZE), (n, n), (9, 30)],
-            [f"encoder map E ({n}×{n})", f"X = max-pool(E, {factor}) (4×4)",
-             f"output ({n}×{n})", f"row {row}: E, X and the output"],
-            rows=[[0, 1, 2], [3]], cell=[big / n, 28.0, big / n, 20.0],
-            grid_panels=[True, True, True, False], row_heights=[big, 180], row_gap=80,
-            gap=55, top=105, bottom=50, title=title,
+            [
+                f"encoder map E ({n}×{n})",
+                f"X = max-pool(E, {factor}) (4×4)",
+                f"output ({n}×{n})",
+                f"row {row}: E, X and the output",
+            ],
+            rows=[[0, 1, 2], [3]],
+            cell=[big / n, 28.0, big / n, 20.0],
+            grid_panels=[True, True, True, False],
+            row_heights=[big, 180],
+            row_gap=80,
+            gap=55,
+            top=105,
+            bottom=50,
+            title=title,
         )
-        layout["xaxis4"].update(range=[-0.5, n - 0.5], title={"text": "column (output pixels)"}, showgrid=True)
+        layout["xaxis4"].update(
+            range=[-0.5, n - 0.5], title={"text": "column (output pixels)"}, showgrid=True
+        )
         layout["yaxis4"].update(range=[-1.6, 10.0], showgrid=True, zeroline=True)
         layout["showlegend"] = True
-        layout["legend"] = {"x": 1.0, "xanchor": "right", "y": layout["yaxis4"]["domain"][1], "yanchor": "top",
-                            "font": {"size": 10}, "bgcolor": "rgba(255,255,255,0.8)"}
+        layout["legend"] = {
+            "x": 1.0,
+            "xanchor": "right",
+            "y": layout["yaxis4"]["domain"][1],
+            "yanchor": "top",
+            "font": {"size": 10},
+            "bgcolor": "rgba(255,255,255,0.8)",
+        }
 
         text_big = False  # 64+ cells: the numbers would not fit; hover shows them
         zmax = 9.0
@@ -150,20 +179,53 @@ class UpsamplingWidget(Widget):
             grids.rect_trace(marks, 0, color="#D55E00", width=1.5, name="switches"),
             grids.heatmap(X, 1, zmin=0, zmax=zmax, text="%{z:.1f}", decimals=1),
             grids.heatmap(Y, 2, zmin=0, zmax=zmax, text=text_big, decimals=2),
-            grids.rect_trace(marks if method == "max unpool" else [], 2, color="#D55E00", width=1.5),
-            dict(type="scatter", x=list(range(n)), y=grids.compact(E[row], 2), xaxis="x4", yaxis="y4",
-                 mode="lines", name="E", line={"color": "#999999", "width": 1.5, "shape": "hvh"}),
-            dict(type="scatter", x=list(range(n)), y=grids.compact(Y[row], 3), xaxis="x4", yaxis="y4",
-                 mode="lines+markers", name="output", line={"color": "#0072B2", "width": 2},
-                 marker={"size": 5}),
-            dict(type="scatter", x=grids.compact(centres, 2), y=grids.compact(X[PROFILE_ROW], 2),
-                 xaxis="x4", yaxis="y4", mode="markers", name="X (at its pixel centres)",
-                 marker={"size": 10, "color": "rgba(0,0,0,0)", "line": {"color": "#D55E00", "width": 2}}),
+            grids.rect_trace(
+                marks if method == "max unpool" else [], 2, color="#D55E00", width=1.5
+            ),
+            dict(
+                type="scatter",
+                x=list(range(n)),
+                y=grids.compact(E[row], 2),
+                xaxis="x4",
+                yaxis="y4",
+                mode="lines",
+                name="E",
+                line={"color": "#999999", "width": 1.5, "shape": "hvh"},
+            ),
+            dict(
+                type="scatter",
+                x=list(range(n)),
+                y=grids.compact(Y[row], 3),
+                xaxis="x4",
+                yaxis="y4",
+                mode="lines+markers",
+                name="output",
+                line={"color": "#0072B2", "width": 2},
+                marker={"size": 5},
+            ),
+            dict(
+                type="scatter",
+                x=grids.compact(centres, 2),
+                y=grids.compact(X[PROFILE_ROW], 2),
+                xaxis="x4",
+                yaxis="y4",
+                mode="markers",
+                name="X (at its pixel centres)",
+                marker={
+                    "size": 10,
+                    "color": "rgba(0,0,0,0)",
+                    "line": {"color": "#D55E00", "width": 2},
+                },
+            ),
         ]
         for trace in data[:5]:
             trace["showlegend"] = False
         # the followed row, outlined on E and on the output
-        data.append(grids.rect_trace([(row, 0, row, n - 1)], 0, color="#333333", width=1, dash="dot"))
-        data.append(grids.rect_trace([(row, 0, row, n - 1)], 2, color="#333333", width=1, dash="dot"))
+        data.append(
+            grids.rect_trace([(row, 0, row, n - 1)], 0, color="#333333", width=1, dash="dot")
+        )
+        data.append(
+            grids.rect_trace([(row, 0, row, n - 1)], 2, color="#333333", width=1, dash="dot")
+        )
         data[-1]["showlegend"] = data[-2]["showlegend"] = False
         return grids.figure(data, layout)
