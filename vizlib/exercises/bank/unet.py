@@ -130,25 +130,6 @@ def _unpool_cases():
         )
 
 
-def _median_frequency_by_loops(masks, num_classes: int, ignore_index):
-    """Eigen & Fergus's definition, image by image and class by class (numpy, float64)."""
-    import numpy as np
-    import torch
-
-    class_pixels = np.zeros(num_classes)
-    image_pixels = np.zeros(num_classes)  # pixels of the images where the class appears
-    for mask in masks.numpy():
-        labels = mask[mask != ignore_index] if ignore_index is not None else mask.ravel()
-        for c in np.unique(labels):
-            class_pixels[c] += (labels == c).sum()
-            image_pixels[c] += labels.size
-    present = image_pixels > 0
-    freq = class_pixels[present] / image_pixels[present]
-    weights = np.zeros(num_classes)
-    weights[present] = np.median(freq) / freq
-    return torch.tensor(weights, dtype=torch.float32)
-
-
 @exercise(
     "unet.class_weights",
     title="Class weights by median frequency balancing",
@@ -163,6 +144,8 @@ def _median_frequency_by_loops(masks, num_classes: int, ignore_index):
 )
 def _class_weights_cases():
     import torch
+
+    from vizlib.losses import median_frequency_weights
 
     a = torch.zeros(4, 4, dtype=torch.long)
     a[0] = 1  # 12 pixels of class 0, 4 of class 1
@@ -203,5 +186,6 @@ def _class_weights_cases():
             f"{n} random {shape[0]} x {shape[1]} masks, {classes} classes"
             + (f", ignore_index {ignore}" if ignore is not None else ""),
             (masks, classes, ignore),
-            expected=_median_frequency_by_loops(masks, classes, ignore),
+            # vizlib's version, checked against the definition image by image in tests/test_losses.py
+            expected=median_frequency_weights(masks, classes, ignore),
         )
