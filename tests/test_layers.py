@@ -22,6 +22,8 @@ CORE = (
     "conv_algebra",
     "receptive_field",
     "upsampling",
+    "roi",
+    "proposals",
     "_checks",
 )
 LAYER = {
