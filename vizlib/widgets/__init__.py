@@ -25,6 +25,7 @@ WIDGETS = {
     "AnchorsWidget": "anchors",
     "NMSWidget": "nms",
     "PRCurveWidget": "pr_curve",
+    "RPNExplorer": "rpn",
 }
 
 __all__ = ["Control", "Widget", "WIDGETS", "all_widget_classes", *WIDGETS]
