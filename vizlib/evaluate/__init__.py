@@ -30,6 +30,7 @@ not the freak cases); ``vizlib.viz.gallery.plot_gallery`` draws them.
 from .coco import evaluate_coco, per_class_ap
 from .common import Evaluation, Gallery, prediction_gallery
 from .detection import COCO_KEYPOINT_SUMMARY_NAMES, evaluate_detection, evaluate_keypoints
+from .errors import FalsePositive, Miss, class_pr_curves, detection_errors
 from .localisation import keypoint_scores, localisation_scores
 from .segmentation import evaluate_segmentation, score_segmenter
 from .tables import ResultsTable
@@ -38,8 +39,12 @@ from .timing import inference_ms
 __all__ = [
     "COCO_KEYPOINT_SUMMARY_NAMES",
     "Evaluation",
+    "FalsePositive",
     "Gallery",
+    "Miss",
     "ResultsTable",
+    "class_pr_curves",
+    "detection_errors",
     "evaluate_coco",
     "evaluate_detection",
     "evaluate_keypoints",
