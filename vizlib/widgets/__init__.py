@@ -25,6 +25,7 @@ WIDGETS = {
     "AnchorsWidget": "anchors",
     "NMSWidget": "nms",
     "PRCurveWidget": "pr_curve",
+    "RoIPoolingWidget": "roi",
     "RPNExplorer": "rpn",
 }
 
