@@ -77,7 +77,7 @@ STATES = [
 @pytest.mark.parametrize("state", STATES)
 def test_numbers_match_torchvision(state):
     w = RoIPoolingWidget()
-    full = w._full_state(state)
+    full = {**w.state_defaults(), **state}
     n = w.numbers(**state)
     f = wr.default_feature()[None]  # [1, 1, 16, 16]
     rois = torch.cat([torch.zeros(1), n["box"]])[None]
