@@ -1,10 +1,11 @@
-"""torchvision's one-stage detectors, sized to train next to the book's on small scenes.
+"""torchvision's detectors (FCOS, RetinaNet, Faster R-CNN), sized to train next to the book's
+on small scenes.
 
 torchvision's ``fcos_resnet50_fpn`` and ``retinanet_resnet50_fpn`` have 32 and 34 million
 parameters and resize every image to 800 pixels: far too big to train from scratch on
 64-pixel scenes in a chapter's time. The builders here use torchvision's own detector
-classes (``FCOS``, ``RetinaNet``: their heads, target assignment, losses, decoding and
-NMS, untouched) on the book's small :class:`~vizlib.nn.backbone.VGGBackbone`, with
+classes (``FCOS``, ``RetinaNet``, ``FasterRCNN``: their heads, target assignment, losses,
+decoding and NMS, untouched) on the book's small :class:`~vizlib.nn.backbone.VGGBackbone`, with
 torchvision's :class:`~torchvision.ops.FeaturePyramidNetwork` on its last stages, untrained,
 and with the resizing set to the scenes' own size. A chapter can then compare its own
 detector with torchvision's on the same backbone, data and training budget.
@@ -24,7 +25,12 @@ from torch import nn
 from .._checks import check_positive_int
 from .backbone import VGGBackbone
 
-__all__ = ["PyramidBackbone", "torchvision_fcos", "torchvision_retinanet"]
+__all__ = [
+    "PyramidBackbone",
+    "torchvision_faster_rcnn",
+    "torchvision_fcos",
+    "torchvision_retinanet",
+]
 
 
 class PyramidBackbone(nn.Module):
@@ -173,4 +179,74 @@ def torchvision_retinanet(
         anchor_generator=anchors,
         head=head,
         **kwargs,
+    )
+
+
+def torchvision_faster_rcnn(
+    num_classes: int,
+    image_size: int,
+    backbone: PyramidBackbone | None = None,
+    anchor_scales=(2.0, 4.0),
+    ratios=(0.5, 1.0, 2.0),
+    box_head_width: int = 256,
+    **kwargs,
+):
+    """torchvision's Faster R-CNN (Ren et al., 2015) with an FPN, on a small backbone, untrained.
+
+    Sized like :class:`vizlib.nn.faster_rcnn.FasterRCNN`'s defaults, for a side-by-side at
+    the same budget: levels at strides 4, 8, 16 (``PyramidBackbone(VGGBackbone((16, 32,
+    64, 64), convs_per_stage=1), levels=(1, 2, 3), out_channels=64)``), anchors of
+    ``stride * anchor_scales`` in each of ``ratios``, RPN top-n 300 before and 100 after
+    NMS (training and testing), 128 anchors per image sampled at half positives, 64
+    regions per image at a quarter, RoIAlign 7x7 (``MultiScaleRoIAlign``, sampling ratio
+    2, the paper's level rule), a two-layer head of ``box_head_width``. The transform
+    keeps the images at ``image_size`` (torchvision's default resizes them to 800 pixels)
+    and normalises them with ImageNet's mean and standard deviation, as it always does.
+
+    Args:
+        num_classes (int): classes including background (label 0), as torchvision counts.
+        image_size (int): side of the (square) images.
+        backbone (PyramidBackbone, optional): replaces the default.
+        anchor_scales (sequence of float): anchor sizes as multiples of each level's stride.
+        ratios (sequence of float): anchor aspect ratios (height / width).
+        box_head_width (int): units of ``TwoMLPHead``'s two layers.
+        **kwargs: passed to ``torchvision.models.detection.FasterRCNN``; they override
+            the settings above (e.g. ``rpn_post_nms_top_n_test=300``).
+
+    Returns:
+        torchvision.models.detection.FasterRCNN
+    """
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.ops import MultiScaleRoIAlign
+
+    num_classes = check_positive_int("num_classes", num_classes)
+    image_size = check_positive_int("image_size", image_size)
+    box_head_width = check_positive_int("box_head_width", box_head_width)
+    if backbone is None:
+        backbone = PyramidBackbone(
+            VGGBackbone((16, 32, 64, 64), convs_per_stage=1), levels=(1, 2, 3), out_channels=64
+        )
+    anchors = _anchor_generator(backbone.strides, ratios, anchor_scales)
+    names = [f"p{s}" for s in backbone.strides]  # PyramidBackbone's keys
+    settings = {
+        "rpn_pre_nms_top_n_train": 300,
+        "rpn_pre_nms_top_n_test": 300,
+        "rpn_post_nms_top_n_train": 100,
+        "rpn_post_nms_top_n_test": 100,
+        "rpn_batch_size_per_image": 128,
+        "rpn_positive_fraction": 0.5,
+        "box_batch_size_per_image": 64,
+        "box_positive_fraction": 0.25,
+        "box_roi_pool": MultiScaleRoIAlign(names, output_size=7, sampling_ratio=2),
+        "box_head": TwoMLPHead(backbone.out_channels * 7 * 7, box_head_width),
+        "box_predictor": FastRCNNPredictor(box_head_width, num_classes),
+        **kwargs,
+    }
+    return FasterRCNN(
+        backbone,
+        min_size=image_size,
+        max_size=image_size,
+        rpn_anchor_generator=anchors,
+        **settings,
     )
