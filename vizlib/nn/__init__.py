@@ -11,11 +11,19 @@ Segmentation (the FCN, U-Net and DeepLab chapters):
 * :mod:`.aspp` - :class:`ASPP`; :mod:`.deeplab` - :class:`DeepLab` (v3, v3+);
 * :mod:`.torchvision_models` - torchvision's FCN and DeepLab v3, sized to compare.
 
+Detection (the Faster R-CNN chapter):
+
+* :mod:`.fpn` - :class:`FPN` (Lin et al., 2017), :func:`fpn_levels` (which level a box
+  reads), :class:`FPNBackbone` (a VGG backbone with an FPN, or a single level);
+* :mod:`.faster_rcnn` - :class:`FasterRCNN` and its pieces (RPN, RoI heads, losses);
+* :mod:`.torchvision_detection` - torchvision's detectors on the same small backbone.
+
 The chapters' data lives in ``vizlib.data`` (``segmentation_data``), their scores,
 timings and tables in ``vizlib.evaluate`` (``score_segmenter``, ``inference_ms``,
 ``ResultsTable``), their figures in ``vizlib.viz``.
 
-Every model maps images ``[N, C, H, W]`` of any size to logits ``[N, num_classes, H, W]``.
+Every segmentation model maps images ``[N, C, H, W]`` of any size to logits
+``[N, num_classes, H, W]``; the detectors follow torchvision's detection interface.
 """
 
 from .aspp import ASPP
@@ -23,7 +31,9 @@ from .backbone import DEFAULT_CHANNELS, VGGBackbone
 from .blocks import ConvBlock, count_parameters, crop_to, pad_to_multiple
 from .convolutionalize import linear_to_conv
 from .deeplab import DeepLab
+from .faster_rcnn import FasterRCNN
 from .fcn import FCN, FCN_VARIANTS, FCNHead, FixedBilinearUpsampling
+from .fpn import FPN, FPNBackbone, fpn_levels
 from .segnet import SegNet
 from .torchvision_models import (
     LogitsOnly,
@@ -41,6 +51,9 @@ __all__ = [
     "FCN",
     "FCNHead",
     "FCN_VARIANTS",
+    "FPN",
+    "FPNBackbone",
+    "FasterRCNN",
     "FixedBilinearUpsampling",
     "LogitsOnly",
     "SegNet",
@@ -50,6 +63,7 @@ __all__ = [
     "count_parameters",
     "crop_to",
     "dilate_resnet_layer",
+    "fpn_levels",
     "linear_to_conv",
     "pad_to_multiple",
     "torchvision_deeplabv3",
