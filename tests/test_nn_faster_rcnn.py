@@ -586,3 +586,23 @@ def test_a_tiny_model_overfits_two_scenes():
     last = {k: float(v.detach()) for k, v in model(images, targets).items()}
     for name in ("loss_objectness", "loss_classifier"):
         assert last[name] < first[name] / 3, f"{name}: {first[name]:.3f} -> {last[name]:.3f}"
+
+
+def test_mixed_precision_keeps_the_box_arithmetic_in_float32():
+    torch.manual_seed(0)
+    model = tiny_model()
+    model.train()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, scene_targets())
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        info = model.inspect(images)
+        dets = model(images)
+    assert info["proposals"][0].dtype == torch.float32
+    assert dets[0]["boxes"].dtype == torch.float32
+    # the proposals are not rounded to bfloat16's quarter pixels
+    coords = torch.cat(info["proposals"]).flatten()
+    assert not torch.equal(coords, coords.bfloat16().float())

@@ -289,14 +289,14 @@ def rpn_loss(
     positive = torch.stack([p for p, _ in samples])  # [N, K] bool
     sampled = positive | torch.stack([n for _, n in samples])  # [N, K] bool
     loss_objectness = F.binary_cross_entropy_with_logits(
-        objectness[sampled], labels[sampled].to(objectness.dtype)
+        objectness[sampled].float(), labels[sampled].float()
     )
     anchor_rows = a.expand(len(objectness), -1, -1)  # [N, K, 4], no copy
     if bool(positive.any()):
-        targets = encode_deltas(matched_boxes[positive], anchor_rows[positive])  # [n_pos, 4]
-        box_sum = smooth_l1_loss(deltas[positive], targets.to(deltas.dtype), BOX_LOSS_BETA, "sum")
+        targets = encode_deltas(matched_boxes[positive].float(), anchor_rows[positive].float())
+        box_sum = smooth_l1_loss(deltas[positive].float(), targets, BOX_LOSS_BETA, "sum")
     else:  # no object in the batch: zero, but still connected to the graph
-        box_sum = deltas.sum() * 0.0
+        box_sum = deltas.float().sum() * 0.0
     return loss_objectness, box_sum / max(int(sampled.sum()), 1)
 
 
@@ -351,7 +351,9 @@ def propose(
     nms_thresh = check_fraction("nms_thresh", nms_thresh)
     min_size = check_number("min_size", min_size, low=0)
     score_thresh = check_fraction("score_thresh", score_thresh)
-    objectness, deltas = objectness.detach(), deltas.detach()
+    # Box arithmetic in float32 even under mixed precision: bfloat16 would round a
+    # 64-pixel image's coordinates to a quarter pixel.
+    objectness, deltas, a = objectness.detach().float(), deltas.detach().float(), a.float()
     level = torch.repeat_interleave(
         torch.arange(len(counts), device=a.device), torch.tensor(counts, device=a.device)
     )  # [K]: the level of each anchor
@@ -483,7 +485,7 @@ class RegionProposalNetwork(nn.Module):
         found = propose(
             objectness,
             deltas,
-            anchors.to(deltas.dtype),
+            anchors,
             counts,
             image_size,
             self.pre_nms_top_n[mode],
@@ -641,13 +643,13 @@ def multiscale_roi_align(
     sampling_ratio = check_positive_int("sampling_ratio", sampling_ratio, allow_zero=True)
     if not proposals:
         raise ValueError("features hold no image")
-    boxes = [
-        check_boxes(f"proposals[{i}]", p).to(features[0].dtype) for i, p in enumerate(proposals)
-    ]
+    boxes = [check_boxes(f"proposals[{i}]", p) for i, p in enumerate(proposals)]
     # torchvision's RoI format: [R, 5] rows (image index, x1, y1, x2, y2)
     rois = torch.cat(
         [torch.cat([b.new_full((len(b), 1), i), b], dim=1) for i, b in enumerate(boxes)]
     )
+    if not torch.is_autocast_enabled(features[0].device.type):
+        rois = rois.to(features[0].dtype)  # else autocast runs roi_align in float32
     if len(features) == 1:
         return roi_align(
             features[0], rois, output_size, 1.0 / strides[0], sampling_ratio, aligned=False
@@ -743,11 +745,11 @@ def fast_rcnn_loss(
     if r == 0:  # nothing sampled: no loss, but keep the graph
         zero = class_logits.sum() * 0.0 + box_regression.sum() * 0.0
         return zero, zero.clone()
-    loss_classifier = F.cross_entropy(class_logits, labels)
+    loss_classifier = F.cross_entropy(class_logits.float(), labels)
     positive = torch.where(labels > 0)[0]
     predicted = box_regression.reshape(r, classes, 4)[positive, labels[positive]]  # [n_pos, 4]
     box_sum = smooth_l1_loss(
-        predicted, regression_targets[positive].to(predicted.dtype), BOX_LOSS_BETA, "sum"
+        predicted.float(), regression_targets[positive].float(), BOX_LOSS_BETA, "sum"
     )
     return loss_classifier, box_sum / r
 
@@ -801,9 +803,9 @@ def postprocess_detections(
     nms_thresh = check_fraction("nms_thresh", nms_thresh)
     detections_per_img = check_positive_int("detections_per_img", detections_per_img)
     min_size = check_number("min_size", min_size, low=0)
-    scores = F.softmax(class_logits, dim=-1)  # [R, C + 1]
-    anchors = torch.cat(props).to(box_regression.dtype).repeat_interleave(classes, dim=0)
-    boxes = decode_deltas(box_regression.reshape(-1, 4), anchors, weights)  # [R (C + 1), 4]
+    scores = F.softmax(class_logits.float(), dim=-1)  # [R, C + 1]
+    anchors = torch.cat(props).float().repeat_interleave(classes, dim=0)  # [R (C + 1), 4]
+    boxes = decode_deltas(box_regression.float().reshape(-1, 4), anchors, weights)
     boxes = clip_boxes_to_image(boxes, size).reshape(r, classes, 4)
     labels = torch.arange(classes, device=scores.device).expand(r, classes)  # [R, C + 1]
 
