@@ -358,20 +358,27 @@ def propose(
         torch.arange(len(counts), device=a.device), torch.tensor(counts, device=a.device)
     )  # [K]: the level of each anchor
 
+    # The best pre_nms_top_n anchors of each level, for every image at once.
+    top = torch.cat(
+        [
+            part.topk(min(pre, part.shape[1]), dim=1).indices + first
+            for first, part in zip(_starts(counts), objectness.split(counts, dim=1), strict=True)
+        ],
+        dim=1,
+    )  # [N, T]: indices into the K anchors
+    n, t = top.shape
+    rows = torch.arange(n, device=top.device)[:, None]  # [N, 1], broadcast against top
+    boxes = decode_deltas(deltas[rows, top].reshape(-1, 4), a[top].reshape(-1, 4))  # [N T, 4]
+    boxes = clip_boxes_to_image(boxes, size).reshape(n, t, 4)
+    probs, lvl = objectness[rows, top].sigmoid(), level[top]  # [N, T] each
+
     results = []
-    for scores, image_deltas in zip(objectness, deltas, strict=True):
-        top = []
-        for first, part in zip(_starts(counts), scores.split(counts), strict=True):
-            top.append(part.topk(min(pre, len(part))).indices + first)
-        top = torch.cat(top)  # [T]: indices into the K anchors
-        boxes = decode_deltas(image_deltas[top], a[top])  # [T, 4]
-        boxes = clip_boxes_to_image(boxes, size)
-        probs, lvl = scores[top].sigmoid(), level[top]  # [T] each
-        w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        keep = torch.where((w >= min_size) & (h >= min_size) & (probs >= score_thresh))[0]
-        boxes, probs, lvl = boxes[keep], probs[keep], lvl[keep]
-        keep = batched_nms(boxes, probs, lvl, nms_thresh)[:post]  # NMS within each level
-        results.append((boxes[keep], probs[keep]))
+    for b, p, lv in zip(boxes, probs, lvl, strict=True):  # the images keep different numbers
+        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        keep = torch.where((w >= min_size) & (h >= min_size) & (p >= score_thresh))[0]
+        b, p, lv = b[keep], p[keep], lv[keep]
+        keep = batched_nms(b, p, lv, nms_thresh)[:post]  # NMS within each level
+        results.append((b[keep], p[keep]))
     return results
 
 
