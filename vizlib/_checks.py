@@ -361,3 +361,33 @@ def as_image_batch(images) -> torch.Tensor:
     elif isinstance(images, torch.Tensor):
         images = images.as_subclass(torch.Tensor)
     return check_image_batch(images)
+
+
+def check_detection_targets(
+    targets, n: int, num_classes: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The boxes and labels of ``n`` images' targets (torchvision's format: a list of dicts
+    with ``boxes`` ``Tensor[M, 4]`` (x1, y1, x2, y2) and ``labels`` ``Tensor[M]`` in
+    ``[1, num_classes]``, 0 being background), checked, as plain tensors."""
+    if not isinstance(targets, (list, tuple)) or len(targets) != n:
+        raise ValueError(
+            f"targets must be a list of {n} dicts (one per image) with boxes and labels"
+        )
+    boxes, labels = [], []
+    for i, t in enumerate(targets):
+        if not isinstance(t, dict) or "boxes" not in t or "labels" not in t:
+            raise ValueError(f"targets[{i}] must be a dict with boxes and labels")
+        b = t["boxes"]
+        b = check_boxes(
+            f"targets[{i}]['boxes']",
+            b.as_subclass(torch.Tensor) if isinstance(b, torch.Tensor) else b,
+        )
+        lab = check_labels(f"targets[{i}]['labels']", t["labels"], len(b))
+        if len(lab) and (int(lab.min()) < 1 or int(lab.max()) > num_classes):
+            raise ValueError(
+                f"targets[{i}]['labels'] must be in [1, {num_classes}] (0 is background), "
+                f"got {lab.tolist()}"
+            )
+        boxes.append(b)
+        labels.append(lab)
+    return boxes, labels

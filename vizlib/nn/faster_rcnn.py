@@ -44,6 +44,7 @@ from torch import nn
 from .._checks import (
     as_image_batch,
     check_boxes,
+    check_detection_targets,
     check_fraction,
     check_image_size,
     check_int_pair,
@@ -965,28 +966,7 @@ class FasterRCNN(nn.Module):
 
     def _targets(self, targets, n: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Boxes and labels of each image, checked, as plain tensors."""
-        if not isinstance(targets, (list, tuple)) or len(targets) != n:
-            raise ValueError(
-                f"targets must be a list of {n} dicts (one per image) with boxes and labels"
-            )
-        boxes, labels = [], []
-        for i, t in enumerate(targets):
-            if not isinstance(t, dict) or "boxes" not in t or "labels" not in t:
-                raise ValueError(f"targets[{i}] must be a dict with boxes and labels")
-            b = t["boxes"]
-            b = check_boxes(
-                f"targets[{i}]['boxes']",
-                b.as_subclass(torch.Tensor) if isinstance(b, torch.Tensor) else b,
-            )
-            lab = check_labels(f"targets[{i}]['labels']", t["labels"], len(b))
-            if len(lab) and (int(lab.min()) < 1 or int(lab.max()) > self.num_classes):
-                raise ValueError(
-                    f"targets[{i}]['labels'] must be in [1, {self.num_classes}] (0 is "
-                    f"background), got {lab.tolist()}"
-                )
-            boxes.append(b)
-            labels.append(lab)
-        return boxes, labels
+        return check_detection_targets(targets, n, self.num_classes)
 
     def roi_features(self, features, proposals) -> torch.Tensor:
         """:func:`multiscale_roi_align` with this model's settings: ``[R, C, 7, 7]``."""

@@ -40,8 +40,8 @@ from torch import nn
 from .._checks import (
     as_image_batch,
     check_boxes,
+    check_detection_targets,
     check_fraction,
-    check_labels,
     check_number,
     check_positive_int,
 )
@@ -170,28 +170,8 @@ class _ProposalDetector(nn.Module):
         return out
 
     def _gt(self, targets, n: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        if not isinstance(targets, (list, tuple)) or len(targets) != n:
-            raise ValueError(
-                f"targets must be a list of {n} dicts (one per image) with boxes and labels"
-            )
-        boxes, labels = [], []
-        for i, t in enumerate(targets):
-            if not isinstance(t, dict) or "boxes" not in t or "labels" not in t:
-                raise ValueError(f"targets[{i}] must be a dict with boxes and labels")
-            b = t["boxes"]
-            b = check_boxes(
-                f"targets[{i}]['boxes']",
-                b.as_subclass(torch.Tensor) if isinstance(b, torch.Tensor) else b,
-            )
-            lab = check_labels(f"targets[{i}]['labels']", t["labels"], len(b))
-            if len(lab) and (int(lab.min()) < 1 or int(lab.max()) > self.num_classes):
-                raise ValueError(
-                    f"targets[{i}]['labels'] must be in [1, {self.num_classes}] (0 is background), "
-                    f"got {lab.tolist()}"
-                )
-            boxes.append(b)
-            labels.append(lab)
-        return boxes, labels
+        """Boxes and labels of each image, checked, as plain tensors."""
+        return check_detection_targets(targets, n, self.num_classes)
 
     def sample_regions(self, proposals, targets) -> RegionSample:
         """The regions one training step uses (the objects' own boxes are added to the
