@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: book test check env lab student grade clean
+.PHONY: book test check env lab student student-check grade clean
 
 env: $(STAMP)
 
@@ -42,10 +42,22 @@ lab: $(STAMP)
 # Instructors (see book/for_instructors.md):
 #   make student               rewrite the committed student versions from masters/
 #   make student OUT=handout   the same files under handout/, to hand out
+#   make student-check         write nothing; fail if a student version is missing or stale
 #   make grade SUBMISSIONS=dir ASSIGNMENT=masters/lessons/fcn.ipynb [OUT=grades]
+# (MASTERS=dir reads other masters than masters/.)
 OUT ?=
+MASTERS ?=
+STUDENT_ARGS = $(if $(MASTERS),--masters $(MASTERS)) $(if $(OUT),--out $(OUT))
+# "make student --check" is make's own --check-symlink-times (the L flag), not a check:
+# refuse it rather than rewrite the student versions and say all is well.
 student: $(STAMP)
-	$(BIN)/python -m vizlib.exercises.student $(if $(OUT),--out $(OUT))
+	@case "$(firstword -$(MAKEFLAGS))" in -*L*) \
+	  echo "make student --check is make's own option; to check, run: make student-check"; \
+	  exit 2;; esac
+	$(BIN)/python -m vizlib.exercises.student $(STUDENT_ARGS)
+
+student-check: $(STAMP)
+	$(BIN)/python -m vizlib.exercises.student --check $(STUDENT_ARGS)
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(ASSIGNMENT)" || \

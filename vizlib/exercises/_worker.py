@@ -138,6 +138,13 @@ def _check_child(ex: dict, res_w: int, out_w: int, ev_fd: int, work: str, limits
     except Exception:  # noqa: BLE001 - leave it to compile() to report
         source = ex["source"]
     namespace = {"__name__": "__main__", "get_ipython": _NoIPython}
+    # the reader's helpers and imports from earlier cells (chosen by the grader): one that
+    # fails is left out, as a NameError in the function then says what is missing
+    for helper in ex.get("helpers") or []:
+        try:
+            exec(compile(helper, "<earlier cell>", "exec"), namespace)  # noqa: S102
+        except BaseException:  # noqa: BLE001, S110
+            pass
     try:
         code = compile(source, "<exercise cell>", "exec")
     except SyntaxError as exc:
@@ -338,19 +345,29 @@ def _kernel_child(conn: str, ev_fd: int, work: str, limits: dict, env: dict, sec
     app.start()
 
 
-def _content_size(content: dict) -> int:
-    size = 0
+# Figures count against a cap this many times the text cap: a lesson's plots and widgets
+# come to a few MB (the R-CNN lesson's to 2.2 MB), and none of it is kept by the grader.
+FIGURE_FACTOR = 32
+
+
+def _content_size(content: dict) -> tuple[int, int]:
+    """(text, figures): the bytes of one output message, printed text apart from the
+    rich display data (images, HTML, widget state) a lesson's figures send."""
+    text = figures = 0
     for key in ("text", "data", "traceback", "evalue"):
         value = content.get(key)
         if isinstance(value, str):
-            size += len(value)
+            text += len(value)
         elif isinstance(value, dict):
-            size += sum(
-                len(v) if isinstance(v, str) else len(json.dumps(v)) for v in value.values()
-            )
+            for mime, v in value.items():
+                size = len(v) if isinstance(v, str) else len(json.dumps(v))
+                if mime == "text/plain":
+                    text += size
+                else:
+                    figures += size
         elif isinstance(value, list):
-            size += sum(len(str(v)) for v in value)
-    return size
+            text += sum(len(str(v)) for v in value)
+    return text, figures
 
 
 def run_notebook(nb: dict, folder: str, limits: dict, env: dict) -> dict:
@@ -385,7 +402,7 @@ def run_notebook(nb: dict, folder: str, limits: dict, env: dict) -> dict:
     kc.start_channels(hb=False)
     report = {"status": "ok", "cell": None, "error": "", "cells_run": 0}
     exit_status = None
-    output_bytes = 0
+    output_bytes = figure_bytes = 0
 
     def alive() -> bool:
         nonlocal exit_status
@@ -443,7 +460,9 @@ def run_notebook(nb: dict, folder: str, limits: dict, env: dict) -> dict:
                     msg = None
                 if msg and msg["parent_header"].get("msg_id") == msg_id:
                     kind, content = msg["msg_type"], msg["content"]
-                    output_bytes += _content_size(content)
+                    text, figures = _content_size(content)
+                    output_bytes += text
+                    figure_bytes += figures
                     if kind == "status" and content.get("execution_state") == "idle":
                         idle = True
                     elif kind == "error":
@@ -451,6 +470,10 @@ def run_notebook(nb: dict, folder: str, limits: dict, env: dict) -> dict:
                         report["traceback"] = "\n".join(tb.splitlines()[-25:])[:4000]
                 if output_bytes > limits["max_output"]:
                     fail("flood", index, f"printed more than {limits['max_output'] // 1024} KB")
+                    break
+                if figure_bytes > FIGURE_FACTOR * limits["max_output"]:
+                    cap = FIGURE_FACTOR * limits["max_output"] // 1024
+                    fail("flood", index, f"displayed more than {cap} KB of figures")
                     break
                 if reply is None:
                     try:

@@ -24,6 +24,8 @@ all written by this process alone, after every run has ended.
 from __future__ import annotations
 
 import argparse
+import ast
+import builtins
 import csv
 import io
 import json
@@ -32,6 +34,7 @@ import re
 import select
 import shutil
 import subprocess
+import symtable
 import sys
 import tempfile
 import time
@@ -50,7 +53,18 @@ from .checking import (
 )
 from .spec import Exercise, get
 
-__all__ = ["Limits", "SubmissionGrade", "grade", "exercise_ids_of", "write_results", "main"]
+__all__ = [
+    "Limits",
+    "SubmissionGrade",
+    "grade",
+    "exercise_ids_of",
+    "submission_paths",
+    "write_results",
+    "md_text",
+    "md_code_block",
+    "csv_text",
+    "main",
+]
 
 MAX_NOTEBOOK_BYTES = 50 << 20
 
@@ -133,20 +147,116 @@ def _source(cell) -> str:
     return "".join(str(s) for s in src) if isinstance(src, list) else str(src)
 
 
-def _exercise_source(nb, ex: Exercise) -> str | None:
-    """The source of the reader's cell for ``ex``: its ``# EXERCISE`` cell, else the last
+def _exercise_cell(nb, ex: Exercise) -> int | None:
+    """The index of the reader's cell for ``ex``: its ``# EXERCISE`` cell, else the last
     code cell defining the function (a reader may have deleted the header line)."""
     from .notebooks import find_exercise_cells
 
     cells = nb.get("cells", [])
     index = find_exercise_cells(nb).get(ex.id)
     if index is not None:
-        return _source(cells[index])
+        return index
     pattern = re.compile(rf"^def\s+{re.escape(ex.function)}\s*\(", re.MULTILINE)
-    for cell in reversed(cells):
-        if cell.get("cell_type") == "code" and pattern.search(_source(cell)):
-            return _source(cell)
+    for i in range(len(cells) - 1, -1, -1):
+        if cells[i].get("cell_type") == "code" and pattern.search(_source(cells[i])):
+            return i
     return None
+
+
+def _parse_cell(source: str) -> ast.Module | None:
+    """A code cell's syntax tree (IPython magics made Python first); None if it does not parse."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        source = TransformerManager().transform_cell(source)
+    except Exception:  # noqa: BLE001 - leave it to ast.parse
+        pass
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
+def _global_reads(tree: ast.Module) -> set[str]:
+    """The global names ``tree`` reads and does not bind itself (builtins excluded)."""
+    try:
+        table = symtable.symtable(ast.unparse(tree), "<cell>", "exec")
+    except (SyntaxError, ValueError, RecursionError):
+        return set()
+    names = {
+        s.get_name()
+        for s in table.get_symbols()
+        if s.is_referenced() and not (s.is_assigned() or s.is_imported())
+    }
+    stack = list(table.get_children())
+    while stack:
+        scope = stack.pop()
+        names |= {s.get_name() for s in scope.get_symbols() if s.is_global() and s.is_referenced()}
+        stack += scope.get_children()
+    bound = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
+    return names - bound - set(dir(builtins))
+
+
+def _definitions(stmt: ast.stmt) -> list[tuple[str, ast.stmt]]:
+    """``(name, statement)`` for what a top-level statement of an earlier cell defines that
+    is safe to run again: imports (one per name), functions, classes, and assignments of
+    values that call nothing (constants such as ``EPS = 1e-6``); never a training run."""
+    if isinstance(stmt, ast.Import):
+        return [(a.asname or a.name.split(".")[0], ast.Import(names=[a])) for a in stmt.names]
+    if isinstance(stmt, ast.ImportFrom):
+        return [
+            (a.asname or a.name, ast.ImportFrom(module=stmt.module, names=[a], level=stmt.level))
+            for a in stmt.names
+            if a.name != "*"
+        ]
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [(stmt.name, stmt)]
+    value = getattr(stmt, "value", None)
+    if isinstance(stmt, ast.Assign):
+        targets = stmt.targets
+    elif isinstance(stmt, ast.AnnAssign) and value is not None:
+        targets = [stmt.target]
+    else:
+        return []
+    if not all(isinstance(t, ast.Name) for t in targets) or any(
+        isinstance(n, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr))
+        for n in ast.walk(value)
+    ):
+        return []
+    return [(t.id, stmt) for t in targets]
+
+
+def _helpers(nb, index: int, source: str) -> list[str]:
+    """What the exercise cell needs from the reader's earlier cells, as sources to run first.
+
+    A reader may define a helper (or import a module) in an earlier cell and call it from
+    the exercise's function: the notebook's own check passes then, so the grader must
+    provide it too. Only the definitions the cell reaches (directly or through other
+    helpers) are taken, the last one of each name before the cell, in notebook order.
+    """
+    tree = _parse_cell(source)
+    if tree is None:
+        return []
+    found: dict[str, tuple[tuple[int, int], ast.stmt]] = {}
+    for c, cell in enumerate(nb.get("cells", [])[:index]):
+        if cell.get("cell_type") != "code":
+            continue
+        earlier = _parse_cell(_source(cell))
+        for k, stmt in enumerate(earlier.body if earlier else []):
+            for name, node in _definitions(stmt):
+                found[name] = ((c, k), node)
+    wanted, taken = list(_global_reads(tree)), {}
+    while wanted:
+        name = wanted.pop()
+        if name in taken or name not in found:
+            continue
+        taken[name] = found[name]
+        wanted += _global_reads(ast.Module(body=[found[name][1]], type_ignores=[]))
+    unique = {id(node): (order, node) for order, node in taken.values()}
+    return [
+        ast.unparse(ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[])))
+        for _, node in sorted(unique.values(), key=lambda item: item[0])
+    ]
 
 
 def _prepare(
@@ -161,14 +271,18 @@ def _prepare(
     """The worker's job for one readable submission (exercises it cannot grade go in ``g``)."""
     job_exercises = []
     for ex in exercises:
-        source = _exercise_source(nb, ex)
-        if source is None:
+        index = _exercise_cell(nb, ex)
+        source, helpers = None, []
+        if index is None:
             problem = (
                 f"no exercise cell found (the cell starting '# EXERCISE {ex.id}', "
                 f"defining {ex.function}())"
             )
         else:
-            used = forbidden_in_source(source, ex.forbidden, ex.function)
+            source = _source(nb.get("cells", [])[index])
+            helpers = _helpers(nb, index, source)
+            # a helper from an earlier cell must not smuggle the forbidden reference in
+            used = forbidden_in_source("\n".join([*helpers, source]), ex.forbidden, ex.function)
             problem = forbidden_message(used) if used else None
         if problem:
             g.checks[ex.id] = CheckResult(
@@ -177,7 +291,13 @@ def _prepare(
             g.issues.append(f"{ex.id}: {problem}")
             continue
         job_exercises.append(
-            {"id": ex.id, "function": ex.function, "source": source, "cases": encoded_cases[ex.id]}
+            {
+                "id": ex.id,
+                "function": ex.function,
+                "source": source,
+                "helpers": helpers,
+                "cases": encoded_cases[ex.id],
+            }
         )
     code_cells = [
         [i + 1, _source(c)]
@@ -382,7 +502,7 @@ def _notebook_summary(nb: dict | None, limits: Limits) -> tuple[str, bool]:
             True,
         )
     if status == "flood":
-        return f"output flood in {where} (more than {limits.max_output_kb} KB)", True
+        return f"output flood in {where} ({nb.get('error') or 'too much output'})", True
     return f"{status}: {nb.get('error', '')}", True
 
 
@@ -433,19 +553,13 @@ def grade(
     from .wire import encode
 
     encoded_cases = {ex.id: [encode(tuple(c.args)) for c in ex.cases()] for ex in exercises}
-    paths = sorted(
-        p
-        for p in submissions.rglob("*.ipynb")
-        if p.is_file()
-        and not p.is_symlink()
-        and ".ipynb_checkpoints" not in p.parts
-        and not (exclude and Path(exclude).resolve() in p.parents)
-    )
+    paths = submission_paths(submissions, exclude)
     grades: list[SubmissionGrade] = []
     job_list: list[dict] = []
     job_of: dict[int, int] = {}
     env = {
         "VIZLIB_PROFILE": profile,
+        "VIZLIB_GRADING": "1",  # write_record writes nothing (it would aim at the checkout)
         "TQDM_DISABLE": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -533,37 +647,74 @@ def _safe_name(student: str) -> str:
     return re.sub(r"[^\w.-]", "_", student.replace("/", "__"))[:150] or "student"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# Control characters (a terminal's escape sequences among them) never reach a result file.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Characters that start Markdown (or MyST) markup anywhere in a line, and HTML.
+_MARKUP = re.compile(r"([\\`*_\[\]<>&|~$])")
+# What starts a heading, list, quote, rule or setext underline at the start of a line.
+_LINE_START = re.compile(r"^(\s*)(#|[-+=]|\d+(?=[.)]))")
+
+
+def _escape_start(m: re.Match) -> str:
+    # "1." is escaped after the digits (a backslash before a digit escapes nothing)
+    lead, mark = m.group(1), m.group(2)
+    return lead + (mark + "\\" if mark[0].isdigit() else "\\" + mark)
+
+
+def md_text(text: str) -> str:
+    """Untrusted text (a file name, an exception's message) as one line of Markdown that
+    shows as itself: markup, links, HTML and line breaks are escaped or removed."""
+    text = _CONTROL.sub(" ", str(text).replace("\r", " ").replace("\n", " ")).strip()
+    text = _MARKUP.sub(r"\\\1", text)
+    return _LINE_START.sub(_escape_start, text, count=1)
+
+
+def md_code_block(text: str) -> str:
+    """Untrusted text as a fenced code block it cannot close: the fence is longer than any
+    run of backticks inside."""
+    text = _CONTROL.sub(" ", str(text).replace("\r\n", "\n").replace("\r", "\n"))
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}\n"
+
+
+def csv_text(text: str) -> str:
+    """A text field a spreadsheet will not run: one starting like a formula (``= + - @``,
+    a tab or a carriage return) gets a leading apostrophe (OWASP's advice)."""
+    text = str(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def table(grades: list[SubmissionGrade], exercise_ids: list[str]) -> str:
-    """The grades as a Markdown table (readable as plain text too)."""
+    """The grades as a Markdown table (readable as plain text too); what came from the
+    submissions (names, errors) is escaped."""
     exercises = [get(i) for i in exercise_ids]
     head = ["student"] + [f"{ex.id} ({ex.points:g})" for ex in exercises]
     head += [f"total ({sum(ex.points for ex in exercises):g})", "notebook", "issues"]
     rows = [head, ["---"] * len(head)]
     for g in grades:
-        row = [g.student] + [f"{g.checks[ex.id].score:g}" for ex in exercises]
-        rows.append(row + [f"{g.total:g}", g.notebook, "; ".join(g.issues) or "—"])
-    return "\n".join("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows) + "\n"
+        row = [md_text(g.student)] + [f"{g.checks[ex.id].score:g}" for ex in exercises]
+        rows.append(
+            row + [f"{g.total:g}", md_text(g.notebook), md_text("; ".join(g.issues) or "—")]
+        )
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n"
 
 
 def feedback(g: SubmissionGrade) -> str:
-    """The feedback file of one student (Markdown)."""
+    """The feedback file of one student (Markdown; what came from the submission is escaped)."""
     parts = [
-        f"# Feedback: {g.student}\n",
+        f"# Feedback: {md_text(g.student)}\n",
         f"Total: **{g.total:g} of {g.max_points:g} points**.\n",
-        f"Your notebook, run top to bottom in a fresh kernel: {g.notebook}.\n",
+        f"Your notebook, run top to bottom in a fresh kernel: {md_text(g.notebook)}.\n",
     ]
     if g.issues:
-        parts.append("Problems found:\n\n" + "\n".join(f"- {i}" for i in g.issues) + "\n")
+        parts.append("Problems found:\n\n" + "\n".join(f"- {md_text(i)}" for i in g.issues) + "\n")
     for ex_id, result in g.checks.items():
         parts.append(f"## {ex_id}: {result.score:g} of {result.exercise.points:g} points\n")
-        parts.append("```text\n" + result.report() + "\n```\n")
+        parts.append(md_code_block(result.report()))
         if g.output.get(ex_id):
             parts.append(
-                "Your cell printed (first lines):\n\n```text\n" + g.output[ex_id][:1000] + "\n```\n"
+                "Your cell printed (first lines):\n\n" + md_code_block(g.output[ex_id][:1000])
             )
     return "\n".join(parts)
 
@@ -585,9 +736,10 @@ def write_results(grades: list[SubmissionGrade], exercise_ids: list[str], out: P
     )
     for g in grades:
         writer.writerow(
-            [g.student, g.path]
+            [csv_text(g.student), csv_text(g.path)]
             + [f"{g.checks[i].score:g}" for i in exercise_ids]
-            + [f"{g.total:g}", f"{g.max_points:g}", g.notebook, "; ".join(g.issues)]
+            + [f"{g.total:g}", f"{g.max_points:g}", csv_text(g.notebook)]
+            + [csv_text("; ".join(g.issues))]
         )
     _write(out / "grades.csv", buffer.getvalue())
     _write(out / "grades.md", "# Grades\n\n" + table(grades, exercise_ids))
@@ -597,6 +749,54 @@ def write_results(grades: list[SubmissionGrade], exercise_ids: list[str], out: P
     fb.mkdir()
     for g in grades:
         _write(fb / f"{_safe_name(g.student)}.md", feedback(g))
+
+
+def submission_paths(submissions: Path, exclude: Path | None = None) -> list[Path]:
+    """The notebooks to grade under ``submissions``, sorted (Jupyter's checkpoints, links
+    and anything under ``exclude`` left out)."""
+    submissions = Path(submissions).resolve()
+    return sorted(
+        p
+        for p in submissions.rglob("*.ipynb")
+        if p.is_file()
+        and not p.is_symlink()
+        and ".ipynb_checkpoints" not in p.parts
+        and not (exclude and Path(exclude).resolve() in p.parents)
+    )
+
+
+def _exercise_ids(args) -> list[str]:
+    """The exercise ids the command line asks for; ValueError saying what is wrong."""
+    if args.assignment:
+        if not args.assignment.is_file():
+            raise ValueError(f"no assignment notebook {args.assignment}")
+        import nbformat
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                nbformat.read(str(args.assignment), as_version=4)
+        except Exception as exc:  # noqa: BLE001 - nbformat's many ways to reject a file
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise ValueError(f"cannot read the assignment {args.assignment}: {reason}") from None
+        ids = exercise_ids_of(args.assignment)
+    else:
+        ids = [s.strip() for s in args.exercises.split(",") if s.strip()]
+        if not ids:
+            raise ValueError("--exercises names no exercise (give e.g. --exercises box_area,iou)")
+    for ex_id in ids:
+        get(ex_id)  # ValueError naming the known ones
+    return ids
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -617,23 +817,26 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("grades"), help="results folder (default grades/)"
     )
     parser.add_argument(
-        "--jobs", type=int, default=None, help="submissions at once (default: cores)"
+        "--jobs", type=_positive_int, default=None, help="submissions at once (default: cores)"
     )
     parser.add_argument(
-        "--timeout", type=int, default=Limits.timeout, help="seconds for the whole notebook"
+        "--timeout",
+        type=_positive_int,
+        default=Limits.timeout,
+        help="seconds for the whole notebook",
     )
     parser.add_argument(
         "--check-timeout",
-        type=int,
+        type=_positive_int,
         default=Limits.check_timeout,
         help="seconds for one exercise's cases",
     )
     parser.add_argument(
-        "--memory-mb", type=int, default=Limits.memory_mb, help="memory per process"
+        "--memory-mb", type=_positive_int, default=Limits.memory_mb, help="memory per process"
     )
     parser.add_argument(
         "--max-output-kb",
-        type=int,
+        type=_positive_int,
         default=Limits.max_output_kb,
         help="output one process may print",
     )
@@ -645,12 +848,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-run", action="store_true", help="do not run the whole notebooks")
     args = parser.parse_args(argv)
-    ids = (
-        exercise_ids_of(args.assignment)
-        if args.assignment
-        else [s.strip() for s in args.exercises.split(",") if s.strip()]
-    )
+    try:
+        ids = _exercise_ids(args)
+        if not args.submissions.is_dir():
+            raise ValueError(
+                f"no folder {args.submissions} (the folder of submitted notebooks)"
+                if not args.submissions.exists()
+                else f"{args.submissions} is not a folder (give the folder of submitted notebooks)"
+            )
+    except ValueError as exc:  # the instructor's mistake: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     limits = Limits(args.timeout, args.check_timeout, args.memory_mb, args.max_output_kb)
+    found = submission_paths(args.submissions, exclude=args.out)
+    if not found:
+        # a mistyped folder, most likely: keep the last run's results rather than blank them
+        print(
+            f"warning: no notebooks (*.ipynb) under {args.submissions}: nothing graded, "
+            f"{args.out}/ left as it was",
+            file=sys.stderr,
+        )
+        return 1
     start = time.monotonic()
     grades = grade(
         args.submissions,
