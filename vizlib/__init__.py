@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,7 @@ __all__ = [
     "start_lesson",
     "Lesson",
     "PROFILES",
+    "in_colab",
 ]
 
 
@@ -115,6 +117,36 @@ def display_mode() -> str:
     return "static"
 
 
+def in_colab() -> bool:
+    """True inside a Google Colab runtime (its kernel imports ``google.colab`` at start)."""
+    return "google.colab" in sys.modules
+
+
+def _setup_colab() -> None:
+    """In Colab, turn on its custom widget manager, once per kernel, at ``import vizlib``.
+
+    Colab renders ipywidgets' own controls without help, but third-party widgets (plotly's
+    ``FigureWidget`` is one) only after ``google.colab.output.enable_custom_widget_manager()``.
+    Every page imports vizlib in its setup cell, so doing it here keeps that call out of the
+    notebooks. A failure warns and leaves the rest of vizlib working.
+    """
+    if not in_colab():
+        return
+    try:
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
+    except Exception as err:  # a widget manager must never break the import
+        import warnings
+
+        warnings.warn(
+            f"vizlib: could not enable Colab's custom widget manager ({err!r}); "
+            "third-party widgets may not render",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
 # After the names it uses are defined: session imports profile, device and seed_everything.
 from .session import Lesson, start_lesson  # noqa: E402
 
@@ -128,3 +160,4 @@ def _setup_book_rendering() -> None:
 
 
 _setup_book_rendering()
+_setup_colab()
