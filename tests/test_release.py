@@ -364,6 +364,7 @@ def wheel(dist) -> Path:
     return _one(dist, "vizlib-*.whl")
 
 
+@pytest.mark.slow  # builds the wheel (about 5 s, once per module)
 def test_build_makes_a_wheel_and_an_sdist_of_the_one_version(dist, wheel):
     version = vizlib.__version__
     assert wheel.name == f"vizlib-{version}-py3-none-any.whl"
@@ -377,6 +378,7 @@ def test_build_makes_a_wheel_and_an_sdist_of_the_one_version(dist, wheel):
     assert not tops & {"tests", "book", "lessons", "masters", "tools", "benchmarks"}, tops
 
 
+@pytest.mark.slow
 def test_wheel_holds_vizlib_only_and_declares_runtime_dependencies_only(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
@@ -411,6 +413,7 @@ IMPORT_ALL = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_wheel_imports_with_its_runtime_dependencies_only(wheel, tmp_path):
     python = fresh_env(tmp_path / "venv", wheel, wheel_requirements(wheel))
     result = subprocess.run(
@@ -494,6 +497,7 @@ get_ipython().register_magic_function(_pip, "line", "pip")
 """
 
 
+@pytest.mark.slow
 def test_student_page_runs_on_the_colab_path_from_the_wheel(wheel, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
