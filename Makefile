@@ -27,7 +27,7 @@ book: $(STAMP)
 
 # pytest's exit code 5 (no tests collected) is not a failure.
 test: $(STAMP)
-	VIZLIB_PROFILE=smoke $(BIN)/python -m pytest -n $(JOBS) --dist loadscope \
+	VIZLIB_PROFILE=smoke $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --durations=25 \
 	  --nbval-lax --nbval-current-env -p no:cacheprovider tests $(wildcard book lessons masters); \
 	  rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 

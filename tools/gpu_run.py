@@ -316,6 +316,8 @@ def run_local(lessons: list[str], root: Path, shared: Path) -> list[Collected]:
                 str(runner),
                 "--out",
                 str(bundle / "notebooks"),
+                # a slow CPU may need more than run_notebooks' 1,800 s for one training cell
+                *(["--timeout", os.environ["VIZLIB_CELL_TIMEOUT"]] if "VIZLIB_CELL_TIMEOUT" in os.environ else []),
                 *[str(p) for p in paths],
             ],
             cwd=root,
