@@ -2,10 +2,11 @@
 
 Starts ``jupyter lab`` (from the project's virtualenv) on a free local port with a known
 token and temporary config, settings, workspace, runtime and data directories; copies the
-NMS and anchors concept notebooks into a temporary folder; opens each, runs all its
-cells, moves one slider of its widget and checks that the plotly figure drawn by the
-widget changed (its ``data`` before and after). Requests to any host but the local server
-are blocked, so the test also shows that the live mode needs no network.
+NMS and anchors concept notebooks, each up to its widget's cell, into a temporary
+folder; opens each, runs all its cells, moves one slider of its widget and checks that
+the plotly figure drawn by the widget changed (its ``data`` before and after). Requests
+to any host but the local server are blocked, so the test also shows that the live mode
+needs no network.
 """
 
 from __future__ import annotations
@@ -36,6 +37,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _copy_through_widget(page: Path, dest: Path, widget: str) -> None:
+    """Copy a concept page up to and including the cell that shows ``widget``: the page's
+    own imports and text, without the later cells that only cost time here."""
+    import nbformat
+
+    nb = nbformat.read(page, as_version=4)
+    last = next(
+        (i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip() == widget),
+        None,
+    )
+    assert last is not None, f"{page.name}: no cell that is just {widget}"
+    nb.cells = nb.cells[: last + 1]
+    nbformat.write(nb, dest)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, require):
     """A running JupyterLab: yields (base url, token, notebook folder)."""
@@ -44,8 +60,8 @@ def lab(tmp_path_factory, require):
     tmp = tmp_path_factory.mktemp("jupyterlab")
     work = tmp / "notebooks"
     work.mkdir()
-    for page in ("nms.ipynb", "anchors.ipynb"):
-        shutil.copy(ROOT / "book" / page, work / page)
+    for page, widget in (("nms.ipynb", "NMSWidget()"), ("anchors.ipynb", "AnchorsWidget()")):
+        _copy_through_widget(ROOT / "book" / page, work / page, widget)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ)
     for var in (
