@@ -318,12 +318,13 @@ def test_make_student_check_fails_on_a_stale_student_version(tmp_path):
 
 
 def test_a_real_lesson_grades_clean_from_the_checkout(tmp_path):
-    """The FCN lesson's master and student version, graded as documented (smoke profile)."""
+    """The U-Net lesson's master and student version, graded as documented (smoke profile;
+    U-Net is the cheapest lesson there)."""
     subs = tmp_path / "submissions"
     subs.mkdir()
-    shutil.copy(REPO / "masters" / "lessons" / "fcn.ipynb", subs / "master.ipynb")
-    shutil.copy(REPO / "lessons" / "fcn.ipynb", subs / "student.ipynb")
-    ids = exercise_ids_of(REPO / "lessons" / "fcn.ipynb")
+    shutil.copy(REPO / "masters" / "lessons" / "unet.ipynb", subs / "master.ipynb")
+    shutil.copy(REPO / "lessons" / "unet.ipynb", subs / "student.ipynb")
+    ids = exercise_ids_of(REPO / "lessons" / "unet.ipynb")
     watched = [REPO, REPO / "lessons", REPO / "lessons" / "results", REPO / "masters" / "lessons"]
     before = {d: sorted(p.name for p in d.iterdir()) for d in watched}
     grades = {g.student: g for g in grade(subs, ids, limits=Limits(timeout=300), jobs=2)}

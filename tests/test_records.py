@@ -190,6 +190,32 @@ def test_a_smoke_run_never_writes_a_record(tmp_path, monkeypatch, capsys):
     assert "'smoke' profile" in capsys.readouterr().out
 
 
+def test_a_graded_run_never_writes_a_record(tmp_path, full, monkeypatch, capsys):
+    root = make_repo(tmp_path)
+    monkeypatch.setenv("VIZLIB_GRADING", "1")
+    assert write_record("fcn", {"mIoU": 0.1}, TARGET, train_seconds=1, root=root) is None
+    assert not (root / "lessons" / "results").exists()
+    assert "being graded" in capsys.readouterr().out
+
+
+def test_project_root_under_the_grader_is_never_the_checkout_vizlib_lives_in(
+    tmp_path, monkeypatch
+):
+    # A graded submission runs in a folder of its own; the sandbox denies it the
+    # instructor's checkout, so reading another chapter's record there would crash a
+    # correct notebook (it did: U-Net's comparison with the FCN chapter's record).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VIZLIB_GRADING", raising=False)
+    assert records.project_root() == ROOT  # found above vizlib's own files
+    monkeypatch.setenv("VIZLIB_GRADING", "0")
+    assert records.project_root() == ROOT
+    monkeypatch.setenv("VIZLIB_GRADING", "1")
+    assert records.project_root() is None
+    repo = make_repo(tmp_path / "copy")  # a checkout in the submission's own folder counts
+    monkeypatch.chdir(repo / "lessons")
+    assert records.project_root() == repo
+
+
 def test_a_cpu_run_does_not_replace_a_gpu_record(tmp_path, full, monkeypatch, capsys):
     root = make_repo(tmp_path)
     results = root / "lessons" / "results"

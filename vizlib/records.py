@@ -14,8 +14,10 @@ Which file is hashed: a lesson may keep its solution "master" in
 
 Only a full run writes a record: in the smoke profile :func:`write_record` does nothing
 but say so, so a CI run can never overwrite a real one; nor does it under the class
-grader (``VIZLIB_GRADING=1``), whose sandbox may not write into the checkout. A record made on a GPU is not
-replaced by one made on a CPU unless asked (``overwrite=True``).
+grader (``VIZLIB_GRADING=1``), whose sandbox may not write into the checkout. A record made
+on a GPU is not replaced by one made on a CPU unless asked (``overwrite=True``). Under the
+grader :func:`project_root` does not look above vizlib's own files either: the checkout
+found there is the instructor's, which a submission may not read.
 """
 
 from __future__ import annotations
@@ -59,15 +61,22 @@ def _is_root(path: Path) -> bool:
     return (path / "vizlib" / "__init__.py").is_file() and (path / "lessons").is_dir()
 
 
+def _being_graded() -> bool:
+    return os.environ.get("VIZLIB_GRADING", "").strip() not in ("", "0")
+
+
 def project_root(start: str | os.PathLike | None = None) -> Path | None:
     """The book's repository root (it holds ``vizlib/`` and ``lessons/``), or None.
 
     Looked for above ``start`` (default: the working directory, which is ``lessons/``
     while a lesson runs), then above this file (vizlib imported from a checkout).
-    ``None`` when vizlib was pip-installed and no checkout is around (Colab).
+    ``None`` when vizlib was pip-installed and no checkout is around (Colab), and never
+    the checkout vizlib lives in while a class is graded (``VIZLIB_GRADING=1``): a
+    submission runs in its own folder, and the sandbox denies it the instructor's files,
+    so a lesson that reads another chapter's record reads none instead of failing.
     """
     candidates = [Path(start) if start is not None else Path.cwd()]
-    if start is None:
+    if start is None and not _being_graded():
         candidates.append(Path(__file__).resolve().parent)
     for base in candidates:
         base = base.resolve()
@@ -318,7 +327,7 @@ def write_record(
             "full run records its results"
         )
         return None
-    if os.environ.get("VIZLIB_GRADING", "").strip() not in ("", "0"):
+    if _being_graded():
         # the grader's sandbox: the checkout found through vizlib is the instructor's
         print(f"{summary}; no record written: this run is being graded")
         return None
