@@ -25,22 +25,23 @@ book: $(STAMP)
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 	@echo "(or serve it: $(BIN)/python -m http.server -d _build/html 8000, then http://localhost:8000)"
 
-# Notebooks run by nbval (smoke profile), each once:
-#   lessons/*            the student versions, what a student runs in Colab;
-#   masters/book/*       the concept pages with their solutions;
-#   book/figures_check   the one book/ notebook outside the table of contents.
-# Not here, because another test already runs them top to bottom:
-#   book/* in the toc    tests/test_book.py builds the book, which executes every one of
-#                        them with allow_errors false (_config.yml);
-#   masters/lessons/*    each differs from its student version only in its solutions, which
-#                        tests/test_exercises.py runs against their checks; the full run
-#                        recorded for the master's exact source is checked by test_records,
-#                        and tests/test_grader_workflow.py grades a master in the grader.
-# Each notebook costs 7-10 s of kernel start and imports before its first line of work.
+# Each notebook runs once, top to bottom, in the smoke profile:
+#   lessons/*            by nbval: the student versions, what a student runs in Colab;
+#   book/* in the toc    by the book build in tests/test_book.py (allow_errors false,
+#                        _config.yml): the concept pages' student versions;
+#   book/figures_check   by nbval: the one book/ notebook outside the table of contents.
+# A master (masters/) differs from its student version only in its solutions:
+# tests/test_exercises.py runs each solution against its check, test_records ties every
+# lesson's recorded full run to its master's exact source, and tests/test_grader_workflow.py
+# runs a lesson master top to bottom in the grader. Each notebook costs 7-10 s of kernel
+# start and imports before its first line of work, so none runs twice.
+# One torch thread per pytest worker: two workers with two threads each on two cores
+# contend (test_yolo_learns_one_batch, two copies at once: 9.0-9.3 s each with two threads,
+# 4.2-5.2 s with one).
 # pytest's exit code 5 (no tests collected) is not a failure.
-NBVAL_NOTEBOOKS = $(wildcard lessons masters/book book/figures_check.ipynb)
+NBVAL_NOTEBOOKS = $(wildcard lessons book/figures_check.ipynb)
 test: $(STAMP)
-	VIZLIB_PROFILE=smoke $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --durations=25 \
+	VIZLIB_PROFILE=smoke OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope --durations=25 \
 	  --nbval-lax --nbval-current-env -p no:cacheprovider tests $(NBVAL_NOTEBOOKS); \
 	  rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
