@@ -8,6 +8,8 @@ data sets.
 * ``collate``: ``collate_detection`` (lists of images and targets, empty images allowed);
 * ``coco_export``: COCO JSON (instances, keypoints, panoptic) for pycocotools;
 * ``cache``: in-memory / on-disk scene cache;
+* ``loading``: ``train_loader``, a chapter's training ``DataLoader`` (workers sized from
+  the machine);
 * ``real``: PASCAL VOC (opt-in download);
 * ``sources``: ``DATA_SOURCES`` (scenes or VOC) and ``check_data_args``, the checks every
   chapter's data function makes;
@@ -41,6 +43,7 @@ from .datasets import (
     masks_to_tight_boxes,
     scene_to_sample,
 )
+from .loading import train_loader
 from .real import (
     VOC_CLASSES,
     DataNotFoundError,
@@ -55,6 +58,7 @@ from .transforms import train_transforms
 
 __all__ = list(_scenes_all) + [
     "SceneCache",
+    "train_loader",
     "COCO_TASKS",
     "coco_bboxes",
     "coco_categories",
