@@ -41,11 +41,14 @@ def _processes_per_machine() -> int:
 def _auto_workers(device: torch.device) -> int:
     """``num_workers`` for ``workers="auto"`` on ``device``."""
     if device.type != "cuda":
-        # CPU: the model's forward and backward already run on every core (torch's
-        # intra-op threads), so a worker would take a core from them; and a cached 64 px
-        # scene costs about 2 ms against about 100 ms of a CPU step per image, so loading
-        # in the main process costs a few percent (measured in the benchmark). MPS: macOS
-        # starts workers with "spawn", which cannot pickle a data set defined in a notebook.
+        # CPU: the model's forward and backward run on torch's intra-op threads, and a
+        # worker takes a core from them (on 2 cores with 2 threads, the FCN chapter's
+        # step fed by 1 or 2 workers ran at 58-72% of its speed on synthetic tensors,
+        # against 74-77% loading in the main process); and a cached 64 px scene costs
+        # about 1.6 ms against about 20 ms of the FCN chapter's CPU step per image, so
+        # loading in the main process costs under 10% (benchmarks/results/data_pipeline.md).
+        # MPS: macOS starts workers with "spawn", which cannot pickle a data set defined
+        # in a notebook.
         return 0
     # CUDA: the main process feeds the GPU; each spare core of this process's share of
     # the machine (torchrun starts LOCAL_WORLD_SIZE processes) runs one worker.
@@ -75,10 +78,14 @@ def train_loader(
     repeat too.
 
     Workers are persistent (started once, kept across epochs), so a data set that caches
-    what it generates (``vizlib.data.Scenes``, in memory by default) fills one cache per
-    worker and serves later epochs from it; each worker holds its own copy (about 20 kB
-    per 64 px scene), or pass the data set a folder (``cache=<folder>``) to share the work
-    on disk.
+    what it generates (``vizlib.data.Scenes``, in memory by default) keeps one cache per
+    worker across epochs. Each worker caches the scenes it was given, and the shuffling
+    deals a scene to another worker in the next epoch, so with ``W`` workers a scene is
+    found cached with probability ``1 - (1 - 1/W) ** e`` after ``e`` epochs (W = 8: 12% in
+    the second epoch, 66% in the ninth), and every worker ends up holding a copy (about
+    20 kB per 64 px scene). Scenes the main process generated before the first batch (by
+    indexing the data set) are in every worker's cache from the start where workers are
+    forked (Linux).
 
     It returns a plain ``torch.utils.data.DataLoader``, so ``fit`` can rebuild it with a
     ``DistributedSampler`` under torchrun (it keeps the workers, the pinning, the
