@@ -6,6 +6,8 @@
 * :func:`lr_factor` is the warm-up + cosine learning-rate schedule (``schedule.py``);
 * ``checkpoint.py`` writes and reads the crash-safe checkpoints ``fit`` resumes from,
   and builds and applies what they hold (:func:`training_state`);
+* ``distributed.py`` lets the same ``fit`` call run under ``torchrun`` on several
+  processes (DistributedDataParallel; see ``book/distributed``);
 * ``progress.py`` decides how progress shows: live bar and curve in a notebook,
   plain text lines in the published book, a tqdm bar in a terminal.
 

@@ -16,6 +16,11 @@ what a chapter should not have to re-write each time:
   cell after a crash or a kernel restart continues where it stopped, and re-running a
   finished one just loads its weights;
 * progress that reads right live and in the published book (:mod:`.progress`);
+* several processes under ``torchrun`` (:mod:`.distributed`): the same call, run by
+  ``torchrun --nproc_per_node=N script.py``, trains with ``DistributedDataParallel``,
+  each process reading its share of the data; rank 0 alone shows progress and writes
+  checkpoints, every process resumes from the same one, and the recorded losses are
+  averaged over the processes;
 * a :class:`~vizlib.train.History` of every step's losses and every epoch's metrics.
 
 On a CPU, two runs with the same ``seed`` (and the same model initialisation) give the
@@ -38,6 +43,7 @@ import torch
 from .. import device as default_device
 from .. import seed_everything
 from .._checks import check_positive_int
+from . import distributed
 from .checkpoint import (
     checkpoint_path,
     load_latest,
@@ -89,6 +95,9 @@ class FitConfig:
         progress ("auto", "live", "text", "bar", "off" or bool): see :mod:`.progress`.
         log_every (int): read the losses back from the device every this many steps;
             reading forces a GPU sync, so not on every step.
+        find_unused_parameters (bool): under ``torchrun`` only, passed to
+            ``DistributedDataParallel``: True if some parameters get no gradient in some
+            steps (a branch the forward skips); see :func:`.distributed.wrap_model`.
     """
 
     epochs: int | None = None
@@ -109,6 +118,7 @@ class FitConfig:
     on_step: Callable | None = None
     progress: str | bool = "auto"
     log_every: int = 10
+    find_unused_parameters: bool = False
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
@@ -153,6 +163,10 @@ class FitConfig:
                 raise ValueError(
                     f"{name} must be callable or None, got {type(getattr(self, name)).__name__}"
                 )
+        if not isinstance(self.find_unused_parameters, bool):
+            raise ValueError(
+                f"find_unused_parameters must be True or False, got {self.find_unused_parameters!r}"
+            )
         if self.progress not in (True, False, None) and self.progress not in PROGRESS_MODES:
             raise ValueError(
                 f"progress must be one of {PROGRESS_MODES} or True/False, got {self.progress!r}"
@@ -197,8 +211,14 @@ def fit(
         raise ValueError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
         )
-    dev = torch.device(cfg.device) if cfg.device is not None else default_device()
-    plan = _plan(cfg, train_data, optimizer)
+    run = distributed.join(cfg.device)  # None: one process, as without torchrun
+    if run is None:
+        dev = torch.device(cfg.device) if cfg.device is not None else default_device()
+    else:
+        dev = run.device
+        # each process reads its share; the sampler shuffles from seed + epoch
+        train_data = distributed.shard_loader(train_data, run, seed=cfg.seed or 0)
+    plan = _plan(cfg, train_data, optimizer, run)
     amp = _MixedPrecision(cfg.amp, dev)
     generator = getattr(train_data, "generator", None)  # a DataLoader's shuffling generator
     generator = generator if isinstance(generator, torch.Generator) else None
@@ -224,9 +244,13 @@ def fit(
             generator=generator,
         )
         note = f"resumed from {path} ({start_epoch}/{plan['epochs']} epochs done)"
+    # the module that runs forward: the model itself, or its DDP wrapper (which
+    # broadcasts rank 0's weights now and all-reduces the gradients in backward)
+    net = model if run is None else distributed.wrap_model(model, run, cfg.find_unused_parameters)
+    is_main = run is None or run.is_main
 
-    reporter = make_progress(cfg.progress)
-    reporter.start(_header(plan, dev, amp.dtype, cfg, note), plan["epochs"])
+    reporter = make_progress(cfg.progress if is_main else "off")
+    reporter.start(_header(plan, dev, amp.dtype, cfg, note, run), plan["epochs"])
     for summary in history.epochs:  # a resumed run shows the epochs it inherited too
         reporter.end_epoch(summary, history)
     session_start = time.perf_counter()
@@ -236,28 +260,32 @@ def fit(
         for epoch in range(start_epoch + 1, plan["epochs"] + 1):
             epoch_start = time.perf_counter()
             model.train()
+            if run is not None:
+                train_data.sampler.set_epoch(epoch)  # a new permutation, dealt out by rank
             n = min(plan["epoch_steps"], plan["steps"] - (epoch - 1) * plan["epoch_steps"])
             for i, batch in zip(range(1, n + 1), train_data, strict=False):
                 lr, losses, grad_norm = _train_step(
-                    model, optimizer, batch, step, plan, cfg, dev, amp
+                    net, optimizer, batch, step, plan, cfg, dev, amp
                 )
                 step += 1
                 pending.append((step, epoch, lr, losses, grad_norm))
                 if cfg.on_step is not None:
                     cfg.on_step(step, epoch, losses)
                 if len(pending) >= cfg.log_every:
-                    _flush(pending, history)
+                    _flush(pending, history, run)
                 reporter.step(epoch, i, n, history)
 
             # end of the epoch: record, validate, checkpoint
-            _flush(pending, history)
-            metrics = _validate(model, cfg.val_fn)
+            _flush(pending, history, run)
+            metrics = _validate(model, cfg.val_fn) if is_main else None
+            if run is not None:
+                metrics = run.from_rank0(metrics)  # rank 0 validated; all record the same
             now = time.perf_counter()
             history.seconds = seconds_before + (now - session_start)
             summary = history.end_epoch(
                 epoch, optimizer.param_groups[0]["lr"], now - epoch_start, metrics
             )
-            if cfg.checkpoint_dir is not None:
+            if cfg.checkpoint_dir is not None and is_main:  # one writer
                 state = training_state(
                     epoch=epoch,
                     step=step,
@@ -436,12 +464,15 @@ def split_batch(batch) -> tuple:
     )
 
 
-def _flush(pending: list, history: History) -> None:
-    """Copy the pending steps' losses to the CPU (one sync) and record them."""
+def _flush(pending: list, history: History, run: distributed.Distributed | None = None) -> None:
+    """Copy the pending steps' losses to the CPU (one sync) and record them; under
+    torchrun, the mean over the processes (every process flushes at the same steps)."""
     if not pending:
         return
     names = list(pending[0][3])
     rows = torch.stack([torch.stack([p[3][k].float() for k in names]) for p in pending])  # [P, T]
+    if run is not None:
+        rows = run.mean(rows)
     values = rows.cpu().tolist()
     norms = [float(p[4]) if p[4] is not None else None for p in pending]
     for (step, epoch, lr, _, _), row, norm in zip(pending, values, norms, strict=True):
@@ -496,7 +527,7 @@ def _merge_config(config: FitConfig | None, settings: dict) -> FitConfig:
     return FitConfig(**{**base, **settings})
 
 
-def _plan(cfg: FitConfig, train_data, optimizer) -> dict:
+def _plan(cfg: FitConfig, train_data, optimizer, run=None) -> dict:
     """How many steps, in how many epochs, with which schedule: all that resuming checks."""
     try:
         n_batches = len(train_data)
@@ -520,7 +551,7 @@ def _plan(cfg: FitConfig, train_data, optimizer) -> dict:
         # The schedule scales this peak rate; torch's schedulers keep it under the same
         # key, so a second fit() with the same optimizer starts from the peak again.
         group.setdefault("initial_lr", group["lr"])
-    return {
+    plan = {
         "steps": steps,
         "epochs": math.ceil(steps / epoch_steps),
         "epoch_steps": epoch_steps,
@@ -532,6 +563,9 @@ def _plan(cfg: FitConfig, train_data, optimizer) -> dict:
         "base_lrs": [float(g["initial_lr"]) for g in optimizer.param_groups],
         "seed": cfg.seed,
     }
+    if run is not None:  # a checkpoint resumes only a run of as many processes
+        plan["world_size"] = run.world_size
+    return plan
 
 
 def _set_lr(optimizer, plan: dict, step: int, cfg: FitConfig) -> float:
@@ -551,10 +585,14 @@ def _amp_dtype(amp, dev: torch.device):
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def _header(plan: dict, dev: torch.device, amp_dtype, cfg: FitConfig, note: str | None) -> str:
+def _header(
+    plan: dict, dev: torch.device, amp_dtype, cfg: FitConfig, note: str | None, run=None
+) -> str:
     where = str(dev)
     if dev.type == "cuda":
         where += f" ({torch.cuda.get_device_name(dev)})"
+    if run is not None:
+        where += f" x {run.world_size} processes (DDP)"
     parts = [
         f"fit: {plan['epochs']} epochs x {plan['epoch_steps']} steps "
         f"({plan['steps']} steps) on {where}"
