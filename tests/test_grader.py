@@ -29,7 +29,7 @@ MASTER = nbformat.read(str(REPO / "masters" / "book" / "exercises.ipynb"), as_ve
 AREA_CELL, IOU_CELL = (find_exercise_cells(MASTER)[k] for k in ("box_area", "iou"))
 # Generous enough for a cold torch import on a loaded 2-core CI machine (15 s was tight
 # there); the infinite loop pays the full notebook limit.
-LIMITS = Limits(timeout=45, check_timeout=15, memory_mb=512, max_output_kb=64)
+LIMITS = Limits(timeout=30, check_timeout=15, memory_mb=512, max_output_kb=64)
 
 
 def _escape_cell(submission, subs: Path, out: Path) -> str:
