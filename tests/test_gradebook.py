@@ -113,3 +113,10 @@ def test_bad_late_rule_and_missing_files_are_clear_errors(files):
         )
         == 2
     )
+
+
+def test_a_header_only_roster_is_read_as_empty_not_as_missing_columns(files):
+    (files / "roster.csv").write_text("id,name\n")
+    assert read_roster(files / "roster.csv") == []
+    with pytest.raises(ValueError, match="max-late-days"):
+        gradebook(files / "grades.csv", files / "roster.csv", max_late_days=-1)

@@ -45,15 +45,14 @@ def _csv_rows(path: Path, required: tuple[str, ...], what: str) -> list[dict[str
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{what} {path} does not exist: expected a CSV file")
-    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
-    header = set(rows[0]) if rows else set()
-    missing = [c for c in required if c not in header]
+    reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
         raise ValueError(
             f"{what} {path} lacks the column(s) {', '.join(missing)}: expected a header with "
             + ", ".join(required)
         )
-    return rows
+    return list(reader)
 
 
 def _time(text: str, where: str) -> datetime:
@@ -65,9 +64,9 @@ def _time(text: str, where: str) -> datetime:
         ) from None
 
 
-def read_roster(path: Path) -> list[dict[str, str]]:
-    """The roster's rows (``id``, ``name``, ``submission``, ``submitted_at``), checked:
-    ids and submission names unique, times readable."""
+def read_roster(path: Path) -> list[dict]:
+    """The roster's rows (``id``, ``name``, ``submission``, and ``submitted_at``: a
+    ``datetime`` or None), checked: ids and submission names unique, times readable."""
     rows = _csv_rows(path, ("id", "name"), "the roster")
     seen_ids, seen_subs, out = set(), set(), []
     for i, row in enumerate(rows, start=2):  # line 1 is the header
@@ -80,8 +79,6 @@ def read_roster(path: Path) -> list[dict[str, str]]:
         if sub in seen_subs:
             raise ValueError(f"the roster, line {i}: submission {sub!r} is claimed twice")
         when = (row.get("submitted_at") or "").strip()
-        if when:
-            _time(when, f"the roster, line {i}")
         seen_ids.add(sid)
         seen_subs.add(sub)
         out.append(
@@ -89,7 +86,7 @@ def read_roster(path: Path) -> list[dict[str, str]]:
                 "id": sid,
                 "name": (row.get("name") or "").strip(),
                 "submission": sub,
-                "submitted_at": when,
+                "submitted_at": _time(when, f"the roster, line {i}") if when else None,
             }
         )
     return out
@@ -103,8 +100,7 @@ def late_factor(
     ``per_day`` percent off for every started day (24 h) after ``deadline``; 0 points after
     ``max_days`` started days. On time, or without a time or a deadline: 1.0.
     """
-    if not 0 <= per_day <= 100:
-        raise ValueError(f"late-per-day must be a percentage in [0, 100], got {per_day}")
+    _check_late_rule(per_day, max_days)
     if submitted is None or deadline is None or submitted <= deadline:
         return 1.0, ""
     late = submitted - deadline
@@ -113,6 +109,13 @@ def late_factor(
         return 0.0, f"late by {days} days (more than {max_days}): 0 points"
     keep = max(0.0, 1.0 - per_day / 100 * days)
     return keep, f"late by {days} day{'s' if days > 1 else ''}: -{per_day * days:g}%"
+
+
+def _check_late_rule(per_day: float, max_days: int) -> None:
+    if not 0 <= per_day <= 100:
+        raise ValueError(f"late-per-day must be a percentage in [0, 100], got {per_day}")
+    if isinstance(max_days, bool) or not isinstance(max_days, int) or max_days < 0:
+        raise ValueError(f"max-late-days must be a whole number >= 0, got {max_days!r}")
 
 
 def gradebook(
@@ -127,6 +130,8 @@ def gradebook(
     Returns:
         (rows in roster order, submissions no roster row claims)
     """
+    _check_late_rule(late_per_day, max_late_days)
+    roster_rows = read_roster(roster)
     graded = {r["student"]: r for r in _csv_rows(grades_csv, ("student", "total", "max"), "grades")}
     if not graded:
         raise ValueError(f"{grades_csv} holds no graded submission")
@@ -135,7 +140,7 @@ def gradebook(
         raise ValueError(f"{grades_csv} mixes assignments (max points {sorted(maxima)})")
     max_points = float(maxima.pop())
     rows = []
-    for student in read_roster(roster):
+    for student in roster_rows:
         g = graded.get(student["submission"])
         if g is None:
             rows.append(
@@ -143,8 +148,7 @@ def gradebook(
             )
             continue
         raw = float(g["total"])
-        when = _time(student["submitted_at"], "submitted_at") if student["submitted_at"] else None
-        keep, note = late_factor(when, deadline, late_per_day, max_late_days)
+        keep, note = late_factor(student["submitted_at"], deadline, late_per_day, max_late_days)
         issues = (g.get("issues") or "").strip()
         note = "; ".join(x for x in (note, "" if issues in ("", "—") else issues) if x)
         rows.append(
@@ -152,7 +156,7 @@ def gradebook(
                 student["id"], student["name"], round(raw * keep, 2), raw, max_points, note
             )
         )
-    claimed = {s["submission"] for s in read_roster(roster)}
+    claimed = {s["submission"] for s in roster_rows}
     return rows, sorted(set(graded) - claimed)
 
 

@@ -70,9 +70,6 @@ class Distributed:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def barrier(self) -> None:
-        dist.barrier()
-
 
 def join(device: str | torch.device | None = None) -> Distributed | None:
     """Join the process group ``torchrun`` set up in the environment, if any.
@@ -105,9 +102,9 @@ def join(device: str | torch.device | None = None) -> Distributed | None:
                 "torchrun (e.g. `torchrun --nproc_per_node=2 train.py`), which sets them all"
             )
         rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
-    wants_cuda = torch.device(device).type == "cuda" if device is not None else None
-    if wants_cuda is None:
-        wants_cuda = torch.cuda.is_available()
+    wants_cuda = (
+        torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    )
     if wants_cuda:
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)
