@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,35 +252,56 @@ class Widget:
 
     # ----------------------------------------------------------------- live mode
     def live(self):
-        """ipywidgets controls above an ``Output`` that shows ``figure(**state)``.
+        """ipywidgets controls above the figure of the current state, changed in place.
+
+        The figure is a :class:`~vizlib.widgets._live.LiveFigure`: one plotly
+        ``FigureWidget`` kept on the page, to which each change sends only the traces
+        and layout keys that differ (or an ``Output`` redrawn whole where a
+        ``FigureWidget`` cannot be shown, or ``VIZLIB_LIVE_FIGURE=output`` asks for it:
+        the path before issue 18, kept for comparison). :meth:`warm_up` runs once, after the first
+        figure, so that the reader's first move does not pay a one-time start-up.
 
         Returns:
-            ipywidgets.VBox: with two extra attributes, ``controls`` (``{name: ipywidget}``,
-            so code and tests can drive them: ``box.controls['stride'].value = 2``) and
-            ``widget`` (this object). Every change redraws and stores the new figure in
-            ``self.last_figure`` (and ``box.last_figure``).
+            ipywidgets.VBox: with extra attributes ``controls`` (``{name: ipywidget}``,
+            so code and tests can drive them: ``box.controls['stride'].value = 2``),
+            ``widget`` (this object) and ``live_figure`` (the ``LiveFigure``). Every
+            change redraws and stores the new figure in ``self.last_figure`` (and
+            ``box.last_figure``).
         """
         import ipywidgets as W
 
-        out = W.Output()
+        from ._live import LiveFigure
+
         state0 = self.state_defaults()
         ctrls = {c.name: _ipywidget_for(W, c, state0[c.name]) for c in self.controls}
-        box = W.VBox([W.HBox(list(ctrls.values()), layout=W.Layout(flex_flow="row wrap")), out])
+        fig0 = self.figure(**state0)
+        view = LiveFigure(fig0, prefer_widget=os.environ.get("VIZLIB_LIVE_FIGURE") != "output")
+        box = W.VBox(
+            [W.HBox(list(ctrls.values()), layout=W.Layout(flex_flow="row wrap")), view.widget]
+        )
         box.controls = ctrls
         box.widget = self
-        box.last_figure = None
+        box.live_figure = view
+        self.last_figure, self.last_state = fig0, state0
+        box.last_figure = fig0
 
         def redraw(change=None):
             state = {name: w.value for name, w in ctrls.items()}
             fig = self.figure(**state)
             self.last_figure, self.last_state = fig, state
             box.last_figure = fig
-            _draw_into(out, fig)
+            view.slider_moved()
+            view.show(fig)
 
         for w in ctrls.values():
             w.observe(redraw, names="value")
-        redraw()
+        self.warm_up()
         return box
+
+    def warm_up(self) -> None:
+        """Pay one-time costs (lazy start-up in torch, first calls of a code path) when
+        the live widget is built rather than on the reader's first move. Widgets whose
+        first use of some state is slow override it; the default does nothing."""
 
     # ----------------------------------------------------------------- static mode
     def static_states(self) -> list[tuple[tuple[int, ...], dict]]:
@@ -485,18 +507,3 @@ def _ipywidget_for(W, c: Control, value):
     if c.kind == "toggle":
         return W.ToggleButtons(**common)
     return W.SelectionSlider(continuous_update=True, **common)
-
-
-def _draw_into(out, fig) -> None:
-    """Show ``fig`` in the Output widget, replacing what was there (only inside a kernel)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
-        return
-    if get_ipython() is None:
-        return  # plain Python (tests, scripts): keep the figure, draw nothing
-    from IPython.display import display
-
-    with out:
-        out.clear_output(wait=True)
-        display(fig)

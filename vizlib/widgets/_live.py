@@ -1,0 +1,197 @@
+"""Live mode's figure: one plotly figure kept on the page and changed in place.
+
+A live widget used to redraw by clearing an ``ipywidgets.Output`` and displaying a new
+plotly figure in it. The browser then threw away the whole plot and built a new one:
+2,400-9,700 DOM changes per slider step, then a second burst of 1,100-4,300 when the new
+plot resized itself into its output area. That took 100-300 ms from a key press to a
+painted frame (issue 18).
+
+:class:`LiveFigure` keeps one plotly ``FigureWidget`` (an anywidget) for the whole life
+of the widget. Each new state's figure is compared with the one on the page, trace by
+trace and layout key by layout key, and only what differs is sent, in one
+``batch_update``. plotly.js then applies it as one ``Plotly.update`` on the plot it
+already has. The widgets help here, because they keep the same traces in every state
+(see ``_base.py``).
+
+Two fallbacks keep the widget usable where a ``FigureWidget`` cannot be shown. Each
+says so once per kernel:
+
+* ``anywidget`` is not installed: the figure is drawn the old way, in an ``Output``;
+* the page shows the sliders but never draws the figure. A host without third-party
+  widget support does this, for example Colab before
+  ``enable_custom_widget_manager()``, which ``import vizlib`` calls. When a slider moves
+  and the figure has not reported itself drawn after :data:`RENDER_GRACE_S` seconds,
+  the figure moves to an ``Output``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+__all__ = ["LiveFigure", "RENDER_GRACE_S"]
+
+# How long a FigureWidget may take to report its first draw before a slider move switches
+# to the Output path. Its first draw loads plotly's 5 MB widget bundle: about 1 s in
+# JupyterLab on a 2-core machine (benchmarks/results/widgets_browser.md).
+RENDER_GRACE_S = 5.0
+
+# The messages plotly.js's FigureWidget view sends to the kernel once it has drawn the
+# plot (its defaults, and any change the reader makes with the mouse).
+_FROM_BROWSER = (
+    "_js2py_layoutDelta",
+    "_js2py_traceDeltas",
+    "_js2py_relayout",
+    "_js2py_restyle",
+    "_js2py_update",
+)
+
+_said: set[str] = set()  # the fallback notes already printed in this kernel
+
+
+def _say_once(key: str, message: str) -> None:
+    if key not in _said:
+        _said.add(key)
+        print(f"vizlib: {message}", file=sys.stderr)
+
+
+def _plain(fig) -> dict:
+    """``fig`` as plain JSON types (lists, not numpy arrays), so that ``==`` compares it."""
+    return json.loads(fig.to_json())
+
+
+class LiveFigure:
+    """A plotly figure on the page that each :meth:`show` changes in place.
+
+    Args:
+        fig (plotly.graph_objects.Figure): the first figure.
+        prefer_widget (bool): ``False`` forces the ``Output`` path (tests, comparisons).
+
+    Attributes:
+        widget (ipywidgets.Box): what to put on the page. It holds the ``FigureWidget``,
+            or an ``Output`` after a fallback.
+        figure_widget (plotly.graph_objects.FigureWidget | None): the figure kept on the page.
+        rendered (bool): the browser reported drawing ``figure_widget``.
+        updates (list[tuple[int, int]]): per :meth:`show`, ``(traces sent, layout keys sent)``.
+    """
+
+    def __init__(self, fig, prefer_widget: bool = True):
+        import ipywidgets as W
+
+        self.widget = W.Box()
+        self.figure_widget = None
+        self.rendered = False
+        self.updates: list[tuple[int, int]] = []
+        self._on_page = _plain(fig)
+        self._created = time.monotonic()
+        self._output = None
+        if prefer_widget:
+            try:
+                import anywidget  # noqa: F401 - plotly's FigureWidget is an anywidget
+            except ImportError:
+                _say_once(
+                    "anywidget",
+                    "anywidget is not installed, so live figures are redrawn whole on each "
+                    "change (slower); pip install anywidget for in-place updates",
+                )
+            else:
+                import plotly.graph_objects as go
+
+                self.figure_widget = go.FigureWidget(fig)
+                self.figure_widget.observe(self._heard_from_browser, names=list(_FROM_BROWSER))
+                self.widget.children = (self.figure_widget,)
+        if self.figure_widget is None:
+            self._use_output(fig)
+
+    # ------------------------------------------------------------------ updates
+    def show(self, fig) -> None:
+        """Put ``fig`` on the page: only what differs from the figure already there."""
+        if self.figure_widget is None:
+            _draw_into(self._output, fig)
+            return
+        new = _plain(fig)
+        old, self._on_page = self._on_page, new
+        fw = self.figure_widget
+        if [t.get("type") for t in new["data"]] != [t.get("type") for t in old["data"]]:
+            # other traces (number, order or types): rebuild them; the widgets avoid this
+            fw.data = ()
+            fw.add_traces(new["data"])
+            fw.layout = new["layout"]
+            self.updates.append((len(new["data"]), len(new["layout"])))
+            return
+        traces = [
+            (i, _changes(a, b))
+            for i, (a, b) in enumerate(zip(old["data"], new["data"], strict=True))
+            if a != b
+        ]
+        layout = _changes(old["layout"], new["layout"], skip=("template",))
+        with fw.batch_update():
+            for i, change in traces:
+                fw.data[i].update(change, overwrite=True)
+            if layout:
+                fw.layout.update(layout, overwrite=True)
+        self.updates.append((len(traces), len(layout)))
+
+    def slider_moved(self) -> None:
+        """Called on every control change: falls back to the ``Output`` path if the
+        browser moves sliders but has never drawn the figure."""
+        if (
+            self.figure_widget is not None
+            and not self.rendered
+            and _in_kernel()
+            and time.monotonic() - self._created > RENDER_GRACE_S
+        ):
+            _say_once(
+                "no-render",
+                "this notebook host shows the sliders but not plotly's FigureWidget, so live "
+                "figures are redrawn whole on each change (slower). In Colab, run "
+                "google.colab.output.enable_custom_widget_manager() (import vizlib does it).",
+            )
+            self._use_output(self._figure_on_page())
+
+    # ------------------------------------------------------------------ helpers
+    def _heard_from_browser(self, change) -> None:
+        if change["new"] is not None:
+            self.rendered = True
+
+    def _figure_on_page(self):
+        import plotly.graph_objects as go
+
+        return go.Figure(self._on_page)
+
+    def _use_output(self, fig) -> None:
+        import ipywidgets as W
+
+        self.figure_widget = None
+        self._output = W.Output()
+        self.widget.children = (self._output,)
+        _draw_into(self._output, fig)
+
+
+def _changes(old: dict, new: dict, skip=()) -> dict:
+    """The top-level keys of ``new`` that differ from ``old``, and ``None`` for the keys
+    ``new`` lacks (plotly's way to remove a property)."""
+    out = {k: v for k, v in new.items() if k not in skip and old.get(k) != v}
+    out.update({k: None for k in old if k not in new and k not in skip})
+    return out
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _draw_into(out, fig) -> None:
+    """Show ``fig`` in the Output widget, replacing what was there (only inside a kernel)."""
+    if not _in_kernel():
+        return  # plain Python (tests, scripts): keep the figure, draw nothing
+    from IPython.display import display
+
+    with out:
+        out.clear_output(wait=True)
+        display(fig)
