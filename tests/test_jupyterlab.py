@@ -5,7 +5,8 @@ port, its own config and data folders); joins the
 NMS and anchors concept notebooks, each up to its widget's cell, into one temporary
 notebook (one page load and one kernel start instead of two: about 30 s less on 2 cores);
 opens it, runs all its cells, moves one slider of each widget and checks that the plotly
-figure drawn by that widget changed (its ``data`` before and after). Requests to any host
+figure drawn by that widget changed (its ``data`` before and after) in place: the same
+plot element, not a new one (``vizlib/widgets/_live.py``). Requests to any host
 but the local server are blocked, so the test also shows that the live mode needs no
 network.
 """
@@ -86,6 +87,10 @@ FIGURE_JS = """(slider) => {
   const divs = node.querySelectorAll('.js-plotly-plot');
   return JSON.stringify(divs[divs.length - 1].data);
 }"""
+# The plot element itself (same walk), to check that a move changed it in place.
+PLOT_JS = FIGURE_JS.replace(
+    "return JSON.stringify(divs[divs.length - 1].data);", "return divs[divs.length - 1];"
+)
 
 
 def _move_slider(page, name, slider_label, t0):
@@ -103,6 +108,7 @@ def _move_slider(page, name, slider_label, t0):
     element = slider.element_handle()
     page.wait_for_function(f"(s) => ({FIGURE_JS})(s) !== null", arg=element, timeout=60_000)
     before = element.evaluate(FIGURE_JS)
+    plot = element.evaluate_handle(PLOT_JS)
     t1 = time.monotonic()
     readout = slider.locator(".widget-readout")
     value_before = readout.inner_text()
@@ -116,6 +122,11 @@ def _move_slider(page, name, slider_label, t0):
     )
     after = element.evaluate(FIGURE_JS)
     assert readout.inner_text() != value_before
+    # in place (vizlib/widgets/_live.py): the same plot element, still on the page, now
+    # shows the new data; the path before issue 18 replaced it with a new one
+    assert page.evaluate(f"([s, p]) => p.isConnected && ({PLOT_JS})(s) === p", [element, plot]), (
+        f"{slider_label}: the move replaced the plot instead of changing it in place"
+    )
     print(
         f"{name} / {slider_label}: figure drawn after {t1 - t0:.1f} s, "
         f"redrawn after {time.monotonic() - t1:.1f} s"

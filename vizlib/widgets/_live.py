@@ -7,9 +7,9 @@ plot resized itself into its output area. That took 100-300 ms from a key press 
 painted frame (issue 18).
 
 :class:`LiveFigure` keeps one plotly ``FigureWidget`` (an anywidget) for the whole life
-of the widget. Each new state's figure is compared with the one on the page, trace by
-trace and layout key by layout key, and only what differs is sent, in one
-``batch_update``. plotly.js then applies it as one ``Plotly.update`` on the plot it
+of the widget. Each new state's figure is compared with the one on the page, property by
+property (``'annotations[2].text'``, ``'marker.color'``, a trace's ``'y'``), and only
+what differs is sent, in one ``batch_update``. plotly.js then applies it as one ``Plotly.update`` on the plot it
 already has. The widgets help here, because they keep the same traces in every state
 (see ``_base.py``).
 
@@ -73,7 +73,8 @@ class LiveFigure:
             or an ``Output`` after a fallback.
         figure_widget (plotly.graph_objects.FigureWidget | None): the figure kept on the page.
         rendered (bool): the browser reported drawing ``figure_widget``.
-        updates (list[tuple[int, int]]): per :meth:`show`, ``(traces sent, layout keys sent)``.
+        updates (list[tuple[int, int]]): per :meth:`show`, ``(traces changed, layout
+            properties sent)``.
     """
 
     def __init__(self, fig, prefer_widget: bool = True):
@@ -121,16 +122,22 @@ class LiveFigure:
             self.updates.append((len(new["data"]), len(new["layout"])))
             return
         traces = [
-            (i, _changes(a, b))
+            (i, dict(_edits(a, b)))
             for i, (a, b) in enumerate(zip(old["data"], new["data"], strict=True))
             if a != b
         ]
-        layout = _changes(old["layout"], new["layout"], skip=("template",))
+        layout = {k: v for k, v in _edits(old["layout"], new["layout"]) if k != "template"}
+        # One message, and each property by its own path ('annotations[2].text',
+        # 'xaxis.range', 'marker.color'): plotly.js then redraws only what the paths touch.
+        # A whole 'annotations' list would make it replot everything (about 50 ms of a
+        # 100 ms step in the RoI pooling widget, profiled in Chromium).
         with fw.batch_update():
-            for i, change in traces:
-                fw.data[i].update(change, overwrite=True)
-            if layout:
-                fw.layout.update(layout, overwrite=True)
+            for i, edits in traces:
+                trace = fw.data[i]
+                for path, value in edits.items():
+                    trace[path] = value
+            for path, value in layout.items():
+                fw.layout[path] = value
         self.updates.append((len(traces), len(layout)))
 
     def slider_moved(self) -> None:
@@ -169,12 +176,43 @@ class LiveFigure:
         _draw_into(self._output, fig)
 
 
-def _changes(old: dict, new: dict, skip=()) -> dict:
-    """The top-level keys of ``new`` that differ from ``old``, and ``None`` for the keys
-    ``new`` lacks (plotly's way to remove a property)."""
-    out = {k: v for k, v in new.items() if k not in skip and old.get(k) != v}
-    out.update({k: None for k in old if k not in new and k not in skip})
-    return out
+def _is_leaf(value) -> bool:
+    # plotly's JSON writes numeric arrays as {"dtype": ..., "bdata": base64}: one value
+    return not isinstance(value, dict) or "bdata" in value
+
+
+def _edits(old, new, path: str = ""):
+    """The changes from ``old`` to ``new`` (plotly JSON) as ``(path, value)`` pairs.
+
+    Paths are plotly property paths (``'marker.color'``, ``'annotations[2].text'``): dicts
+    are compared key by key and lists of dicts of the same length item by item; anything
+    else that differs (numbers, strings, data arrays) is one value. A key that ``new``
+    lacks is ``(path, None)``, plotly's way to remove a property.
+    """
+    if not _is_leaf(old) and not _is_leaf(new):
+        for key, value in new.items():
+            if key not in old:
+                yield _join(path, key), value
+            elif old[key] != value:
+                yield from _edits(old[key], value, _join(path, key))
+        for key in old:
+            if key not in new:
+                yield _join(path, key), None
+    elif (
+        isinstance(old, list)
+        and isinstance(new, list)
+        and len(old) == len(new)
+        and all(isinstance(x, dict) for x in old + new)
+    ):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            if a != b:
+                yield from _edits(a, b, f"{path}[{i}]")
+    else:
+        yield path, new
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _in_kernel() -> bool:
