@@ -385,6 +385,7 @@ def test_wheel_holds_vizlib_only_and_declares_runtime_dependencies_only(wheel):
     tops = {n.split("/")[0] for n in names}
     assert tops == {"vizlib", f"vizlib-{vizlib.__version__}.dist-info"}, tops
     assert any(n.startswith("vizlib/exercises/bank/") for n in names), "the check cells' tests"
+    assert "vizlib/widgets/live_figure.js" in names, "the live figure's browser side"
     declared = {_canonical(r.name) for r in wheel_requirements(wheel)}
     project = tomllib_load(ROOT / "pyproject.toml")["project"]
     assert declared == {_canonical(Requirement(r).name) for r in project["dependencies"]}

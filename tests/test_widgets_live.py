@@ -1,13 +1,16 @@
 """Live mode's figure (vizlib/widgets/_live.py): changed in place, equal to a whole redraw.
 
-The browser side (plotly.js applying the edits in JupyterLab) is checked by
-tests/test_jupyterlab.py and measured by benchmarks/bench_widgets_browser.py. Here:
-the edits sent for each move, applied to the ``FigureWidget`` on the kernel's side, give
-exactly the figure the widget draws for that state, for every widget and control.
+The browser side (live_figure.js applying the edits with plotly.js in JupyterLab) is
+checked by tests/test_jupyterlab.py and measured by benchmarks/bench_widgets_browser.py.
+Here: the messages sent for each move, applied to the first figure the way
+``Plotly.update`` applies property paths, give exactly the figure the widget draws for
+that state, for every widget and control.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import sys
 
 import plotly.graph_objects as go
@@ -16,12 +19,34 @@ import pytest
 from vizlib.widgets import _live, all_widget_classes
 from vizlib.widgets._live import LiveFigure, _edits, _plain
 
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _set(obj: dict, path: str, value) -> None:
+    """``obj[path] = value`` for a plotly property path; ``None`` removes it."""
+    keys = [int(i) if i else name for name, i in _STEP.findall(path)]
+    for key in keys[:-1]:
+        if isinstance(key, str) and key not in obj:
+            obj[key] = {}
+        obj = obj[key]
+    if value is None:
+        obj.pop(keys[-1], None)
+    else:
+        obj[keys[-1]] = copy.deepcopy(value)
+
 
 def _on_page(view: LiveFigure) -> dict:
-    """The FigureWidget's figure as plain JSON, without the uids it gives its traces."""
-    fig = _plain(go.Figure(view.figure_widget.to_dict()))
-    for trace in fig["data"]:
-        trace.pop("uid", None)
+    """The figure the browser shows: the first one with every message applied."""
+    fig = copy.deepcopy(view.view.figure)
+    for message in view.sent:
+        if "figure" in message:
+            fig = copy.deepcopy(message["figure"])
+            continue
+        for i, edits in message["traces"]:
+            for path, value in edits.items():
+                _set(fig["data"][i], path, value)
+        for path, value in message["layout"].items():
+            _set(fig["layout"], path, value)
     fig["layout"].pop("template", None)
     return fig
 
@@ -71,18 +96,15 @@ def test_every_move_puts_exactly_the_widgets_figure_on_the_page(name):
     w = cls()
     box = w.live()
     view = box.live_figure
-    assert view.figure_widget is not None, "anywidget is a dependency: the in-place path"
+    assert view.view is not None, "anywidget is a dependency: the in-place path"
     assert _on_page(view) == _drawn(w.last_figure)
-    sent = []
     for c in cls.controls:
         values = c.values if len(c.values) <= 6 else c.values[:3] + c.values[-3:]
         for v in [*values, c.default]:
-            before = len(view.updates)
             box.controls[c.name].value = v
-            if len(view.updates) > before:
-                sent.append(view.updates[-1])
             assert _on_page(view) == _drawn(w.last_figure), f"{c.name}={v!r}"
-    assert sent, "no move changed the figure"
+    assert view.sent, "no move changed the figure"
+    assert all("figure" not in m for m in view.sent), "the widgets keep their traces"
 
 
 def test_a_small_change_sends_a_small_edit():
@@ -93,15 +115,10 @@ def test_a_small_change_sends_a_small_edit():
         )
 
     view = LiveFigure(fig("b", [3, 4]))
-    sent = []
-    view.figure_widget.observe(lambda c: c["new"] and sent.append(c["new"]), names="_py2js_update")
     view.show(fig("c", [3, 5]))
-    assert view.updates == [(1, 1)]
-    (msg,) = sent
-    assert msg["style_traces"] == [1] and list(msg["style_data"]) == ["y"]
-    assert msg["layout_data"] == {"annotations.1.text": "c"}
+    assert view.sent == [{"traces": [[1, {"y": [3, 5]}]], "layout": {"annotations[1].text": "c"}}]
     view.show(fig("c", [3, 5]))  # the same figure again: nothing is sent
-    assert len(sent) == 1 and view.updates[-1] == (0, 0)
+    assert len(view.sent) == 1
 
 
 def test_a_figure_with_other_traces_is_rebuilt():
@@ -109,6 +126,7 @@ def test_a_figure_with_other_traces_is_rebuilt():
     f2 = go.Figure([go.Bar(y=[3]), go.Scatter(y=[4, 5])], layout={"title": {"text": "two"}})
     view = LiveFigure(f1)
     view.show(f2)
+    assert "figure" in view.sent[-1]
     assert _on_page(view) == _drawn(f2)
     view.show(f1)
     assert _on_page(view) == _drawn(f1)
@@ -119,7 +137,7 @@ def test_output_path_when_asked(monkeypatch):
 
     monkeypatch.setenv("VIZLIB_LIVE_FIGURE", "output")
     box = IoUWidget().live()
-    assert box.live_figure.figure_widget is None
+    assert box.live_figure.view is None
     assert type(box.children[1].children[0]).__name__ == "Output"
     box.controls["cx"].value = box.controls["cx"].options[0][1]  # still redraws
     assert box.last_figure is box.widget.last_figure
@@ -128,13 +146,17 @@ def test_output_path_when_asked(monkeypatch):
 def test_without_anywidget_the_output_path_says_so_once(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "anywidget", None)  # import anywidget -> ImportError
     monkeypatch.setattr(_live, "_said", set())
+    _live.figure_view_class.cache_clear()  # built once per kernel: build it again here
     fig = go.Figure(go.Scatter(y=[1, 2]))
     for _ in range(2):
         view = LiveFigure(fig)
-        assert view.figure_widget is None
+        assert view.view is None
         assert type(view.widget.children[0]).__name__ == "Output"
     err = capsys.readouterr().err
     assert err.count("anywidget is not installed") == 1
+    monkeypatch.undo()
+    _live.figure_view_class.cache_clear()
+    assert LiveFigure(fig).view is not None  # with anywidget back
 
 
 def test_a_host_that_never_draws_the_figure_falls_back(monkeypatch, capsys):
@@ -145,23 +167,35 @@ def test_a_host_that_never_draws_the_figure_falls_back(monkeypatch, capsys):
 
     drawn = LiveFigure(fig)
     drawn._created -= 2 * _live.RENDER_GRACE_S
-    drawn.figure_widget.set_trait("_js2py_layoutDelta", {"layout_delta": {}, "layout_edit_id": 0})
-    assert drawn.rendered
+    drawn._heard_from_browser(drawn.view, {"event": "rendered"}, [])  # what live_figure.js sends
+    assert drawn.rendered and not drawn.sent  # it drew the figure the kernel has
     drawn.slider_moved()
-    assert drawn.figure_widget is not None  # the browser drew it: stays
+    assert drawn.view is not None  # the browser drew it: stays
 
     young = LiveFigure(fig)
     young.slider_moved()
-    assert young.figure_widget is not None  # within the grace period: stays
+    assert young.view is not None  # within the grace period: stays
 
     for _ in range(2):
         silent = LiveFigure(fig)
         silent._created -= 2 * _live.RENDER_GRACE_S
         silent.slider_moved()
-        assert silent.figure_widget is None
+        assert silent.view is None
         assert type(silent.widget.children[0]).__name__ == "Output"
         silent.show(go.Figure(go.Scatter(y=[3, 4])))  # keeps working on the Output path
     assert capsys.readouterr().err.count("shows the sliders but not") == 1
+
+
+def test_a_late_view_or_a_lost_edit_gets_the_whole_figure():
+    f1, f2 = go.Figure(go.Scatter(y=[1, 2])), go.Figure(go.Scatter(y=[1, 3]))
+    view = LiveFigure(f1)
+    view.show(f2)
+    # a view drawn after the edits (a reloaded page) starts from the first figure
+    view._heard_from_browser(view.view, {"event": "rendered"}, [])
+    assert view.sent[-1] == {"figure": _plain(f2)}
+    view._heard_from_browser(view.view, {"event": "resend"}, [])
+    assert view.sent[-1] == {"figure": _plain(f2)}
+    assert _on_page(view) == _drawn(f2)
 
 
 def test_live_warms_up_once(monkeypatch):

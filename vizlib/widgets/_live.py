@@ -6,14 +6,22 @@ plotly figure in it. The browser then threw away the whole plot and built a new 
 plot resized itself into its output area. That took 100-300 ms from a key press to a
 painted frame (issue 18).
 
-:class:`LiveFigure` keeps one plotly ``FigureWidget`` (an anywidget) for the whole life
-of the widget. Each new state's figure is compared with the one on the page, property by
-property (``'annotations[2].text'``, ``'marker.color'``, a trace's ``'y'``), and only
-what differs is sent, in one ``batch_update``. plotly.js then applies it as one ``Plotly.update`` on the plot it
-already has. The widgets help here, because they keep the same traces in every state
-(see ``_base.py``).
+:class:`LiveFigure` keeps one plotly figure on the page for the whole life of the
+widget: a small anywidget, :func:`figure_view_class`, whose browser side
+(``live_figure.js``) draws it with plotly.js. Each new state's figure is compared with
+the one on the page, property by property (``'annotations[2].text'``,
+``'marker.color'``, a trace's ``'y'``). Only what differs is sent, in one message, and
+applied as one ``Plotly.update`` on the plot already there. Messages that arrive within
+one frame are merged and drawn once, so a fast drag does not queue redraws. The widgets
+help here, because they keep the same traces in every state (see ``_base.py``).
 
-Two fallbacks keep the widget usable where a ``FigureWidget`` cannot be shown. Each
+Why not plotly's own ``FigureWidget`` (tried first): after every update its browser
+side computes and sends back the plot's defaults for every trace and the layout (15-27
+KB per move), which the kernel then handles and echoes, and each edit is validated in
+Python. In the RoI pooling widget the move took 101 ms (median) that way, and 83 ms
+this way (benchmarks/bench_widgets_browser.py, both measured on 2026-12-06).
+
+Two fallbacks keep the widget usable where the live figure cannot be shown. Each
 says so once per kernel:
 
 * ``anywidget`` is not installed: the figure is drawn the old way, in an ``Output``;
@@ -26,26 +34,18 @@ says so once per kernel:
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
+from pathlib import Path
 
 __all__ = ["LiveFigure", "RENDER_GRACE_S"]
 
-# How long a FigureWidget may take to report its first draw before a slider move switches
-# to the Output path. Its first draw loads plotly's 5 MB widget bundle: about 1 s in
-# JupyterLab on a 2-core machine (benchmarks/results/widgets_browser.md).
+# How long the live figure may take to report its first draw before a slider move switches
+# to the Output path. Its first draw in a page evaluates plotly.js (4.8 MB): about 1 s in
+# JupyterLab on a 2-core machine.
 RENDER_GRACE_S = 5.0
-
-# The messages plotly.js's FigureWidget view sends to the kernel once it has drawn the
-# plot (its defaults, and any change the reader makes with the mouse).
-_FROM_BROWSER = (
-    "_js2py_layoutDelta",
-    "_js2py_traceDeltas",
-    "_js2py_relayout",
-    "_js2py_restyle",
-    "_js2py_update",
-)
 
 _said: set[str] = set()  # the fallback notes already printed in this kernel
 
@@ -69,27 +69,26 @@ class LiveFigure:
         prefer_widget (bool): ``False`` forces the ``Output`` path (tests, comparisons).
 
     Attributes:
-        widget (ipywidgets.Box): what to put on the page. It holds the ``FigureWidget``,
-            or an ``Output`` after a fallback.
-        figure_widget (plotly.graph_objects.FigureWidget | None): the figure kept on the page.
-        rendered (bool): the browser reported drawing ``figure_widget``.
-        updates (list[tuple[int, int]]): per :meth:`show`, ``(traces changed, layout
-            properties sent)``.
+        widget (ipywidgets.Box): what to put on the page. It holds the
+            :class:`FigureView`, or an ``Output`` after a fallback.
+        view (FigureView | None): the figure kept on the page.
+        rendered (bool): the browser reported drawing ``view``.
+        sent (list[dict]): every message sent to ``view`` after its first figure.
     """
 
     def __init__(self, fig, prefer_widget: bool = True):
         import ipywidgets as W
 
         self.widget = W.Box()
-        self.figure_widget = None
+        self.view = None
         self.rendered = False
-        self.updates: list[tuple[int, int]] = []
+        self.sent: list[dict] = []
         self._on_page = _plain(fig)
         self._created = time.monotonic()
         self._output = None
         if prefer_widget:
             try:
-                import anywidget  # noqa: F401 - plotly's FigureWidget is an anywidget
+                view_class = figure_view_class()
             except ImportError:
                 _say_once(
                     "anywidget",
@@ -97,70 +96,68 @@ class LiveFigure:
                     "change (slower); pip install anywidget for in-place updates",
                 )
             else:
-                import plotly.graph_objects as go
-
-                self.figure_widget = go.FigureWidget(fig)
-                self.figure_widget.observe(self._heard_from_browser, names=list(_FROM_BROWSER))
-                self.widget.children = (self.figure_widget,)
-        if self.figure_widget is None:
+                self.view = view_class(figure=self._on_page)
+                self.view.on_msg(self._heard_from_browser)
+                self.widget.children = (self.view,)
+        if self.view is None:
             self._use_output(fig)
 
     # ------------------------------------------------------------------ updates
     def show(self, fig) -> None:
         """Put ``fig`` on the page: only what differs from the figure already there."""
-        if self.figure_widget is None:
+        if self.view is None:
             _draw_into(self._output, fig)
             return
         new = _plain(fig)
         old, self._on_page = self._on_page, new
-        fw = self.figure_widget
         if [t.get("type") for t in new["data"]] != [t.get("type") for t in old["data"]]:
-            # other traces (number, order or types): rebuild them; the widgets avoid this
-            fw.data = ()
-            fw.add_traces(new["data"])
-            fw.layout = new["layout"]
-            self.updates.append((len(new["data"]), len(new["layout"])))
+            # other traces (number, order or types): the whole figure; the widgets avoid it
+            self._send({"figure": new})
             return
         traces = [
-            (i, dict(_edits(a, b)))
+            [i, dict(_edits(a, b))]
             for i, (a, b) in enumerate(zip(old["data"], new["data"], strict=True))
             if a != b
         ]
         layout = {k: v for k, v in _edits(old["layout"], new["layout"]) if k != "template"}
-        # One message, and each property by its own path ('annotations[2].text',
-        # 'xaxis.range', 'marker.color'): plotly.js then redraws only what the paths touch.
-        # A whole 'annotations' list would make it replot everything (about 50 ms of a
-        # 100 ms step in the RoI pooling widget, profiled in Chromium).
-        with fw.batch_update():
-            for i, edits in traces:
-                trace = fw.data[i]
-                for path, value in edits.items():
-                    trace[path] = value
-            for path, value in layout.items():
-                fw.layout[path] = value
-        self.updates.append((len(traces), len(layout)))
+        if traces or layout:
+            # each property by its own path ('annotations[2].text', 'marker.color'):
+            # plotly.js then redraws only what the paths touch (a whole 'annotations'
+            # list made it replot everything: about 50 ms of a 100 ms step in the RoI
+            # pooling widget, profiled in Chromium)
+            self._send({"traces": traces, "layout": layout})
 
     def slider_moved(self) -> None:
         """Called on every control change: falls back to the ``Output`` path if the
         browser moves sliders but has never drawn the figure."""
         if (
-            self.figure_widget is not None
+            self.view is not None
             and not self.rendered
             and _in_kernel()
             and time.monotonic() - self._created > RENDER_GRACE_S
         ):
             _say_once(
                 "no-render",
-                "this notebook host shows the sliders but not plotly's FigureWidget, so live "
-                "figures are redrawn whole on each change (slower). In Colab, run "
-                "google.colab.output.enable_custom_widget_manager() (import vizlib does it).",
+                "this notebook host shows the sliders but not vizlib's live figure (an "
+                "anywidget), so live figures are redrawn whole on each change (slower). In "
+                "Colab, run google.colab.output.enable_custom_widget_manager() (import vizlib "
+                "does it).",
             )
             self._use_output(self._figure_on_page())
 
     # ------------------------------------------------------------------ helpers
-    def _heard_from_browser(self, change) -> None:
-        if change["new"] is not None:
+    def _send(self, message: dict) -> None:
+        self.sent.append(message)
+        self.view.send(message)
+
+    def _heard_from_browser(self, _view, content, _buffers) -> None:
+        event = content.get("event") if isinstance(content, dict) else None
+        if event == "rendered":
             self.rendered = True
+            if self.view.figure != self._on_page:  # a view drawn late (a reload)
+                self._send({"figure": self._on_page})
+        elif event == "resend":
+            self._send({"figure": self._on_page})
 
     def _figure_on_page(self):
         import plotly.graph_objects as go
@@ -170,10 +167,47 @@ class LiveFigure:
     def _use_output(self, fig) -> None:
         import ipywidgets as W
 
-        self.figure_widget = None
+        self.view = None
         self._output = W.Output()
         self.widget.children = (self._output,)
         _draw_into(self._output, fig)
+
+
+@functools.cache
+def figure_view_class():
+    """The anywidget class of the live figure (built once: it reads plotly.js, 4.8 MB).
+
+    Its JavaScript is ``live_figure.js`` with the plotly package's own ``plotly.min.js``
+    before it, evaluated once per page: nothing is fetched from the network.
+    Raises ImportError when anywidget is not installed.
+    """
+    import anywidget
+    import plotly
+    import traitlets
+
+    plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(
+        encoding="utf-8"
+    )
+    esm = (
+        "function vizlibPlotly() {\n"
+        "  if (!globalThis.__vizlibPlotly) {\n"
+        "    const previous = globalThis.Plotly;  // plotly.js sets window.Plotly: restore\n"
+        "    const module = { exports: {} };\n"
+        "    (function (module) {\n" + plotly_js + "\n    }).call(globalThis, module);\n"
+        "    globalThis.__vizlibPlotly = module.exports;\n"
+        "    if (previous) { globalThis.Plotly = previous; }\n"
+        "  }\n"
+        "  return globalThis.__vizlibPlotly;\n"
+        "}\n" + (Path(__file__).parent / "live_figure.js").read_text(encoding="utf-8")
+    )
+
+    class FigureView(anywidget.AnyWidget):
+        """One plotly figure drawn by plotly.js and changed by edit messages."""
+
+        _esm = traitlets.Unicode(esm).tag(sync=True)
+        figure = traitlets.Dict().tag(sync=True)  # the first figure, plain JSON
+
+    return FigureView
 
 
 def _is_leaf(value) -> bool:
