@@ -198,11 +198,24 @@ def test_a_late_view_or_a_lost_edit_gets_the_whole_figure():
     assert _on_page(view) == _drawn(f2)
 
 
-def test_live_warms_up_once(monkeypatch):
-    from vizlib.widgets import UpsamplingWidget
+def test_live_warms_up_every_state_one_move_away():
+    from vizlib.widgets import Control, Widget
 
-    calls = []
-    monkeypatch.setattr(UpsamplingWidget, "warm_up", lambda self: calls.append(self))
-    w = UpsamplingWidget()
+    class Spy(Widget):
+        controls = [
+            Control("a", "a", values=[1, 2, 3, 4, 5], default=3),
+            Control("b", "b", values=["x", "y", "z"], default="x", kind="toggle"),
+        ]
+
+        def __init__(self):
+            super().__init__()
+            self.drawn = []
+
+        def figure(self, a, b):
+            self.drawn.append((a, b))
+            return go.Figure(go.Scatter(y=[a, len(b)]))
+
+    w = Spy()
     w.live()
-    assert calls == [w]
+    # the first figure, then a slider's neighbours and every other toggle value
+    assert w.drawn == [(3, "x"), (2, "x"), (4, "x"), (3, "y"), (3, "z")]

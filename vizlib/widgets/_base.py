@@ -299,9 +299,19 @@ class Widget:
         return box
 
     def warm_up(self) -> None:
-        """Pay one-time costs (lazy start-up in torch, first calls of a code path) when
-        the live widget is built rather than on the reader's first move. Widgets whose
-        first use of some state is slow override it; the default does nothing."""
+        """Draw, once, every state one move away from the defaults (a slider's next
+        values, every value of a toggle or dropdown), so that the reader's first move
+        does not pay a one-time cost: torch's lazy start-up of an operator (the first
+        ``F.max_unpool2d`` of a process takes about 0.3 s) or a widget's own cache (the
+        RPN explorer's proposals at a new NMS threshold, about 50 ms). Called by
+        :meth:`live`; a widget may override it."""
+        state = self.state_defaults()
+        for c in self.controls:
+            i = c.values.index(state[c.name])
+            near = c.values[max(0, i - 1) : i + 2] if c.kind == "slider" else c.values
+            for value in near:
+                if value != state[c.name]:
+                    self.figure(**{**state, c.name: value})
 
     # ----------------------------------------------------------------- static mode
     def static_states(self) -> list[tuple[tuple[int, ...], dict]]:

@@ -116,12 +116,6 @@ class UpsamplingWidget(Widget):
         ),
     ]
 
-    def warm_up(self) -> None:
-        # torch's first F.max_unpool2d in a process takes about 0.3 s of lazy start-up
-        # (and each method's first call a few ms more): pay it here, not on a first move.
-        for method in METHODS:
-            self.render(method=method)
-
     def figure(self, method="bilinear", factor=2, align_corners=False):
         r = upsample(method, factor, align_corners)
         E, X, Y, switches = r["E"], r["X"], r["Y"], r["switches"]
