@@ -4,6 +4,7 @@ Run by hand (not a test); it takes about two minutes per path on 2 cores:
 
     .venv/bin/python benchmarks/bench_widgets_browser.py                 # both paths
     .venv/bin/python benchmarks/bench_widgets_browser.py --paths widget --no-write
+    .venv/bin/python benchmarks/bench_widgets_browser.py --app notebook  # Notebook 7
 
 It starts JupyterLab as ``tests/test_jupyterlab.py`` does (``tests/lab_server.py``),
 writes a notebook with one cell per widget of ``vizlib.widgets.WIDGETS`` (each shown live,
@@ -264,7 +265,7 @@ def _summary(result: dict) -> dict:
     }
 
 
-def run_path(path: str, names: list[str], moves: int) -> dict:
+def run_path(path: str, names: list[str], moves: int, app: str = "lab") -> dict:
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -274,11 +275,11 @@ def run_path(path: str, names: list[str], moves: int) -> dict:
         _notebook(work / "widgets.ipynb", names)
         env = {"VIZLIB_LIVE_FIGURE": path}
         results = {}
-        with running_lab(tmp, work, env) as (base, token), sync_playwright() as p:
+        with running_lab(tmp, work, env, app) as (base, token), sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             errors, foreign = [], []
             page = local_only_page(browser, base, errors, foreign)
-            open_and_run_all(page, base, token, "widgets.ipynb")
+            open_and_run_all(page, base, token, "widgets.ipynb", app)
             boxes = _regions(page, names)
             page.wait_for_timeout(2_000)  # let the last figures finish their first draw
             for name in names:
@@ -303,16 +304,19 @@ def _load() -> float:
         return float("nan")
 
 
-def write(results: dict, meta: dict) -> None:
+def write(results: dict, meta: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "widgets_browser.json").write_text(
-        json.dumps({"meta": meta, "results": results}, indent=1)
-    )
+    stem = "widgets_browser" if meta["app"] == "lab" else f"widgets_browser_{meta['app']}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     lines = [
-        "# Live widgets in JupyterLab: slider to painted frame",
+        "# Live widgets in "
+        + {"lab": "JupyterLab", "notebook": "Jupyter Notebook 7"}[meta["app"]]
+        + ": slider to painted frame",
         "",
         f"Measured {meta['date']} on {meta['machine']} ({meta['python']}, plotly {meta['plotly']}, "
-        f"JupyterLab {meta['jupyterlab']}, Chromium headless), by `benchmarks/bench_widgets_browser.py`. "
+        f"JupyterLab {meta['jupyterlab']}"
+        + (f", Notebook {meta['notebook']}" if meta.get("notebook") else "")
+        + ", Chromium headless), by `benchmarks/bench_widgets_browser.py`. "
         f"Machine load (1-min average) at the start: {meta['load']:.1f}.",
         "",
         "**Slider to frame**: from the key press (or click) to the first animation frame after the "
@@ -346,7 +350,8 @@ def write(results: dict, meta: dict) -> None:
                 f"{'met' if s.get('goal') else 'missed'} |"
             )
         lines.append("")
-    (RESULTS / "widgets_browser.md").write_text("\n".join(lines))
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
+    return RESULTS / f"{stem}.md"
 
 
 def main() -> None:
@@ -356,6 +361,12 @@ def main() -> None:
     )
     ap.add_argument("--widgets", nargs="+", default=None, help="class names (default: all)")
     ap.add_argument("--moves", type=int, default=MOVES_PER_SLIDER)
+    ap.add_argument(
+        "--app",
+        default="lab",
+        choices=["lab", "notebook"],
+        help="JupyterLab, or Jupyter Notebook 7 (pip install notebook first)",
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     names = args.widgets or [n for n in WIDGETS if n in all_widget_classes()]
@@ -369,15 +380,19 @@ def main() -> None:
         "plotly": plotly.__version__,
         "jupyterlab": jupyterlab.__version__,
         "load": _load(),
+        "app": args.app,
     }
+    if args.app == "notebook":
+        import notebook
+
+        meta["notebook"] = notebook.__version__
     results = {}
     for path in args.paths:
         t0 = time.monotonic()
-        results[path] = run_path(path, names, args.moves)
+        results[path] = run_path(path, names, args.moves, args.app)
         print(f"[{path}] {time.monotonic() - t0:.0f} s")
     if not args.no_write:
-        write(results, meta)
-        print(f"wrote {RESULTS / 'widgets_browser.md'}")
+        print(f"wrote {write(results, meta)}")
 
 
 if __name__ == "__main__":

@@ -35,13 +35,14 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_lab(tmp: Path, work: Path, env_extra: dict | None = None):
+def running_lab(tmp: Path, work: Path, env_extra: dict | None = None, app: str = "lab"):
     """Run ``jupyter lab`` serving ``work``; yields ``(base url, token)``.
 
     Args:
         tmp (Path): an empty folder for JupyterLab's own folders and its log.
         work (Path): the folder of notebooks it serves.
         env_extra (dict, optional): more environment for the server and its kernels.
+        app (str): ``'lab'``, or ``'notebook'`` for Jupyter Notebook 7 (when installed).
     """
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ)
@@ -63,15 +64,22 @@ def running_lab(tmp: Path, work: Path, env_extra: dict | None = None):
     proc = subprocess.Popen(
         [
             str(JUPYTER),
-            "lab",
+            app,
             "--no-browser",
             f"--port={port}",
             "--ip=127.0.0.1",
             "--allow-root",
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={work}",
-            "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+            *(
+                [
+                    "--LabApp.news_url=None",
+                    "--LabApp.check_for_updates_class="
+                    "jupyterlab.handlers.announcements.NeverCheckForUpdate",
+                ]
+                if app == "lab"
+                else []
+            ),
         ],
         cwd=work,
         env=env,
@@ -134,16 +142,24 @@ def _dismiss_dialogs(page, seen: list[str]) -> None:
         page.wait_for_timeout(500)
 
 
-def open_and_run_all(page, base: str, token: str, name: str) -> list[str]:
+def open_and_run_all(page, base: str, token: str, name: str, app: str = "lab") -> list[str]:
     """Open notebook ``name`` and run all its cells; returns the dialogs accepted."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     dialogs: list[str] = []
-    # a workspace of its own (and ?reset): JupyterLab must not reopen another notebook
-    page.goto(f"{base}/lab/workspaces/{name.split('.')[0]}/tree/{name}?reset&token={token}")
+    if app == "lab":
+        # a workspace of its own (and ?reset): JupyterLab must not reopen another notebook
+        page.goto(f"{base}/lab/workspaces/{name.split('.')[0]}/tree/{name}?reset&token={token}")
+    else:  # Notebook 7: one notebook per page
+        page.goto(f"{base}/notebooks/{name}?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     # wait for the kernel, then Run > Run All Cells
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    if app == "lab":
+        page.wait_for_selector(
+            ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
+        )
+    else:
+        page.wait_for_function("() => /idle/i.test(document.body.innerText)", timeout=60_000)
     _dismiss_dialogs(page, dialogs)
     page.locator(".jp-Notebook .jp-Cell").first.click()  # focus the notebook: enables the menu
     for _ in range(3):  # Run > Run All Cells, until a cell shows it ran or is queued
