@@ -6,6 +6,10 @@ Run by hand (not a test); it takes about two minutes per path on 2 cores:
     .venv/bin/python benchmarks/bench_widgets_browser.py --paths widget --no-write
     .venv/bin/python benchmarks/bench_widgets_browser.py --app notebook  # Notebook 7
 
+(``--app notebook`` needs ``pip install notebook``. Notebook 7 keeps the arrow keys for
+its own shortcuts, so there each slider step is a click on the rail where the next value
+sits. That also times the pointer events.)
+
 It starts JupyterLab as ``tests/test_jupyterlab.py`` does (``tests/lab_server.py``),
 writes a notebook with one cell per widget of ``vizlib.widgets.WIDGETS`` (each shown live,
 at its defaults), runs it in headless Chromium and drives every control of every widget:
@@ -170,7 +174,15 @@ def _slider_state(handle) -> tuple[int, int, int]:
     return int(float(now)), int(float(lo)), int(float(hi))
 
 
-def _drive(page, name: str, box, moves_per_slider: int) -> dict:
+def _click_step(page, slider, handle, to: int, lo: int, hi: int):
+    """Click the slider's rail where value ``to`` sits (Notebook 7 keeps the arrow keys
+    for itself: a focused handle does not move)."""
+    rail = slider.locator(".noUi-base").first.bounding_box()
+    h = handle.bounding_box()
+    page.mouse.click(rail["x"] + rail["width"] * (to - lo) / (hi - lo), h["y"] + h["height"] / 2)
+
+
+def _drive(page, name: str, box, moves_per_slider: int, app: str = "lab") -> dict:
     singles, drag = [], None
     sliders = box.locator(".widget-slider")
     longest, longest_n = None, 0
@@ -179,15 +191,19 @@ def _drive(page, name: str, box, moves_per_slider: int) -> dict:
         handle.scroll_into_view_if_needed()
         now, lo, hi = _slider_state(handle)
         if hi - lo > longest_n:
-            longest, longest_n = handle, hi - lo
+            longest, longest_slider, longest_n = handle, sliders.nth(s), hi - lo
         step = 1 if now < hi else -1
         for _ in range(min(moves_per_slider, hi - lo)):
             now, lo, hi = _slider_state(handle)
             if not lo <= now + step <= hi:
                 step = -step
-            handle.focus()
-            key = "ArrowRight" if step > 0 else "ArrowLeft"
-            m = _measure(page, name, lambda key=key: page.keyboard.press(key))
+            if app == "lab":
+                handle.focus()
+                key = "ArrowRight" if step > 0 else "ArrowLeft"
+                m = _measure(page, name, lambda key=key: page.keyboard.press(key))
+            else:
+                args = (page, sliders.nth(s), handle, now + step, lo, hi)
+                m = _measure(page, name, lambda args=args: _click_step(*args))
             if m:
                 singles.append(dict(m, control=f"slider {s}"))
     for sel in (".widget-toggle-buttons", ".widget-dropdown"):
@@ -223,7 +239,10 @@ def _drive(page, name: str, box, moves_per_slider: int) -> dict:
             if not lo <= now + step <= hi:
                 step = -step
             now += step
-            page.keyboard.press("ArrowRight" if step > 0 else "ArrowLeft")
+            if app == "lab":
+                page.keyboard.press("ArrowRight" if step > 0 else "ArrowLeft")
+            else:
+                _click_step(page, longest_slider, longest, now, lo, hi)
             page.wait_for_timeout(DRAG_GAP_MS)
         t_first, t_last = page.evaluate(
             "() => [window.__viz.inputs[window.__viz.dragKeys], window.__viz.inputs[window.__viz.inputs.length - 1]]"
@@ -284,7 +303,7 @@ def run_path(path: str, names: list[str], moves: int, app: str = "lab") -> dict:
             page.wait_for_timeout(2_000)  # let the last figures finish their first draw
             for name in names:
                 boxes[name].scroll_into_view_if_needed()
-                results[name] = _drive(page, name, boxes[name], moves)
+                results[name] = _drive(page, name, boxes[name], moves, app)
                 s = _summary(results[name])
                 print(
                     f"  [{path}] {name:22s} first {s.get('first_ms')} median {s.get('median_ms')} "

@@ -158,8 +158,8 @@ def open_and_run_all(page, base: str, token: str, name: str, app: str = "lab") -
         page.wait_for_selector(
             ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
         )
-    else:
-        page.wait_for_function("() => /idle/i.test(document.body.innerText)", timeout=60_000)
+    else:  # Notebook 7 has no execution indicator: give its kernel a moment
+        page.wait_for_timeout(5_000)
     _dismiss_dialogs(page, dialogs)
     page.locator(".jp-Notebook .jp-Cell").first.click()  # focus the notebook: enables the menu
     for _ in range(3):  # Run > Run All Cells, until a cell shows it ran or is queued

@@ -198,7 +198,7 @@ def test_a_late_view_or_a_lost_edit_gets_the_whole_figure():
     assert _on_page(view) == _drawn(f2)
 
 
-def test_live_warms_up_every_state_one_move_away():
+def test_live_warms_up_every_value_of_every_control():
     from vizlib.widgets import Control, Widget
 
     class Spy(Widget):
@@ -217,5 +217,5 @@ def test_live_warms_up_every_state_one_move_away():
 
     w = Spy()
     w.live()
-    # the first figure, then a slider's neighbours and every other toggle value
-    assert w.drawn == [(3, "x"), (2, "x"), (4, "x"), (3, "y"), (3, "z")]
+    # the first figure, then each control through its values, the other at its default
+    assert w.drawn == [(3, "x"), (1, "x"), (2, "x"), (4, "x"), (5, "x"), (3, "y"), (3, "z")]

@@ -299,17 +299,14 @@ class Widget:
         return box
 
     def warm_up(self) -> None:
-        """Draw, once, every state one move away from the defaults (a slider's next
-        values, every value of a toggle or dropdown), so that the reader's first move
-        does not pay a one-time cost: torch's lazy start-up of an operator (the first
-        ``F.max_unpool2d`` of a process takes about 0.3 s) or a widget's own cache (the
-        RPN explorer's proposals at a new NMS threshold, about 50 ms). Called by
-        :meth:`live`; a widget may override it."""
+        """Draw, once, every value of every control with the others at their defaults,
+        so that the reader's moves do not pay one-time costs: torch's lazy start-up of an
+        operator (the first ``F.max_unpool2d`` of a process takes about 0.3 s) or a
+        widget's own caches (the RPN explorer's proposals at a new NMS threshold, about
+        50 ms each). Called by :meth:`live`; a widget may override it."""
         state = self.state_defaults()
         for c in self.controls:
-            i = c.values.index(state[c.name])
-            near = c.values[max(0, i - 1) : i + 2] if c.kind == "slider" else c.values
-            for value in near:
+            for value in c.values:
                 if value != state[c.name]:
                     self.figure(**{**state, c.name: value})
 

@@ -11,8 +11,8 @@ widget: a small anywidget, :func:`figure_view_class`, whose browser side
 (``live_figure.js``) draws it with plotly.js. Each new state's figure is compared with
 the one on the page, property by property (``'annotations[2].text'``,
 ``'marker.color'``, a trace's ``'y'``). Only what differs is sent, in one message, and
-applied as one ``Plotly.update`` on the plot already there. Messages that arrive within
-one frame are merged and drawn once, so a fast drag does not queue redraws. The widgets
+applied as one ``Plotly.update`` on the plot already there. Messages that arrive while
+the page is drawing are merged and drawn once, so a fast drag does not queue redraws. The widgets
 help here, because they keep the same traces in every state (see ``_base.py``).
 
 Why not plotly's own ``FigureWidget`` (tried first): after every update its browser

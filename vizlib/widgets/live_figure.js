@@ -2,8 +2,8 @@
 // plotly.js (from the plotly Python package) is prepended to this file by the kernel and
 // evaluated once per page. The kernel sends the first figure as the `figure` trait, then
 // only edits: {traces: [[index, {path: value}]], layout: {path: value}} or {figure}.
-// Edits that arrive while the page is busy are merged and drawn once, at the next frame:
-// a fast drag never queues redraws behind the pointer.
+// Edits that arrive while the page is busy drawing are merged and drawn once: a fast drag
+// never queues redraws behind the pointer.
 
 function render({ model, el }) {
   const Plotly = vizlibPlotly();
@@ -37,8 +37,11 @@ function render({ model, el }) {
     Plotly.update(gd, style, layout, indexes);
   }
 
+  // setTimeout(0), not requestAnimationFrame: the messages already waiting (those that
+  // came while the last draw ran) are handled first and merged, and nothing waits for a
+  // frame boundary (about 8 ms on average at 60 Hz).
   function schedule() {
-    if (!scheduled) { scheduled = true; requestAnimationFrame(draw); }
+    if (!scheduled) { scheduled = true; setTimeout(draw, 0); }
   }
 
   function merge(into, edits) {  // later edits win; an edit of a prefix drops the longer paths
