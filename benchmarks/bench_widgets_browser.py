@@ -343,14 +343,15 @@ def write(results: dict, meta: dict) -> Path:
         f"at a time, up to {MOVES_PER_SLIDER} steps each; toggles and dropdowns their next value). "
         "*First* is the widget's first move. *2nd burst*: moves after which the figure changed again "
         f"more than {BURST_GAP_MS} ms after its first change (drawn twice). *Drag*: {DRAG_STEPS} "
-        f"arrow-key steps {DRAG_GAP_MS} ms apart on the longest slider; *lag* is the last key to "
+        + ("arrow-key steps" if meta["app"] == "lab" else "clicks on the rail, a step apart,")
+        + f" {DRAG_GAP_MS} ms apart on the longest slider; *lag* is the last key to "
         f"the figure's last change, *redraws* how many times the figure changed. "
         f"Goal: median <= {GOAL_MEDIAN_MS:.0f} ms and worst <= {GOAL_WORST_MS:.0f} ms, first move included.",
         "",
     ]
     for path, res in results.items():
         title = {
-            "widget": "In place (`FigureWidget`, `vizlib/widgets/_live.py`)",
+            "widget": "In place (vizlib's live figure, `vizlib/widgets/_live.py`)",
             "output": "Whole figure in an `Output` (before issue 18; `VIZLIB_LIVE_FIGURE=output`)",
         }[path]
         lines += [
