@@ -29,6 +29,8 @@ from lab_server import (
     running_lab,
 )
 
+from vizlib.widgets._live import RENDER_GRACE_S
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
@@ -144,6 +146,11 @@ def test_nms_and_anchors_widgets_update_live_in_jupyterlab(browser, lab):
         dialogs = open_and_run_all(page, base, token, NOTEBOOK)
     except LabError as err:
         pytest.fail(str(err))
+    # Wait out the live figure's grace period (vizlib/widgets/_live.py): a figure that never
+    # told the kernel it was drawn would now fall back to an Output on the first move, and
+    # the in-place check below would fail. So this also checks the "rendered" handshake.
+    page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=90_000)
+    page.wait_for_timeout(int(RENDER_GRACE_S * 1000) + 1000)
     before, after = _move_slider(page, NOTEBOOK, "IoU threshold", start)
     assert before != after  # moving the IoU threshold redrew the boxes
     assert len(before) == len(after)  # the same traces, new data
