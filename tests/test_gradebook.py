@@ -115,6 +115,25 @@ def test_bad_late_rule_and_missing_files_are_clear_errors(files):
     )
 
 
+def test_a_submission_named_like_a_formula_still_meets_its_roster_row(tmp_path):
+    """The grader writes such a name with a leading apostrophe (csv_text); the gradebook
+    reads it back, so the student is not listed as having no submission."""
+    from vizlib.exercises.grade import SubmissionGrade, write_results
+
+    grades = [
+        SubmissionGrade(name, f"/s/{name}.ipynb", notebook="runs (3 s)")
+        for name in ("-dash", "'q", "ok")
+    ]
+    write_results(grades, [], tmp_path / "out")
+    assert "'-dash" in (tmp_path / "out" / "grades.csv").read_text()  # escaped on disk
+    (tmp_path / "roster.csv").write_text(
+        "id,name,submission\ns1,Dash D,-dash\ns2,Quote Q,'q\ns3,Ok O,ok\n"
+    )
+    rows, unclaimed = gradebook(tmp_path / "out" / "grades.csv", tmp_path / "roster.csv")
+    assert unclaimed == []
+    assert all(r.note != "no submission" for r in rows), rows
+
+
 def test_a_header_only_roster_is_read_as_empty_not_as_missing_columns(files):
     (files / "roster.csv").write_text("id,name\n")
     assert read_roster(files / "roster.csv") == []

@@ -20,6 +20,7 @@ from vizlib.exercises.grade import (
     Limits,
     SubmissionGrade,
     csv_text,
+    csv_text_value,
     exercise_ids_of,
     feedback,
     grade,
@@ -231,6 +232,8 @@ def test_markdown_and_csv_escaping():
         "'\tx",
         "ok",
     ]
+    texts = ("=1+1", "-1", "'quoted", "''", "'=x", "ok", "")
+    assert [csv_text_value(csv_text(t)) for t in texts] == list(texts)  # reversible
 
 
 def test_bad_arguments_get_one_clear_line(tmp_path, capsys):

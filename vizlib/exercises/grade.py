@@ -63,6 +63,7 @@ __all__ = [
     "md_text",
     "md_code_block",
     "csv_text",
+    "csv_text_value",
     "main",
 ]
 
@@ -678,11 +679,22 @@ def md_code_block(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}\n"
 
 
+# What a spreadsheet may read as a formula (OWASP's list), and the apostrophe itself, so
+# that csv_text_value can undo csv_text exactly.
+_ESCAPED_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
 def csv_text(text: str) -> str:
     """A text field a spreadsheet will not run: one starting like a formula (``= + - @``,
-    a tab or a carriage return) gets a leading apostrophe (OWASP's advice)."""
+    a tab or a carriage return) gets a leading apostrophe (OWASP's advice). One starting
+    with an apostrophe gets one more, so :func:`csv_text_value` can undo it."""
     text = str(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in _ESCAPED_START else text
+
+
+def csv_text_value(cell: str) -> str:
+    """The text :func:`csv_text` wrote ``cell`` from (a leading apostrophe dropped)."""
+    return cell[1:] if cell.startswith("'") else cell
 
 
 def table(grades: list[SubmissionGrade], exercise_ids: list[str]) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .grade import csv_text
+from .grade import csv_text, csv_text_value
 
 __all__ = ["GradebookRow", "gradebook", "late_factor", "main", "read_roster"]
 
@@ -132,7 +132,9 @@ def gradebook(
     """
     _check_late_rule(late_per_day, max_late_days)
     roster_rows = read_roster(roster)
-    graded = {r["student"]: r for r in _csv_rows(grades_csv, ("student", "total", "max"), "grades")}
+    # grades.csv escapes names that start like a formula ('-x' is written "'-x"): undone here
+    rows_in = _csv_rows(grades_csv, ("student", "total", "max"), "grades")
+    graded = {csv_text_value(r["student"]): r for r in rows_in}
     if not graded:
         raise ValueError(f"{grades_csv} holds no graded submission")
     maxima = {r["max"] for r in graded.values()}
