@@ -8,7 +8,7 @@ Run by hand (about a minute):
 It splits a move's time in ``benchmarks/bench_widgets_browser.py`` into its parts. For
 each widget of ``vizlib.widgets.WIDGETS``, the longest slider is moved through its values
 three times. The edit messages are the ones ``vizlib/widgets/_live.py`` would send, built
-the same way (``_edits``). A blank Chromium page that loaded the plotly package's
+by the same function (``edit_message``). A blank Chromium page that loaded the plotly package's
 ``plotly.min.js`` then applies each message with ``Plotly.update``, as
 ``live_figure.js`` does, and the time is taken up to the next animation frame. So the
 figure is measured without the kernel, the WebSocket or JupyterLab.
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vizlib.widgets import WIDGETS, all_widget_classes  # noqa: E402
-from vizlib.widgets._live import _edits, _plain  # noqa: E402
+from vizlib.widgets._live import _plain, edit_message  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CHROMIUM = os.environ.get("VIZLIB_CHROMIUM", "/usr/bin/chromium")
@@ -76,16 +76,9 @@ def without_text(fig: dict) -> dict:
 
 
 def messages(figs: list[dict]) -> list[dict]:
-    out = []
-    for a, b in zip(figs, figs[1:], strict=False):
-        traces = [
-            [i, dict(_edits(x, y))]
-            for i, (x, y) in enumerate(zip(a["data"], b["data"], strict=True))
-            if x != y
-        ]
-        layout = {k: v for k, v in _edits(a["layout"], b["layout"]) if k != "template"}
-        out.append({"traces": traces, "layout": layout})
-    return out
+    """What the live figure would send for each move (nothing sent: an empty message)."""
+    empty = {"traces": [], "layout": {}}
+    return [edit_message(a, b) or empty for a, b in zip(figs, figs[1:], strict=False)]
 
 
 def main() -> None:

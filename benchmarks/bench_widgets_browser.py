@@ -144,6 +144,12 @@ def _settle(page, name: str, since: float, timeout_ms: int = 8_000) -> dict:
             return log
 
 
+def _bursts(changes: list) -> int:
+    """How many runs of changes with gaps under BURST_GAP_MS: how often the figure was drawn."""
+    times = [t for t, _ in changes]
+    return 1 + sum(b - a > BURST_GAP_MS for a, b in zip(times, times[1:], strict=False))
+
+
 def _measure(page, name: str, act) -> dict | None:
     """Do ``act()`` (one input) and time it: key to frame, bursts, changes."""
     n_inputs = page.evaluate("() => window.__viz.inputs.length")
@@ -155,14 +161,10 @@ def _measure(page, name: str, act) -> dict | None:
         return None  # nothing changed (a value the figure does not depend on)
     first = log["changes"][0][0]
     frame = next(f for t, f in log["frames"] if t == first) if log["frames"] else first
-    bursts = 1
-    for (a, _), (b, _) in zip(log["changes"], log["changes"][1:], strict=False):
-        if b - a > BURST_GAP_MS:
-            bursts += 1
     return {
         "to_frame_ms": round(frame - t_in, 1),
         "settled_ms": round(log["changes"][-1][0] - t_in, 1),
-        "bursts": bursts,
+        "bursts": _bursts(log["changes"]),
         "changes": sum(c[1] for c in log["changes"]),
     }
 
@@ -249,16 +251,13 @@ def _drive(page, name: str, box, moves_per_slider: int, app: str = "lab") -> dic
         )
         log = _settle(page, name, t_first, timeout_ms=20_000)
         if log["changes"]:
-            bursts = 1
-            for (a, _), (b, _) in zip(log["changes"], log["changes"][1:], strict=False):
-                bursts += b - a > BURST_GAP_MS
             drag = {
                 "keys": DRAG_STEPS,
                 "keys_ms": round(t_last - t_first, 1),
                 # <= 0: the figure showed the last value before the last key (a bounce
                 # back to a value already drawn, coalesced away)
                 "lag_ms": round(max(0.0, log["changes"][-1][0] - t_last), 1),
-                "redraws": bursts,
+                "redraws": _bursts(log["changes"]),
             }
     return {"singles": singles, "drag": drag}
 

@@ -139,8 +139,11 @@ def test_output_path_when_asked(monkeypatch):
     box = IoUWidget().live()
     assert box.live_figure.view is None
     assert type(box.children[1].children[0]).__name__ == "Output"
-    box.controls["cx"].value = box.controls["cx"].options[0][1]  # still redraws
+    first = box.last_figure
+    value = box.controls["cx"].options[0][1]
+    box.controls["cx"].value = value  # still redraws
     assert box.last_figure is box.widget.last_figure
+    assert box.last_figure is not first and box.widget.last_state["cx"] == value
 
 
 def test_without_anywidget_the_output_path_says_so_once(monkeypatch, capsys):
@@ -165,24 +168,27 @@ def test_a_host_that_never_draws_the_figure_falls_back(monkeypatch, capsys):
     monkeypatch.setattr(_live, "_draw_into", lambda out, fig: None)
     fig = go.Figure(go.Scatter(y=[1, 2]))
 
+    moved = go.Figure(go.Scatter(y=[3, 4]))
+
     drawn = LiveFigure(fig)
     drawn._created -= 2 * _live.RENDER_GRACE_S
     drawn._heard_from_browser(drawn.view, {"event": "rendered"}, [])  # what live_figure.js sends
     assert drawn.rendered and not drawn.sent  # it drew the figure the kernel has
-    drawn.slider_moved()
+    drawn.show(moved)
     assert drawn.view is not None  # the browser drew it: stays
+    assert drawn.sent == [{"traces": [[0, {"y": [3, 4]}]], "layout": {}}]
 
     young = LiveFigure(fig)
-    young.slider_moved()
+    young.show(moved)
     assert young.view is not None  # within the grace period: stays
 
     for _ in range(2):
         silent = LiveFigure(fig)
         silent._created -= 2 * _live.RENDER_GRACE_S
-        silent.slider_moved()
-        assert silent.view is None
+        silent.show(moved)  # a slider moved, and the figure was never drawn
+        assert silent.view is None and not silent.sent
         assert type(silent.widget.children[0]).__name__ == "Output"
-        silent.show(go.Figure(go.Scatter(y=[3, 4])))  # keeps working on the Output path
+        silent.show(go.Figure(go.Scatter(y=[5, 6])))  # keeps working on the Output path
     assert capsys.readouterr().err.count("shows the sliders but not") == 1
 
 

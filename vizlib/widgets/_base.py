@@ -290,7 +290,6 @@ class Widget:
             fig = self.figure(**state)
             self.last_figure, self.last_state = fig, state
             box.last_figure = fig
-            view.slider_moved()
             view.show(fig)
 
         for w in ctrls.values():

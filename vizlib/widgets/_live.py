@@ -29,7 +29,7 @@ says so once per kernel:
   widget support does this, for example Colab before
   ``enable_custom_widget_manager()``, which ``import vizlib`` calls. When a slider moves
   and the figure has not reported itself drawn after :data:`RENDER_GRACE_S` seconds,
-  the figure moves to an ``Output``.
+  the figure moves to an ``Output`` (checked in :meth:`LiveFigure.show`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["LiveFigure", "RENDER_GRACE_S"]
+__all__ = ["LiveFigure", "RENDER_GRACE_S", "edit_message"]
 
 # How long the live figure may take to report its first draw before a slider move switches
 # to the Output path. Its first draw in a page evaluates plotly.js (4.8 MB): about 1 s in
@@ -104,38 +104,12 @@ class LiveFigure:
 
     # ------------------------------------------------------------------ updates
     def show(self, fig) -> None:
-        """Put ``fig`` on the page: only what differs from the figure already there."""
-        if self.view is None:
-            _draw_into(self._output, fig)
-            return
-        new = _plain(fig)
-        old, self._on_page = self._on_page, new
-        if [t.get("type") for t in new["data"]] != [t.get("type") for t in old["data"]]:
-            # other traces (number, order or types): the whole figure; the widgets avoid it
-            self._send({"figure": new})
-            return
-        traces = [
-            [i, dict(_edits(a, b))]
-            for i, (a, b) in enumerate(zip(old["data"], new["data"], strict=True))
-            if a != b
-        ]
-        layout = {k: v for k, v in _edits(old["layout"], new["layout"]) if k != "template"}
-        if traces or layout:
-            # each property by its own path ('annotations[2].text', 'marker.color'):
-            # plotly.js then redraws only what the paths touch (a whole 'annotations'
-            # list made it replot everything: about 50 ms of a 100 ms step in the RoI
-            # pooling widget, profiled in Chromium)
-            self._send({"traces": traces, "layout": layout})
+        """Put ``fig`` on the page: only what differs from the figure already there.
 
-    def slider_moved(self) -> None:
-        """Called on every control change: falls back to the ``Output`` path if the
-        browser moves sliders but has never drawn the figure."""
-        if (
-            self.view is not None
-            and not self.rendered
-            and _in_kernel()
-            and time.monotonic() - self._created > RENDER_GRACE_S
-        ):
+        If the browser moves sliders (this is called on every control change) but has
+        never reported drawing the figure within :data:`RENDER_GRACE_S`, ``fig`` goes to
+        an ``Output`` instead, from then on."""
+        if self.view is not None and self._never_drawn():
             _say_once(
                 "no-render",
                 "this notebook host shows the sliders but not vizlib's live figure (an "
@@ -143,7 +117,21 @@ class LiveFigure:
                 "Colab, run google.colab.output.enable_custom_widget_manager() (import vizlib "
                 "does it).",
             )
-            self._use_output(self._figure_on_page())
+            self._use_output(fig)
+            return
+        if self.view is None:
+            _draw_into(self._output, fig)
+            return
+        new = _plain(fig)
+        message = edit_message(self._on_page, new)
+        self._on_page = new
+        if message is not None:
+            self._send(message)
+
+    def _never_drawn(self) -> bool:
+        return (
+            not self.rendered and _in_kernel() and time.monotonic() - self._created > RENDER_GRACE_S
+        )
 
     # ------------------------------------------------------------------ helpers
     def _send(self, message: dict) -> None:
@@ -158,11 +146,6 @@ class LiveFigure:
                 self._send({"figure": self._on_page})
         elif event == "resend":
             self._send({"figure": self._on_page})
-
-    def _figure_on_page(self):
-        import plotly.graph_objects as go
-
-        return go.Figure(self._on_page)
 
     def _use_output(self, fig) -> None:
         import ipywidgets as W
@@ -208,6 +191,28 @@ def figure_view_class():
         figure = traitlets.Dict().tag(sync=True)  # the first figure, plain JSON
 
     return FigureView
+
+
+def edit_message(old: dict, new: dict) -> dict | None:
+    """The message that turns figure ``old`` into ``new`` on the page (plotly JSON both).
+
+    Returns:
+        ``{"traces": [[index, {path: value}]], "layout": {path: value}}`` with each changed
+        property by its own path (``'annotations[2].text'``, ``'marker.color'``): plotly.js
+        then redraws only what the paths touch (a whole ``'annotations'`` list made it
+        replot everything: about 50 ms of a 100 ms step in the RoI pooling widget,
+        profiled in Chromium). ``{"figure": new}`` when the traces differ in number, order
+        or types (the widgets avoid it). ``None`` when nothing changed.
+    """
+    if [t.get("type") for t in new["data"]] != [t.get("type") for t in old["data"]]:
+        return {"figure": new}
+    traces = [
+        [i, dict(_edits(a, b))]
+        for i, (a, b) in enumerate(zip(old["data"], new["data"], strict=True))
+        if a != b
+    ]
+    layout = {k: v for k, v in _edits(old["layout"], new["layout"]) if k != "template"}
+    return {"traces": traces, "layout": layout} if traces or layout else None
 
 
 def _is_leaf(value) -> bool:

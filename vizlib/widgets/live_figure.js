@@ -5,6 +5,8 @@
 // Edits that arrive while the page is busy drawing are merged and drawn once: a fast drag
 // never queues redraws behind the pointer.
 
+const CONFIG = { displaylogo: false, responsive: true };
+
 function render({ model, el }) {
   const Plotly = vizlibPlotly();
   const gd = document.createElement("div");
@@ -16,13 +18,16 @@ function render({ model, el }) {
 
   function draw() {
     scheduled = false;
-    if (figure) {
+    if (figure) {  // the edits in `pending` came after this figure: drawn after it
       const f = figure;
       figure = null;
-      pending = null;
-      Plotly.react(gd, f.data, f.layout, { displaylogo: false, responsive: true });
+      Plotly.react(gd, f.data, f.layout, CONFIG).then(drawEdits);
       return;
     }
+    drawEdits();
+  }
+
+  function drawEdits() {
     if (!pending) { return; }
     const { traces, layout } = pending;
     pending = null;
@@ -56,7 +61,12 @@ function render({ model, el }) {
   }
 
   model.on("msg:custom", (msg) => {
-    if (msg.figure) { figure = msg.figure; schedule(); return; }
+    if (msg.figure) {  // the whole figure replaces it and every edit before it
+      figure = msg.figure;
+      pending = null;
+      schedule();
+      return;
+    }
     if (!pending) { pending = { traces: new Map(), layout: {} }; }
     let ok = merge(pending.layout, msg.layout || {});
     for (const [t, edits] of msg.traces || []) {
@@ -71,7 +81,7 @@ function render({ model, el }) {
   });
 
   const first = model.get("figure");
-  Plotly.newPlot(gd, first.data, first.layout, { displaylogo: false, responsive: true }).then(() => {
+  Plotly.newPlot(gd, first.data, first.layout, CONFIG).then(() => {
     model.send({ event: "rendered" });
   });
   return () => { Plotly.purge(gd); };
