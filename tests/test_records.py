@@ -96,7 +96,7 @@ def full(monkeypatch):
 def test_source_hash_ignores_outputs_metadata_and_whitespace_but_not_edits(tmp_path):
     path = make_repo(tmp_path) / "lessons" / "fcn.ipynb"
     before = source_hash(path)
-    assert before.startswith("sha256:") and len(before) == 7 + 64
+    assert before.startswith("sha256-v2:") and len(before) == 10 + 64
 
     def run_it(nb):  # what executing and re-saving does
         nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
@@ -115,6 +115,70 @@ def test_source_hash_ignores_outputs_metadata_and_whitespace_but_not_edits(tmp_p
     assert source_hash(path) == before
     edit(path, lambda nb: setattr(nb.cells[0], "source", "# FCN\nA lesson, edited."))
     assert source_hash(path) != before  # the published page shows markdown too
+
+
+INSTALL = 'import sys\n\nif "google.colab" in sys.modules:\n    %pip install -q "vizlib=={}"\n'
+
+
+def test_source_hash_ignores_the_colab_install_block_only(tmp_path):
+    path = make_repo(tmp_path) / "lessons" / "fcn.ipynb"
+    edit(path, lambda nb: nb.cells.insert(0, nbformat.v4.new_code_cell(INSTALL.format("0.1.0"))))
+    before = source_hash(path)
+
+    def release(nb):  # a new release pins another version, with a fallback under it
+        nb.cells[0].source = INSTALL.format("0.2.0") + "    try:\n        import vizlib\n"
+        nb.cells[0].source += "    except ImportError:\n\n        %pip install vizlib\n"
+
+    edit(path, release)
+    assert source_hash(path) == before
+    # what follows the block counts again, and so does the guard itself
+    edit(path, lambda nb: setattr(nb.cells[0], "source", nb.cells[0].source + "x = 3\n"))
+    assert source_hash(path) != before
+    edit(
+        path,
+        lambda nb: setattr(
+            nb.cells[0], "source", INSTALL.format("0.2.0").replace("colab", "kaggle")
+        ),
+    )
+    assert source_hash(path) != before
+    # in a markdown cell the same text is prose and counts
+    md = nbformat.v4.new_markdown_cell(INSTALL.format("0.1.0"))
+    edit(path, lambda nb: nb.cells.__setitem__(0, md))
+    before = source_hash(path)
+    edit(path, lambda nb: setattr(nb.cells[0], "source", INSTALL.format("0.2.0")))
+    assert source_hash(path) != before
+
+
+def test_a_record_of_the_old_hash_scheme_is_stale_until_moved(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rehash", ROOT / "tools" / "rehash_records.py")
+    rehash = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rehash)
+
+    root = make_repo(tmp_path)
+    lesson = root / "lessons" / "fcn.ipynb"
+    (root / "lessons" / "results").mkdir()
+    for name in ("fcn", "old"):
+        if name == "old":
+            nbformat.write(nbformat.read(lesson, as_version=4), root / "lessons" / "old.ipynb")
+        record = {"lesson": name, "source_hash": rehash.old_source_hash(lesson), "date": "d"}
+        (root / "lessons" / "results" / f"{name}.json").write_text(json.dumps(record))
+    edit(root / "lessons" / "old.ipynb", lambda nb: setattr(nb.cells[1], "source", "x = 2"))
+
+    reasons = dict(stale_records(root))
+    assert "scheme" in reasons["fcn"] and "scheme" in reasons["old"]
+    assert dict(rehash.rehash(root, dry_run=True)) == {
+        "fcn": "moved to sha256-v2",
+        "old": "left: stale under the old scheme (re-run it)",
+    }
+    assert set(dict(stale_records(root))) == {"fcn", "old"}  # a dry run writes nothing
+    rehash.rehash(root)
+    assert set(dict(stale_records(root))) == {"old"}  # a stale record never becomes fresh
+    moved = json.loads((root / "lessons" / "results" / "fcn.json").read_text())
+    assert moved["source_hash"] == source_hash(lesson)
+    assert moved["source_hash_migrated_from"].startswith("sha256:")
+    assert dict(rehash.rehash(root))["fcn"] == "left: already sha256-v2"
 
 
 def test_source_hash_rejects_what_is_not_a_notebook(tmp_path):
@@ -198,9 +262,7 @@ def test_a_graded_run_never_writes_a_record(tmp_path, full, monkeypatch, capsys)
     assert "being graded" in capsys.readouterr().out
 
 
-def test_project_root_under_the_grader_is_never_the_checkout_vizlib_lives_in(
-    tmp_path, monkeypatch
-):
+def test_project_root_under_the_grader_is_never_the_checkout_vizlib_lives_in(tmp_path, monkeypatch):
     # A graded submission runs in a folder of its own; the sandbox denies it the
     # instructor's checkout, so reading another chapter's record there would crash a
     # correct notebook (it did: U-Net's comparison with the FCN chapter's record).

@@ -52,6 +52,9 @@ __all__ = [
 RECORD_FORMAT = 2  # 2: "target" is a list of targets (1: one dict)
 COMPARISONS = (">=", ">", "<=", "<")
 RESULTS = Path("lessons") / "results"
+# The source hash's scheme: "sha256" hashed the Colab install block too (until 2026-12-06;
+# tools/rehash_records.py moved the records that were fresh under it).
+HASH_SCHEME = "sha256-v2"
 
 
 # -- where things are -----------------------------------------------------------------
@@ -120,13 +123,35 @@ def _normalise(source) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
 
 
+# A notebook's first code cell installs vizlib when it runs in Colab:
+#     if "google.colab" in sys.modules:
+#         %pip install -q "vizlib==X.Y.Z"
+#         ...
+# That block says how a reader gets the library (tools/colab_install.py writes it, pinned
+# to each release), not what the lesson runs: a new release must not make every recorded
+# run stale. The hash sees the guard line only, never what is indented under it.
+COLAB_GUARD = 'if "google.colab" in sys.modules:'
+
+
+def _without_colab_install(text: str) -> str:
+    out, inside = [], False
+    for line in text.split("\n"):
+        if inside and (line[:1] in (" ", "\t") or not line.strip()):
+            continue  # the install block (blank lines inside it included)
+        inside = line.startswith(COLAB_GUARD)
+        out.append(COLAB_GUARD if inside else line)
+    return "\n".join(out)
+
+
 def source_hash(notebook: str | os.PathLike) -> str:
-    """``"sha256:<hex>"`` over the notebook's cell sources, in order.
+    """``"sha256-v2:<hex>"`` over the notebook's cell sources, in order.
 
     Only what a reader sees as the lesson counts: each cell's type and source (code,
     markdown and raw cells). Outputs, execution counts and metadata do not, nor do
     line endings, trailing spaces or empty cells, so executing or re-saving a notebook
-    keeps its hash, and any edit to its text changes it.
+    keeps its hash, and any edit to its text changes it, except inside the Colab install
+    block (the lines under ``if "google.colab" in sys.modules:``), which a release
+    rewrites to pin its version.
     """
     path = Path(notebook)
     try:
@@ -140,11 +165,13 @@ def source_hash(notebook: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     for cell in nb["cells"]:
         text = _normalise(cell.get("source", ""))
+        if cell.get("cell_type") == "code":
+            text = _without_colab_install(text)
         if not text:
             continue
         digest.update(str(cell.get("cell_type", "")).encode() + b"\0")
         digest.update(text.encode("utf-8") + b"\0")
-    return "sha256:" + digest.hexdigest()
+    return HASH_SCHEME + ":" + digest.hexdigest()
 
 
 # -- writing --------------------------------------------------------------------------
@@ -402,7 +429,13 @@ def _stale_reason(record: dict, root: Path) -> str | None:
     source = lesson_source(record["lesson"], root)
     if not source.is_file():
         return f"its notebook {source.relative_to(root)} does not exist"
-    if record.get("source_hash") != source_hash(source):
+    recorded = str(record.get("source_hash", ""))
+    if not recorded.startswith(HASH_SCHEME + ":"):
+        return (
+            f"its source hash {recorded[:16]!r} is not of the scheme {HASH_SCHEME!r} "
+            "(tools/rehash_records.py moves a record that was fresh under the old one)"
+        )
+    if recorded != source_hash(source):
         return (
             f"{source.relative_to(root)} changed after its recorded full run of "
             f"{record.get('date', '?')} on {record.get('device', '?')}"
