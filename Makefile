@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: book test check env lab student student-check grade clean
+.PHONY: book test check env lab student student-check handout grade pin clean
 
 env: $(STAMP)
 
@@ -72,6 +72,18 @@ student: $(STAMP)
 
 student-check: $(STAMP)
 	$(BIN)/python -m vizlib.exercises.student --check $(STUDENT_ARGS)
+
+# make handout [OUT=handout]: the student versions under OUT and OUT.zip of them with a
+# HANDOUT.md, to post on a course site (each first cell installs this vizlib release).
+HANDOUT = $(or $(OUT),handout)
+handout: $(STAMP)
+	$(BIN)/python -m vizlib.exercises.student $(if $(MASTERS),--masters $(MASTERS)) \
+	  --out $(HANDOUT) --archive $(HANDOUT).zip
+
+# After a version bump (vizlib/__init__.py) or in a fork (_config.yml's repository.url):
+# rewrite every notebook's Colab install block for this release (tools/colab_install.py).
+pin: $(STAMP)
+	$(BIN)/python tools/colab_install.py
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(ASSIGNMENT)" || \

@@ -275,6 +275,62 @@ def test_bad_arguments_get_one_clear_line(tmp_path, capsys):
     assert run.stderr.strip().startswith("error: no folder"), run.stderr
 
 
+def test_make_handout_writes_the_student_versions_and_an_archive_pinned_to_this_release(
+    tmp_path,
+):
+    import zipfile
+
+    import vizlib
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    masters, out = tmp_path / "masters", tmp_path / "handout"
+    (masters / "book").mkdir(parents=True)
+    master = nbformat.v4.new_notebook(cells=[c.copy() for c in MASTER.cells])
+    master.cells.insert(
+        0,
+        nbformat.v4.new_code_cell(
+            'import sys\n\nif "google.colab" in sys.modules:\n    %pip install vizlib\n'
+        ),
+    )
+    nbformat.write(master, str(masters / "book" / "exercises.ipynb"))
+    run = subprocess.run(
+        [make, "-s", "-C", str(REPO), "-o", ".venv/.installed", "handout"]
+        + [f"MASTERS={masters}", f"OUT={out}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    student = (out / "book" / "exercises.ipynb").read_text(encoding="utf-8")
+    assert "NotImplementedError" in student and "BEGIN SOLUTION" not in student
+    top = f"vizlib-exercises-{vizlib.__version__}"
+    with zipfile.ZipFile(out.with_suffix(".zip")) as zf:
+        assert sorted(zf.namelist()) == [f"{top}/HANDOUT.md", f"{top}/book/exercises.ipynb"]
+        assert zf.read(f"{top}/book/exercises.ipynb").decode() == student
+        assert f"vizlib=={vizlib.__version__}" in zf.read(f"{top}/HANDOUT.md").decode()
+
+
+def test_handout_archive_of_the_books_masters_installs_this_release(tmp_path):
+    import zipfile
+
+    import vizlib
+    from vizlib.exercises.student import master_paths, write_archive
+
+    names = write_archive(REPO / "masters", tmp_path / "handout.zip")
+    pin = f'%pip install -q "vizlib=={vizlib.__version__}"'
+    with zipfile.ZipFile(tmp_path / "handout.zip") as zf:
+        notebooks = [n for n in names if n.endswith(".ipynb")]
+        assert len(notebooks) == len(master_paths(REPO / "masters"))
+        for name in notebooks:
+            nb = nbformat.reads(zf.read(name).decode(), as_version=4)
+            first = next(c for c in nb.cells if c.cell_type == "code")
+            assert pin in first.source, f"{name}: its install line is not {pin}"
+    with pytest.raises(ValueError, match=r"\.zip"):
+        write_archive(REPO / "masters", tmp_path / "handout.tar")
+
+
 def test_make_student_check_fails_on_a_stale_student_version(tmp_path):
     make = shutil.which("make")
     if make is None:

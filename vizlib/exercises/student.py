@@ -3,20 +3,32 @@
     python -m vizlib.exercises.student                 # masters/ -> book/, lessons/ (the committed ones)
     python -m vizlib.exercises.student --out handout/  # the same files under handout/, to hand out
     python -m vizlib.exercises.student --check         # exit 1 if a committed student version is stale
+    python -m vizlib.exercises.student --archive handout.zip   # one file to post on a course site
 
 ``masters/book/<page>.ipynb`` becomes ``<out>/book/<page>.ipynb`` and
 ``masters/lessons/<lesson>.ipynb`` becomes ``<out>/lessons/<lesson>.ipynb``: solutions
 replaced by stubs that raise ``NotImplementedError``, exercise and check outputs cleared,
 every other output kept (the lessons' outputs come from their recorded training run).
+The archive holds the same files under one folder named for the release, and a
+``HANDOUT.md`` saying how to open them: each notebook's first cell installs exactly that
+vizlib release in Colab (``tools/colab_install.py`` pins it).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import zipfile
 from pathlib import Path
 
-__all__ = ["master_paths", "render_student", "write_students", "stale_students", "main"]
+__all__ = [
+    "master_paths",
+    "render_student",
+    "write_students",
+    "stale_students",
+    "write_archive",
+    "main",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,6 +75,48 @@ def stale_students(masters: Path, out: Path) -> list[str]:
     return stale
 
 
+HANDOUT = """\
+# Exercises of the book, vizlib {version}
+
+Each notebook here is a chapter's student version: its exercises raise
+`NotImplementedError` until you write them, and the check cell under each one says how
+your function does on its cases.
+
+- **In Colab:** File > Upload notebook, then Runtime > Change runtime type > GPU for the
+  chapters under `lessons/`. The first cell installs vizlib {version}, the release these
+  notebooks were made with; run the cells from the top.
+- **On your machine:** `pip install vizlib=={version} jupyterlab`, then `jupyter lab` in
+  this folder. Without a GPU, `VIZLIB_PROFILE=smoke jupyter lab` runs every cell in seconds
+  (with tiny data: for trying the exercises, not for training).
+
+Hand in the notebook file (`.ipynb`) with your solutions; keep its name.
+"""
+
+
+def write_archive(masters: Path, archive: Path) -> list[str]:
+    """A zip at ``archive`` of every master's student version and a ``HANDOUT.md``, under
+    one folder ``vizlib-exercises-<version>/``; returns the names it holds."""
+    from .. import __version__
+
+    archive = Path(archive)
+    if archive.suffix != ".zip":
+        raise ValueError(f"the archive must be a .zip file, got {str(archive)!r}")
+    paths = master_paths(masters)
+    if not paths:
+        raise ValueError(f"no master notebooks under {masters}")
+    top = f"vizlib-exercises-{__version__}"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    names = []
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{top}/HANDOUT.md", HANDOUT.format(version=__version__))
+        names.append(f"{top}/HANDOUT.md")
+        for path in paths:
+            name = f"{top}/{path.relative_to(masters).as_posix()}"
+            zf.writestr(name, render_student(path))
+            names.append(name)
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vizlib.exercises.student",
@@ -86,9 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="write nothing; exit 1 if a student version is missing or stale",
     )
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        help="also write every student version into this .zip, with a HANDOUT.md, to post",
+    )
     args = parser.parse_args(argv)
     if not args.masters.is_dir():
         parser.error(f"no masters folder at {args.masters}")
+    if args.archive is not None and args.check:
+        parser.error("--archive writes a file; --check writes nothing: give one of them")
     if args.check:
         stale = stale_students(args.masters, args.out)
         for path in stale:
@@ -96,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if stale else 0
     for path in write_students(args.masters, args.out):
         print(f"wrote {path}")
+    if args.archive is not None:
+        try:
+            names = write_archive(args.masters, args.archive)
+        except ValueError as exc:
+            parser.error(str(exc))
+        print(f"wrote {args.archive}: {len(names) - 1} notebooks and HANDOUT.md")
     return 0
 
 
