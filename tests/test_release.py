@@ -267,6 +267,10 @@ def test_release_workflow_publishes_on_a_version_tag_with_trusted_publishing():
     assert publish["permissions"]["id-token"] == "write", "trusted publishing needs id-token"
     assert "secrets." not in text and "password" not in text, "no stored token"
     assert "__version__" in text, "the tag is checked against vizlib.__version__"
+    build = _run_commands(wf["jobs"]["build"])
+    assert build.index("tools/colab_install.py --check") < build.index("python -m build"), (
+        "a release checks that every notebook installs it before publishing"
+    )
 
 
 # -- vizlib as a package -------------------------------------------------------------------
