@@ -13,12 +13,21 @@ into an object's box. Three steps build the training targets:
 3. :func:`sample_balanced` picks a batch with a fixed share of positives, because
    background anchors outnumber objects a thousand to one.
 
-The results agree with torchvision's ``AnchorGenerator``, ``Matcher`` and
-``BalancedPositiveNegativeSampler`` (``torchvision.models.detection``).
+SSD (Liu et al., 2016) calls its anchors *default boxes* and builds them by a rule:
+:func:`ssd_scales` (one scale per feature map, ``s_k = s_min + (s_max - s_min)(k - 1) /
+(m - 1)``), :func:`default_boxes` (boxes of those scales and aspect ratios centred on
+every cell of every map), :func:`match_default_boxes` (each object's best default box,
+then every default box with IoU >= 0.5) and :func:`hard_negative_mining` (the negatives
+with the highest loss, three per positive, instead of a random sample).
+
+The results agree with torchvision's ``AnchorGenerator``, ``Matcher``,
+``BalancedPositiveNegativeSampler``, ``DefaultBoxGenerator``, ``SSDMatcher`` and the
+hard-negative selection of ``SSD.compute_loss`` (``torchvision.models.detection``).
 """
 
 from __future__ import annotations
 
+import math
 from numbers import Real
 
 import torch
@@ -44,6 +53,11 @@ __all__ = [
     "match_anchors",
     "match_anchors_to_boxes",
     "sample_balanced",
+    "ssd_scales",
+    "ssd_wh_pairs",
+    "default_boxes",
+    "match_default_boxes",
+    "hard_negative_mining",
 ]
 
 #: Matched index of an anchor whose best IoU is below ``bg_iou_thresh``: a negative.
@@ -375,3 +389,249 @@ def sample_balanced(
     pos_mask[pos_pick] = True
     neg_mask[neg_pick] = True
     return pos_mask, neg_mask
+
+
+# --------------------------------------------------------------------------- SSD
+
+
+def ssd_scales(num_maps: int, s_min: float = 0.2, s_max: float = 0.9) -> list[float]:
+    """SSD's scale rule: ``s_k = s_min + (s_max - s_min) (k - 1) / (m - 1)``, ``k = 1..m``.
+
+    The scale of the default boxes of feature map ``k`` is a fraction of the image side,
+    spaced evenly from ``s_min`` (the finest map) to ``s_max`` (the coarsest). The paper
+    (Liu et al., 2016) uses ``s_min = 0.2``, ``s_max = 0.9`` on 300-pixel images.
+
+    Args:
+        num_maps (int): ``m``, the number of feature maps, >= 1 (``m = 1`` gives ``[s_min]``).
+        s_min (float): scale of the first map, in (0, 1].
+        s_max (float): scale of the last map, in ``[s_min, 1]``.
+
+    Returns:
+        list[float]: ``m`` scales, fractions of the image side.
+    """
+    m = check_positive_int("num_maps", num_maps)
+    lo, hi = check_fraction("s_min", s_min), check_fraction("s_max", s_max)
+    if not 0 < lo <= hi:
+        raise ValueError(f"expected 0 < s_min <= s_max <= 1, got s_min={s_min}, s_max={s_max}")
+    if m == 1:
+        return [lo]
+    return [lo + (hi - lo) * k / (m - 1) for k in range(m)]
+
+
+def _check_ratio_lists(aspect_ratios, levels: int) -> list[list[float]]:
+    if not isinstance(aspect_ratios, (list, tuple)) or len(aspect_ratios) != levels:
+        raise ValueError(
+            f"aspect_ratios must be a list with one sequence per feature map ({levels}), "
+            f"e.g. [[2.0]] * {levels}, got {aspect_ratios!r}"
+        )
+    out = []
+    for k, ratios in enumerate(aspect_ratios):
+        if not isinstance(ratios, (list, tuple)):
+            raise ValueError(f"aspect_ratios[{k}] must be a sequence of ratios, got {ratios!r}")
+        out.append(check_positive_numbers(f"aspect_ratios[{k}]", ratios) if ratios else [])
+    return out
+
+
+def ssd_wh_pairs(scales, aspect_ratios, clip: bool = True) -> list[torch.Tensor]:
+    """The widths and heights of one location's default boxes, per feature map.
+
+    Map ``k`` gets (the paper's section 2.2, torchvision's order): a square of side
+    ``s_k``; a square of side ``s'_k = sqrt(s_k s_{k+1})`` (``s_{m+1} = 1``); and for each
+    aspect ratio ``a`` in ``aspect_ratios[k]`` two boxes, ``(w, h) = (s_k sqrt(a), s_k /
+    sqrt(a))`` and its transpose. Here ``a = w / h`` of the first box of the pair, so a
+    list ``[2]`` gives the ratios 2 and 1/2 (the paper's ``{1, 2, 3, 1/2, 1/3}`` is
+    ``[2, 3]``). That is ``2 + 2 len(aspect_ratios[k])`` boxes per location.
+
+    Args:
+        scales (sequence of float): ``s_1 .. s_m`` (e.g. :func:`ssd_scales`), or
+            ``m + 1`` values whose last is ``s_{m+1}`` (default 1).
+        aspect_ratios (list[sequence of float]): ratios per map, ``m`` sequences.
+        clip (bool): clamp widths and heights to [0, 1] (torchvision's ``clip=True``).
+
+    Returns:
+        list[Tensor[A_k, 2]]: ``(w, h)`` as fractions of the image, one tensor per map.
+    """
+    s = check_positive_numbers("scales", scales)
+    if not isinstance(aspect_ratios, (list, tuple)) or len(aspect_ratios) not in (
+        len(s),
+        len(s) - 1,
+    ):
+        raise ValueError(
+            f"aspect_ratios must hold one sequence per feature map ({len(s)} scales), "
+            f"got {aspect_ratios!r}"
+        )
+    ratios = _check_ratio_lists(aspect_ratios, len(aspect_ratios))
+    m = len(ratios)
+    if len(s) == m:
+        s = s + [1.0]
+    pairs = []
+    for k in range(m):
+        s_k, s_prime = s[k], math.sqrt(s[k] * s[k + 1])
+        wh = [[s_k, s_k], [s_prime, s_prime]]
+        for a in ratios[k]:
+            w, h = s_k * math.sqrt(a), s_k / math.sqrt(a)
+            wh += [[w, h], [h, w]]
+        t = torch.tensor(wh, dtype=torch.float32)  # [A_k, 2]
+        pairs.append(t.clamp(0, 1) if clip else t)
+    return pairs
+
+
+def default_boxes(
+    image_size,
+    feature_sizes,
+    aspect_ratios,
+    s_min: float = 0.2,
+    s_max: float = 0.9,
+    scales=None,
+    clip: bool = True,
+) -> torch.Tensor:
+    """SSD's default boxes of one image, on several feature maps, in pixels.
+
+    Map ``k`` of size ``(H_k, W_k)`` gets, centred on each of its cells (centre
+    ``((j + 0.5) / W_k, (i + 0.5) / H_k)`` of the image), the boxes of
+    :func:`ssd_wh_pairs`. Coarse maps carry big boxes, fine maps small ones, so each
+    object is predicted by the map whose cells and receptive field suit its size.
+
+    Order: map-major, then location (rows before columns), then box, so that
+    ``result[offset_k:].view(H_k, W_k, A_k, 4)[i, j, a]`` is box ``a`` at row ``i``,
+    column ``j`` of map ``k`` (the order of a head's ``[N, A_k * K, H, W]`` output after
+    ``permute(0, 2, 3, 1)``). Equals ``torchvision.models.detection.anchor_utils.
+    DefaultBoxGenerator(aspect_ratios, s_min, s_max, scales, clip=clip)`` on an image of
+    ``image_size`` with feature maps of ``feature_sizes``.
+
+    Args:
+        image_size (tuple[int, int]): ``(height, width)`` in pixels.
+        feature_sizes (list[tuple[int, int]]): ``(H_k, W_k)`` of each of the ``m`` maps.
+        aspect_ratios (list[sequence of float]): ratios ``w / h`` per map (see
+            :func:`ssd_wh_pairs`), ``m`` sequences.
+        s_min, s_max (float): the scale rule's ends (:func:`ssd_scales`), fractions of the image.
+        scales (sequence of float, optional): the scales themselves (``m`` or ``m + 1``
+            values) instead of the rule.
+        clip (bool): clamp each box's width and height to the image (in ``cx, cy, w, h``
+            form, as torchvision; a box may still reach past the image's edge).
+
+    Returns:
+        Tensor[D, 4]: float32 ``(x1, y1, x2, y2)`` pixels, ``D = sum_k H_k W_k A_k``.
+    """
+    img_h, img_w = check_int_pair("image_size", image_size)
+    if not isinstance(feature_sizes, (list, tuple)) or len(feature_sizes) == 0:
+        raise ValueError(f"feature_sizes must be a non-empty list of (H, W), got {feature_sizes!r}")
+    sizes = [check_int_pair("feature_sizes", f) for f in feature_sizes]
+    m = len(sizes)
+    ratios = _check_ratio_lists(aspect_ratios, m)
+    if scales is None:
+        scales = ssd_scales(m, s_min, s_max)
+    else:
+        scales = check_positive_numbers("scales", scales)
+        if len(scales) not in (m, m + 1):
+            raise ValueError(
+                f"scales must hold {m} or {m + 1} values (one per map), got {len(scales)}"
+            )
+    if not isinstance(clip, bool):
+        raise ValueError(f"clip must be a bool, got {clip!r}")
+    pairs = ssd_wh_pairs(scales, ratios, clip)
+    boxes = []
+    for (fh, fw), wh in zip(sizes, pairs, strict=True):
+        cx = (torch.arange(fw, dtype=torch.float32) + 0.5) / fw  # [W_k]
+        cy = (torch.arange(fh, dtype=torch.float32) + 0.5) / fh  # [H_k]
+        cy, cx = torch.meshgrid(cy, cx, indexing="ij")  # [H_k, W_k] each
+        centres = torch.stack([cx.reshape(-1), cy.reshape(-1)], dim=1)  # [H_k W_k, 2]
+        a = len(wh)
+        c = centres[:, None, :].expand(-1, a, 2)  # [H_k W_k, A_k, 2]
+        s = wh[None, :, :].expand(len(centres), a, 2)
+        boxes.append(torch.cat([c - s / 2, c + s / 2], dim=-1).reshape(-1, 4))
+    scale = torch.tensor([img_w, img_h, img_w, img_h], dtype=torch.float32)
+    return torch.cat(boxes) * scale
+
+
+def match_default_boxes(gt_boxes, boxes, iou_threshold: float = 0.5) -> torch.Tensor:
+    """SSD's matching: each object's best default box, then every box with IoU >= 0.5.
+
+    Two rules, in this order (Liu et al., 2016, section 2.2):
+
+    1. every default box whose best IoU with the objects is ``>= iou_threshold`` is
+       matched to that object; the others are :data:`BACKGROUND`;
+    2. each object then claims the default box it overlaps most, whatever the IoU, so
+       that no object is left without a positive (if two objects want the same box, the
+       later one keeps it).
+
+    There is no :data:`IGNORE` zone. Equals ``torchvision.models.detection._utils.
+    SSDMatcher(iou_threshold)(box_iou(gt_boxes, boxes))``, except that no objects (an
+    empty image) give all :data:`BACKGROUND` (torchvision's SSD handles that case before
+    calling its matcher) and an object that overlaps no box at all claims nothing.
+
+    Args:
+        gt_boxes (Tensor[M, 4]): the objects, ``(x1, y1, x2, y2)`` pixels; ``M`` may be 0.
+        boxes (Tensor[D, 4]): the default boxes, ``(x1, y1, x2, y2)`` pixels.
+        iou_threshold (float): in [0, 1]; 0.5 in the paper.
+
+    Returns:
+        Tensor[D]: int64 index of each default box's object in ``[0, M)``, or :data:`BACKGROUND`.
+    """
+    g = check_boxes("gt_boxes", gt_boxes)
+    d = check_boxes("boxes", boxes)
+    thr = check_fraction("iou_threshold", iou_threshold)
+    matches = torch.full((len(d),), BACKGROUND, dtype=torch.int64, device=d.device)
+    if len(g) == 0 or len(d) == 0:
+        return matches
+    iou = box_iou(g, d)  # [M, D]
+    best_iou, best_gt = iou.max(dim=0)  # [D]
+    above = best_iou >= thr
+    matches[above] = best_gt[above]
+    best_box_iou, best_box = iou.max(dim=1)  # [M]
+    for m in range(len(g)):  # in order, so that a later object wins a shared box
+        if best_box_iou[m] > 0:
+            matches[best_box[m]] = m
+    return matches
+
+
+def hard_negative_mining(loss, positive, neg_pos_ratio: float = 3.0) -> torch.Tensor:
+    """SSD's hard negatives: per image, the ``neg_pos_ratio * P`` negatives of highest loss.
+
+    A dense detector has a few positives and thousands of negatives. Instead of all of
+    them (the loss would learn "background everywhere") or a random sample (mostly easy
+    ones, that teach nothing), SSD keeps, per image, the negatives whose classification
+    loss is highest - the background boxes the model currently mistakes for objects -
+    at most 3 for each of that image's ``P`` positives (Liu et al., 2016). An image with no
+    positive (an empty image) gets no negative, as in the paper and torchvision.
+
+    Equals the selection of ``torchvision.models.detection.ssd.SSD.compute_loss``
+    (``neg_to_pos_ratio = 3`` from ``positive_fraction = 0.25``), with one difference:
+    when an image has fewer than ``3 P`` negatives, torchvision's selection runs on into
+    the positives (and its loss counts them twice); here they never are negatives. Ties in
+    the loss are broken by position, lowest index first.
+
+    Args:
+        loss (Tensor[N, D]): the classification loss of each default box of each image
+            (cross-entropy against background for the negatives).
+        positive (Tensor[N, D] bool): the positives (matched to an object).
+        neg_pos_ratio (float): negatives per positive, >= 0.
+
+    Returns:
+        Tensor[N, D] bool: the negatives chosen (never a positive).
+    """
+    x = as_float_tensor("loss", loss)
+    if x.dim() != 2:
+        raise ValueError(
+            f"loss must have shape [N, D] (images x default boxes), got {tuple(x.shape)}"
+        )
+    if not isinstance(positive, torch.Tensor) or positive.dtype != torch.bool:
+        raise ValueError(
+            f"positive must be a bool tensor [N, D], got "
+            f"{positive.dtype if isinstance(positive, torch.Tensor) else type(positive).__name__}"
+        )
+    if positive.shape != x.shape:
+        raise ValueError(
+            f"positive must have the shape of loss {tuple(x.shape)}, got {tuple(positive.shape)}"
+        )
+    if (
+        isinstance(neg_pos_ratio, bool)
+        or not isinstance(neg_pos_ratio, Real)
+        or not neg_pos_ratio >= 0
+    ):
+        raise ValueError(f"neg_pos_ratio must be a number >= 0, got {neg_pos_ratio!r}")
+    num_neg = neg_pos_ratio * positive.sum(dim=1, keepdim=True)  # [N, 1]
+    candidates = x.detach().masked_fill(positive, -math.inf)  # positives sort last
+    order = candidates.argsort(dim=1, descending=True, stable=True)  # [N, D]
+    rank = order.argsort(dim=1)  # rank of each box in its image
+    return (rank < num_neg) & ~positive

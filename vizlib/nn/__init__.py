@@ -16,6 +16,9 @@ Detection (the Faster R-CNN chapter):
 * :mod:`.fpn` - :class:`FPN` (Lin et al., 2017), :func:`fpn_levels` (which level a box
   reads), :class:`FPNBackbone` (a VGG backbone with an FPN, or a single level);
 * :mod:`.faster_rcnn` - :class:`FasterRCNN` and its pieces (RPN, RoI heads, losses);
+* :mod:`.yolo` - :class:`~.yolo.YOLOv1`, a grid detector (the YOLO chapter);
+* :mod:`.ssd` - :class:`~.ssd.SSD`, default boxes on several maps, hard negative mining
+  (the SSD chapter);
 * :mod:`.torchvision_detection` - torchvision's detectors on the same small backbone.
 
 The chapters' data lives in ``vizlib.data`` (``segmentation_data``), their scores,

@@ -1,4 +1,4 @@
-"""torchvision's detectors (FCOS, RetinaNet, Faster R-CNN), sized to train next to the book's
+"""torchvision's detectors (FCOS, RetinaNet, Faster R-CNN, SSD), sized to train next to the book's
 on small scenes.
 
 torchvision's ``fcos_resnet50_fpn`` and ``retinanet_resnet50_fpn`` have 32 and 34 million
@@ -12,7 +12,8 @@ detector with torchvision's on the same backbone, data and training budget.
 
 :class:`PyramidBackbone` is the adapter: torchvision's detectors want a module with an
 ``out_channels`` attribute whose forward returns an ordered dict of feature maps, one per
-pyramid level, all with ``out_channels`` channels.
+pyramid level, all with ``out_channels`` channels. SSD has no pyramid: :class:`StageOutputs`
+hands it some of the backbone's stages as they are.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from .backbone import VGGBackbone
 
 __all__ = [
     "PyramidBackbone",
+    "StageOutputs",
+    "torchvision_ssd",
     "torchvision_faster_rcnn",
     "torchvision_fcos",
     "torchvision_retinanet",
@@ -250,3 +253,83 @@ def torchvision_faster_rcnn(
         rpn_anchor_generator=anchors,
         **settings,
     )
+
+
+class StageOutputs(nn.Module):
+    """Some stages of a VGG backbone as an ordered dict of feature maps (SSD's input).
+
+    Args:
+        backbone (VGGBackbone): the backbone.
+        levels (sequence of int): increasing stage indices.
+
+    Shape:
+        ``forward(x [N, 3, H, W])`` returns ``OrderedDict {"s<stride>": [N, channels[i],
+        H / stride, W / stride]}``, finest first.
+
+    Attributes:
+        out_channels (list[int]): channels of each returned map (torchvision's SSD reads it).
+    """
+
+    def __init__(self, backbone: VGGBackbone, levels=(2, 3, 4)):
+        super().__init__()
+        levels = [int(i) for i in levels]
+        if (
+            not levels
+            or sorted(set(levels)) != levels
+            or levels[0] < 0
+            or levels[-1] >= len(backbone.channels)
+        ):
+            raise ValueError(
+                f"levels must be increasing stage indices in [0, {len(backbone.channels)}), got {levels}"
+            )
+        self.body, self.levels = backbone, levels
+        self.out_channels = [backbone.channels[i] for i in levels]
+
+    def forward(self, x: torch.Tensor) -> OrderedDict:
+        stages = self.body(x)
+        return OrderedDict((f"s{self.body.strides[i]}", stages[i]) for i in self.levels)
+
+
+def torchvision_ssd(
+    num_classes: int,
+    image_size: int,
+    backbone: VGGBackbone | None = None,
+    levels=(2, 3, 4),
+    aspect_ratios=((2.0,), (2.0,), (2.0,)),
+    s_min: float = 0.15,
+    s_max: float = 0.55,
+    **kwargs,
+):
+    """torchvision's SSD (Liu et al., 2016) on the same backbone as :class:`vizlib.nn.ssd.SSD`, untrained.
+
+    torchvision's ``SSD`` class itself (its ``SSDHead``, ``DefaultBoxGenerator``,
+    ``SSDMatcher``, hard negative mining, loss, decoding and NMS), with the defaults of
+    :class:`vizlib.nn.ssd.SSD`: the backbone ``VGGBackbone((16, 32, 64, 96, 96),
+    convs_per_stage=(1, 1, 2, 2, 2))``, maps at stages 2, 3, 4 (strides 8, 16, 32),
+    default boxes of scales 0.15 to 0.55 and ratios 2 and 1/2. Its transform keeps the
+    images at ``image_size`` and normalises them with ImageNet's mean and standard
+    deviation, as it always does; it keeps up to 200 detections per image.
+
+    Args:
+        num_classes (int): classes including background (label 0), as torchvision counts.
+        image_size (int): side of the (square) images.
+        backbone (VGGBackbone, optional): replaces the default.
+        levels, aspect_ratios, s_min, s_max: as in :class:`vizlib.nn.ssd.SSD`.
+        **kwargs: passed to ``torchvision.models.detection.SSD`` (``score_thresh``,
+            ``nms_thresh``, ``detections_per_img``, ...).
+
+    Returns:
+        torchvision.models.detection.SSD
+    """
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.ssd import SSD
+
+    num_classes = check_positive_int("num_classes", num_classes)
+    image_size = check_positive_int("image_size", image_size)
+    if backbone is None:
+        backbone = VGGBackbone((16, 32, 64, 96, 96), convs_per_stage=(1, 1, 2, 2, 2))
+    features = StageOutputs(backbone, levels)
+    if len(aspect_ratios) != len(features.levels):
+        raise ValueError(f"aspect_ratios must hold one sequence per level ({len(features.levels)})")
+    boxes = DefaultBoxGenerator([list(r) for r in aspect_ratios], min_ratio=s_min, max_ratio=s_max)
+    return SSD(features, boxes, (image_size, image_size), num_classes, **kwargs)
