@@ -357,8 +357,8 @@ class SSD(nn.Module):
 
     Args:
         num_classes (int): ``C``, object classes (without background).
-        backbone (VGGBackbone, optional): default ``VGGBackbone((16, 32, 64, 96, 96),
-            convs_per_stage=(1, 1, 2, 2, 2))`` (strides 2 to 32).
+        backbone (VGGBackbone, optional): default ``VGGBackbone((16, 32, 64, 128, 128),
+            convs_per_stage=(1, 2, 3, 2, 2))`` (strides 2 to 32).
         levels (sequence of int): the backbone stages predicted from (default 2, 3, 4:
             strides 8, 16, 32).
         aspect_ratios (list[sequence of float]): ratios per map.
@@ -390,7 +390,7 @@ class SSD(nn.Module):
         super().__init__()
         self.num_classes = check_positive_int("num_classes", num_classes)
         if backbone is None:
-            backbone = VGGBackbone((16, 32, 64, 96, 96), convs_per_stage=(1, 1, 2, 2, 2))
+            backbone = VGGBackbone((16, 32, 64, 128, 128), convs_per_stage=(1, 2, 3, 2, 2))
         if not hasattr(backbone, "channels") or not hasattr(backbone, "strides"):
             raise ValueError("backbone must be a VGGBackbone (with channels and strides)")
         levels = [int(i) for i in levels]

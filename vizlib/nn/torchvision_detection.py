@@ -304,8 +304,8 @@ def torchvision_ssd(
 
     torchvision's ``SSD`` class itself (its ``SSDHead``, ``DefaultBoxGenerator``,
     ``SSDMatcher``, hard negative mining, loss, decoding and NMS), with the defaults of
-    :class:`vizlib.nn.ssd.SSD`: the backbone ``VGGBackbone((16, 32, 64, 96, 96),
-    convs_per_stage=(1, 1, 2, 2, 2))``, maps at stages 2, 3, 4 (strides 8, 16, 32),
+    :class:`vizlib.nn.ssd.SSD`: the backbone ``VGGBackbone((16, 32, 64, 128, 128),
+    convs_per_stage=(1, 2, 3, 2, 2))``, maps at stages 2, 3, 4 (strides 8, 16, 32),
     default boxes of scales 0.15 to 0.55 and ratios 2 and 1/2. Its transform keeps the
     images at ``image_size`` and normalises them with ImageNet's mean and standard
     deviation, as it always does; it keeps up to 200 detections per image.
@@ -327,7 +327,7 @@ def torchvision_ssd(
     num_classes = check_positive_int("num_classes", num_classes)
     image_size = check_positive_int("image_size", image_size)
     if backbone is None:
-        backbone = VGGBackbone((16, 32, 64, 96, 96), convs_per_stage=(1, 1, 2, 2, 2))
+        backbone = VGGBackbone((16, 32, 64, 128, 128), convs_per_stage=(1, 2, 3, 2, 2))
     features = StageOutputs(backbone, levels)
     if len(aspect_ratios) != len(features.levels):
         raise ValueError(f"aspect_ratios must hold one sequence per level ({len(features.levels)})")
