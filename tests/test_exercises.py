@@ -1,6 +1,7 @@
-"""Exercises: every check fails on the student stub and passes on the master's solution,
-the committed student versions are exactly what the masters give, and the check cell
-reports instead of raising."""
+"""Exercises: every check (public and hidden cases) fails on the student stub and passes
+on the master's solution, the committed student versions are exactly what the masters
+give, the check cell reports instead of raising, and weights keep answers of all zeros
+from earning much."""
 
 from __future__ import annotations
 
@@ -18,12 +19,19 @@ from vizlib.exercises.notebooks import (
     strip_solutions,
     student_version,
 )
-from vizlib.exercises.spec import compare_values
+from vizlib.exercises.spec import (
+    EDGE_WEIGHT,
+    Case,
+    compare_values,
+    hidden_cases,
+    load_hidden_folder,
+)
 from vizlib.exercises.student import master_paths, render_student, stale_students
 from vizlib.exercises.wire import Opaque, decode, encode
 
 REPO = Path(__file__).resolve().parents[1]
 MASTERS = REPO / "masters"
+SECRET = "a secret for the exercise tests"
 
 
 def _exercise_cells():
@@ -57,13 +65,13 @@ def test_check_passes_on_solution_and_fails_on_stub(
     path, ex_id, master_src, student_src, submission
 ):
     ex = all_exercises()[ex_id]
-    solved = run_check(ex_id, submission.define(master_src, ex.function))
+    solved = run_check(ex_id, submission.define(master_src, ex.function), secret=SECRET)
     assert solved.problem is None
     failed = [f"{r.case.name}: {r.message}" for r in solved.results if not r.passed]
     assert not failed, f"{path.name}: the solution of {ex_id} fails {failed}"
     assert solved.score == ex.points
 
-    stub = run_check(ex_id, submission.define(student_src, ex.function))
+    stub = run_check(ex_id, submission.define(student_src, ex.function), secret=SECRET)
     assert stub.passed == 0 and stub.score == 0
     assert stub.not_attempted, "the stub must read as 'not attempted yet'"
     assert "BEGIN SOLUTION" not in student_src and "NotImplementedError" in student_src
@@ -165,8 +173,10 @@ def test_lint_reports_broken_masters():
 def test_check_prints_what_failed_with_hints_and_never_raises(capsys, submission):
     check("iou", submission.define(submission.IOU_NAN_AT_ZERO_AREA, "iou"))
     text = capsys.readouterr().out
-    assert "✗ a zero-area box gives 0, not NaN: got NaN at [0, 0]" in text
-    assert "hint: 0 / 0 is NaN" in text and "8 of 9 cases passed: 2.67 of 3 points." in text
+    # a weight-0.25 edge case of 9 public cases (5 weighing 1, 4 weighing 0.25): 0.125 of 3
+    assert "✗ a zero-area box gives 0, not NaN (0.12 pt): got NaN at [0, 0]" in text
+    assert "hint: 0 / 0 is NaN" in text and "8 of 9 cases passed: 2.88 of 3 points." in text
+    assert "hidden" not in text  # the check cell runs the public cases only
 
     def not_written(boxes):
         raise NotImplementedError
@@ -245,3 +255,115 @@ def test_the_reference_itself_earns_nothing():
 
     assert run_check("iou", torchvision.ops.box_iou).score == 0
     assert run_check("box_area", vizlib.boxes.box_area).score == 0
+
+
+def _zeros_like(value):
+    """The answer of a function that returns zeros of the right shape (or nothing)."""
+    if isinstance(value, torch.Tensor):
+        return torch.zeros_like(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_zeros_like(v) for v in value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return type(value)(0)
+    return None
+
+
+def test_answers_of_all_zeros_earn_little():
+    """Issue 15: every case weighing the same, zeros of the right shape earned 4.6 of 48
+    points (44% of the IoU exercise). Edge cases that zeros pass weigh EDGE_WEIGHT, and
+    hidden cases carry half of an exercise's points where there are some."""
+    from vizlib.exercises.checking import CheckResult, Outcome, judge
+
+    earned, total = {}, 0.0
+    for ex_id, ex in all_exercises().items():
+        cases = ex.cases() + hidden_cases(ex, SECRET)
+        results = [
+            judge(c, Outcome(value=_zeros_like(c.expected), args_after=tuple(c.args)))
+            for c in cases
+        ]
+        earned[ex_id] = CheckResult(ex, results).score / ex.points
+        total += ex.points
+    book = sum(earned[i] * all_exercises()[i].points for i in earned) / total
+    assert book <= 0.05, f"answers of all zeros earn {book:.1%} of the book's points"
+    worst = max(earned, key=earned.get)
+    assert earned[worst] <= 0.125, f"answers of all zeros earn {earned[worst]:.0%} of {worst}"
+    assert earned["iou"] <= 0.1 and earned["box_area"] <= 0.1
+
+
+def test_weights_and_the_hidden_share_make_the_score():
+    ex = all_exercises()["iou"]
+
+    def key(a, b):
+        return str(a.tolist()), str(b.tolist())
+
+    table = {key(*c.args): c.expected for c in ex.cases()}
+
+    def pasted(a, b):  # the public answers as a table, zeros elsewhere
+        answer = table.get(key(a, b))
+        return answer.clone() if answer is not None else torch.zeros(len(a), len(b))
+
+    public_only = run_check("iou", pasted)
+    assert public_only.score == ex.points and public_only.hidden_share == 0
+    graded = run_check("iou", pasted, secret=SECRET)
+    assert graded.score == ex.points * (1 - ex.hidden_share) == 1.5
+    assert [r.passed for r in graded.results] == [not r.case.hidden for r in graded.results]
+    points = [graded.case_points(r.case) for r in graded.results]
+    assert abs(sum(points) - ex.points) < 1e-9
+    edge = [r.case for r in graded.results if r.case.weight == EDGE_WEIGHT]
+    assert edge and graded.case_points(edge[0]) == 1.5 * EDGE_WEIGHT / 6  # 5 x 1 + 4 x 0.25
+    assert "wrong result" in graded.report() and "hint" not in graded.report().split("hidden")[1]
+
+
+def test_hidden_cases_come_from_the_secret_and_tell_nothing():
+    ex = all_exercises()["iou"]
+    first, again, other = (hidden_cases(ex, s) for s in (SECRET, SECRET, SECRET + "!"))
+    assert first and all(c.hidden for c in first)
+    assert all(torch.equal(a.args[0], b.args[0]) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0].args[0], other[0].args[0])
+    public = [c.args for c in ex.cases()]
+    assert not any(
+        a[0].shape == c.args[0].shape and torch.equal(a[0], c.args[0])
+        for a in public
+        for c in first
+    )
+    from vizlib.exercises.checking import hidden_reason
+
+    assert hidden_reason("wrong values: largest error at [2, 1]: expected 0.25, got 0") == (
+        "wrong result"
+    )
+    assert hidden_reason("raised ValueError: tensor([[1., 2.]]) (line 3 of your cell)") == (
+        "raised ValueError"
+    )
+    assert hidden_reason("raised Leak_1_2_3: x") == "raised an exception"
+    with pytest.raises(ValueError, match="weight"):
+        Case("weightless", (), expected=0, weight=0)
+
+
+def test_an_instructor_folder_of_hidden_cases(tmp_path, monkeypatch):
+    from vizlib.exercises import spec
+
+    all_exercises()  # the bank's generators first; what this test adds goes with it
+    monkeypatch.setattr(spec, "_HIDDEN", {k: list(v) for k, v in spec._HIDDEN.items()})
+    with pytest.raises(ValueError, match="no folder"):
+        load_hidden_folder(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no \\*.py file"):
+        load_hidden_folder(tmp_path)
+    (tmp_path / "broken.py").write_text("raise RuntimeError('typo')\n")
+    with pytest.raises(ValueError, match="broken.py: RuntimeError: typo"):
+        load_hidden_folder(tmp_path)
+    (tmp_path / "broken.py").write_text(
+        "from vizlib.exercises.spec import Case, hidden\n"
+        "@hidden('no_such_exercise')\ndef _cases(g):\n    yield Case('x', (), expected=0)\n"
+    )
+    with pytest.raises(ValueError, match="unknown exercises: no_such_exercise"):
+        load_hidden_folder(tmp_path)
+    (tmp_path / "broken.py").unlink()
+    (tmp_path / "area.py").write_text(
+        "import torch\nfrom vizlib.exercises.spec import Case, hidden\n"
+        "@hidden('box_area')\ndef _cases(g):\n"
+        "    yield Case('mine', (torch.ones(1, 4),), expected=torch.zeros(1), weight=2)\n"
+    )
+    assert load_hidden_folder(tmp_path) == ["box_area"]
+    assert load_hidden_folder(tmp_path) == ["box_area"]  # loaded again: not added twice
+    cases = hidden_cases(all_exercises()["box_area"], SECRET)
+    assert [c.name for c in cases if c.weight == 2] == ["mine"] and cases[-1].hidden

@@ -1,8 +1,9 @@
 """The class grader on a folder of submissions with every kind of broken notebook.
 
 Each submission is built here from the master (or the student version); the expected
-scores are those of the instructor's tests on what the submission's functions really
-compute, whatever the notebook prints, deletes or monkeypatches.
+scores are those of the instructor's tests (public and hidden cases, drawn from
+``SECRET``) on what the submission's functions really compute, whatever the notebook
+prints, deletes, monkeypatches or writes to the grader's report channel.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import nbformat
 import pytest
 import torch
 
-from vizlib.exercises import run_check
-from vizlib.exercises.grade import Limits, grade, write_results
+from vizlib.exercises import get, run_check
+from vizlib.exercises.grade import Limits, grade, main, write_results
 from vizlib.exercises.notebooks import find_exercise_cells, student_version
 from vizlib.exercises.sandbox import landlock_abi
 
@@ -31,6 +32,7 @@ AREA_CELL, IOU_CELL = (find_exercise_cells(MASTER)[k] for k in ("box_area", "iou
 # there; 30 s passed the fresh-clone CI run with both cores busy); the infinite loop pays
 # the full notebook limit, so every second here is a second of the suite.
 LIMITS = Limits(timeout=30, check_timeout=15, memory_mb=512, max_output_kb=64)
+SECRET = "the instructor's secret for these tests"
 
 
 def _escape_cell(submission, subs: Path, out: Path) -> str:
@@ -88,7 +90,56 @@ def _is_area(cell) -> bool:
 
 
 def _score(exercise_id: str, function) -> float:
-    return run_check(exercise_id, function).score
+    """What the grader must give ``function``: its score on the public and hidden cases."""
+    return run_check(exercise_id, function, secret=SECRET).score
+
+
+# A cell that writes what the old report protocol (and a guess of the new one) would take
+# as full marks to every descriptor it may hold, then leaves its function unwritten.
+FORGED_AREA = textwrap.dedent("""\
+    # EXERCISE box_area
+    import json, os
+    spec = __import__("vizlib.exercises.sp" + "ec", fromlist=["x"])
+    wire = __import__("vizlib.exercises.wi" + "re", fromlist=["x"])
+    lines = [{"loaded": True}]
+    for i, case in enumerate(spec.get("box_area").cases()):
+        for nonce in (None, "0" * 32):
+            lines.append({"case": i, "nonce": nonce, "value": wire.encode(case.expected),
+                          "error": None, "types": [], "line": None,
+                          "args_after": wire.encode(tuple(case.args))})
+    lines.append({"done": True})
+    data = "".join(json.dumps(line) + "\\n" for line in lines).encode()
+    for fd in range(3, 64) if type(get_ipython()).__name__ == "_NoIPython" else ():
+        try:  # (only where the grader runs the cell alone: a kernel's own sockets would break)
+            os.write(fd, data)
+        except OSError:
+            pass
+
+
+    def box_area(boxes):
+        raise NotImplementedError("exercise box_area: replace this line with your code")
+    """)
+
+
+def _pasted_iou_cell() -> str:
+    """An iou cell holding the public cases' answers as a table (no import of the bank):
+    it answers what it recognises, zeros otherwise, and prints on every call."""
+    rows = [
+        (c.args[0].tolist(), c.args[1].tolist(), c.expected.tolist()) for c in get("iou").cases()
+    ]
+    return textwrap.dedent(f"""\
+        # EXERCISE iou
+        import torch
+        TABLE = {rows!r}
+
+
+        def iou(boxes1, boxes2):
+            print("CALL")
+            for a, b, answer in TABLE:
+                if boxes1.tolist() == a and boxes2.tolist() == b:
+                    return torch.tensor(answer).reshape(len(a), len(b))
+            return torch.zeros(len(boxes1), len(boxes2))
+        """)
 
 
 def _submissions(submission, subs: Path, out: Path) -> dict[str, tuple]:
@@ -96,6 +147,7 @@ def _submissions(submission, subs: Path, out: Path) -> dict[str, tuple]:
     nan_iou_cell = submission.IOU_NAN_AT_ZERO_AREA
     n_check = len(MASTER.cells) + 1  # an extra cell appended at the end
     nan_iou = _score("iou", submission.define(nan_iou_cell, "iou"))
+    pasted_iou = _score("iou", submission.define(_pasted_iou_cell(), "iou"))
     wrong_area = _score("box_area", lambda b: b.sum(1))
     zero_iou = _score("iou", lambda a, b: torch.zeros(len(a), len(b)))
     cases = {
@@ -166,6 +218,11 @@ def _submissions(submission, subs: Path, out: Path) -> dict[str, tuple]:
             ),
             (wrong_area, zero_iou, "runs", []),
         ),
+        "forged": (
+            _notebook(area=FORGED_AREA, iou=student_version(MASTER).cells[IOU_CELL].source),
+            (0, 0, "runs", ["box_area: wrote", "report channel", "(ignored)"]),
+        ),
+        "pasted": (_notebook(iou=_pasted_iou_cell()), (2, pasted_iou, "runs", [])),
         "reference": (
             _notebook(
                 iou=submission.iou(
@@ -205,7 +262,7 @@ def graded(tmp_path_factory, submission):
     out.mkdir()
     (out / "grades.csv").write_text("instructor's previous file\n")
     before = _digest(subs)
-    grades = grade(subs, ["box_area", "iou"], limits=LIMITS, jobs=2)
+    grades = grade(subs, ["box_area", "iou"], limits=LIMITS, jobs=2, secret=SECRET)
     after = _digest(subs)
     left_behind = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p) == "sleep 4242"]
     sentinel = (out / "grades.csv").read_text()
@@ -265,4 +322,78 @@ def test_results_are_written_by_the_grader(graded):
     table = (out / "grades.md").read_text()
     assert "| good | 2 | 3 | 5 | runs" in table and "HACKED" not in table
     feedback = (out / "feedback" / "partial.md").read_text()
-    assert "a zero-area box gives 0, not NaN: got NaN" in feedback and "hint:" in feedback
+    assert "✗ a zero-area box gives 0, not NaN (0.062 pt): got NaN" in feedback
+    assert "hint:" in feedback
+
+
+def test_forged_reports_and_pasted_answers_earn_only_what_they_answer(graded):
+    grades = graded["grades"]
+    iou = get("iou")
+    public_share = iou.points * (1 - iou.hidden_share)
+    assert grades["good"].total == 5 and grades["stub"].total == 0
+    # every line the forger wrote to the report pipe was ignored, and said so
+    assert grades["forged"].total == 0
+    assert grades["forged"].checks["box_area"].not_attempted
+    # a table of the public answers passes every public case and no hidden one
+    pasted = grades["pasted"].checks["iou"]
+    assert pasted.score == public_share == 1.5
+    assert all(r.passed != r.case.hidden for r in pasted.results)
+
+
+def test_hidden_cases_say_only_passed_or_failed(graded):
+    out = graded["out"]
+    feedback = (out / "feedback" / "pasted.md").read_text().split("## iou:")[1]
+    hidden = [line for line in feedback.splitlines() if "hidden case:" in line]
+    assert len(hidden) == 4 and all(line.endswith(": wrong result") for line in hidden)
+    # what the function printed while answering hidden cases never reaches the feedback
+    n_public = len(get("iou").cases())
+    assert 1 <= graded["grades"]["pasted"].output["iou"].count("CALL") <= n_public
+    table = (out / "grades.md").read_text()
+    assert "## How the points are shared" in table
+    assert "- iou (3 points): 9 public cases, 1.5 points (weights 1, 0.25, 0.25" in table
+    assert "; 4 hidden cases, 1.5 points" in table
+
+
+def test_the_command_draws_hidden_cases_from_the_secret_and_an_instructor_folder(
+    tmp_path, monkeypatch
+):
+    from vizlib.exercises import all_exercises, spec
+
+    all_exercises()  # the bank's generators first; the folder's go with this test
+    monkeypatch.setattr(spec, "_HIDDEN", {k: list(v) for k, v in spec._HIDDEN.items()})
+    subs, out, extra = tmp_path / "subs", tmp_path / "grades", tmp_path / "hidden"
+    subs.mkdir()
+    extra.mkdir()
+    (subs / "good.ipynb").write_text(_notebook(), encoding="utf-8")
+    (extra / "more_area.py").write_text(
+        textwrap.dedent("""\
+            import torch
+            from vizlib.exercises.spec import Case, hidden
+
+
+            @hidden("box_area")
+            def _instructors_own(g):
+                boxes = torch.tensor([[0.0, 0.0, 7.0, 3.0]])
+                yield Case("the instructor's box", (boxes,), expected=torch.tensor([21.0]),
+                           weight=3)
+            """),
+        encoding="utf-8",
+    )
+    argv = [str(subs), "--exercises", "box_area", "--out", str(out), "--no-run", "--jobs", "1"]
+    assert main([*argv, "--hidden", str(extra), "--check-timeout", "15"]) == 0
+    secret = (out / "secret.txt").read_text().strip()
+    assert len(secret) >= 32 and (out / "secret.txt").stat().st_mode & 0o077 == 0
+    feedback = (out / "feedback" / "good.md").read_text()
+    assert "hidden case: the instructor's box (0.43 pt)" in feedback
+    assert "hidden case: random boxes (4)" in feedback and "2 of 2 points" in feedback
+    md = (out / "grades.md").read_text()
+    assert "box\\_area (2 points): 5 public cases, 1 points (weights 1, 1, 0.25, 0.25, 1)" in md
+    assert "5 hidden cases, 1 points (weights 1, 1, 1, 1, 3)" in md
+    assert "a new random secret, saved in " in md and "secret.txt (fingerprint " in md
+    assert secret not in md
+    # the same secret again: the same hidden cases, named as coming from that file
+    (tmp_path / "secret").write_text(secret + "\n")
+    assert main([*argv, "--secret-file", str(tmp_path / "secret")]) == 0
+    again = (out / "grades.md").read_text()
+    fingerprint = md.split("fingerprint ")[1][:12]
+    assert f"fingerprint {fingerprint}" in again and "secret in" in again

@@ -5,7 +5,11 @@ the kernel machinery once, then, for each job it reads from stdin, forks:
 
 - one child per exercise, which runs only that exercise's cell and calls the reader's
   function on the instructor's inputs, sending back the return values (judged by the
-  grader, not here);
+  grader, not here). The inputs go one case at a time, each request with a fresh random
+  nonce drawn here after the child started; only an answer naming the nonce of the
+  request outstanding is taken, so a line the reader's code writes to the report pipe
+  (a "forged" result) is ignored and counted, never scored: the only way to answer a case
+  is to be asked it, and then the answer is the reader's answer however it was sent;
 - one child that becomes a fresh IPython kernel, in which the whole notebook runs top to
   bottom (to report whether it runs).
 
@@ -106,15 +110,30 @@ class _NoIPython:
 # ---------------------------------------------------------------- exercise checks
 
 
-def _check_child(ex: dict, res_w: int, out_w: int, ev_fd: int, work: str, limits: dict, env: dict):
-    """In the forked child: confine, run the exercise cell, call the function on each case."""
+def _read_request(fd: int, buffer: bytearray) -> dict | None:
+    """The next request line from the worker (None when it closed the pipe)."""
+    while b"\n" not in buffer:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return None
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return json.loads(line)
+
+
+def _check_child(
+    ex: dict, res_w: int, cmd_r: int, out_w: int, ev_fd: int, work: str, limits: dict, env: dict
+):
+    """In the forked child: confine, run the exercise cell, answer each case asked for."""
     os.setsid()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_w, 1)
     os.dup2(out_w, 2)
-    res, events = _keep_fds([res_w, ev_fd])
+    res, cmd, events = _keep_fds([res_w, cmd_r, ev_fd])
     dumps, write_all = json.dumps, _write_all
+    ex = {k: v for k, v in ex.items() if k != "cases"}  # the inputs come one by one
 
     def send(obj) -> None:
         write_all(res, (dumps(obj) + "\n").encode())
@@ -130,7 +149,6 @@ def _check_child(ex: dict, res_w: int, out_w: int, ev_fd: int, work: str, limits
         events_fd=events,
         env=env,
     )
-    cases = [Case(str(i), decode(args)) for i, args in enumerate(ex["cases"])]
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 
@@ -181,62 +199,137 @@ def _check_child(ex: dict, res_w: int, out_w: int, ev_fd: int, work: str, limits
         )
         os._exit(0)
     send({"loaded": True})
-    for i, case in enumerate(cases):
+    buffer = bytearray()
+    while True:
         try:
-            out = run_case(function, case)
-            send(
-                {
-                    "case": i,
-                    "value": encode(out.value),
-                    "error": out.error,
-                    "types": list(out.error_types),
-                    "line": out.line,
-                    "args_after": encode(out.args_after),
-                }
+            request = _read_request(cmd, buffer)
+        except (OSError, ValueError):
+            request = None
+        if not isinstance(request, dict):
+            os._exit(0)  # every case asked and answered: the worker closed the pipe
+        answer = {"case": request.get("case"), "nonce": request.get("nonce")}
+        try:
+            out = run_case(function, Case(str(answer["case"]), decode(request["args"])))
+            answer.update(
+                value=encode(out.value),
+                error=out.error,
+                types=list(out.error_types),
+                line=out.line,
+                args_after=encode(out.args_after),
             )
         except BaseException as exc:  # noqa: BLE001 - e.g. a KeyboardInterrupt raised on purpose
-            send(
-                {
-                    "case": i,
-                    "value": None,
-                    "error": f"{type(exc).__name__}: {exc}"[:500],
-                    "types": [c.__name__ for c in type(exc).__mro__],
-                    "line": None,
-                    "args_after": None,
-                }
+            answer.update(
+                value=None,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+                types=[c.__name__ for c in type(exc).__mro__],
+                line=None,
+                args_after=None,
             )
-    send({"done": True})
-    os._exit(0)
+        send(answer)
 
 
-def _watch(pid: int, fds: dict[str, int], deadline: float, max_output: int) -> dict:
-    """Read a child's pipes until it ends, its time is up, or it floods; then kill its group."""
-    data = {name: bytearray() for name in fds}
-    total = dict.fromkeys(fds, 0)
-    caps = {"results": _MAX_RESULT, "output": 8192}
+def _serve_cases(
+    pid: int,
+    fds: dict[str, int],
+    cases: list,
+    hidden_from: int,
+    deadline: float,
+    max_output: int,
+) -> dict:
+    """Ask a check child for each case in turn and take only the answers to what was asked.
+
+    The child first says ``loaded`` (or ``load_error``); then each case goes out with a
+    fresh nonce, and the one line answering it must carry that nonce and the case's
+    index. Anything else on the report pipe is counted in ``ignored`` and dropped. What the
+    child prints is kept (8 KB) only until the first hidden case is asked, so that its
+    inputs never reach the reader's feedback; all of it counts against ``max_output``.
+    """
+    res_r, cmd_w, out_r = fds["results"], fds["requests"], fds["output"]
+    os.set_blocking(cmd_w, False)
+    accepted: list[dict] = []
+    ignored = 0
+    pending: tuple[int, str] | None = None
+    outbox = bytearray()
+    lines = bytearray()
+    output = bytearray()
+    totals = {"results": 0, "output": 0}
+    keep_output, finished, stage = True, False, "load"
     status, exit_status = None, None
-    open_fds = {fd: name for name, fd in fds.items()}
-    while open_fds:
+    open_fds = {res_r: "results", out_r: "output"}
+
+    def ask(i: int) -> None:
+        nonlocal pending, keep_output, finished
+        if i >= len(cases):
+            pending, finished = None, True
+            return
+        if i >= hidden_from:
+            keep_output = False
+        nonce = os.urandom(16).hex()
+        pending = (i, nonce)
+        outbox.extend((json.dumps({"case": i, "nonce": nonce, "args": cases[i]}) + "\n").encode())
+
+    def take(line: bytes) -> None:
+        nonlocal stage, ignored
+        try:
+            item = json.loads(line)
+        except ValueError:
+            item = None
+        if not isinstance(item, dict):
+            ignored += 1
+        elif stage == "load" and "load_error" in item:
+            accepted.append({"load_error": item["load_error"], "types": item.get("types")})
+            stage = "ended"
+        elif stage == "load" and item.get("loaded") is True:
+            accepted.append({"loaded": True})
+            stage = "cases"
+            ask(0)
+        elif (
+            stage == "cases"
+            and pending is not None
+            and item.get("nonce") == pending[1]
+            and item.get("case") == pending[0]
+        ):
+            item.pop("nonce")
+            accepted.append(item)
+            ask(pending[0] + 1)
+        else:
+            ignored += 1
+
+    while open_fds and not finished and stage != "ended":
         left = deadline - time.monotonic()
         if left <= 0:
             status = "timeout"
             break
-        ready, _, _ = select.select(
-            list(open_fds), [], [], min(left, 0.2 if exit_status is not None else 1.0)
-        )
+        wait = min(left, 0.2 if exit_status is not None else 1.0)
+        writers = [cmd_w] if outbox else []
+        ready, writable, _ = select.select(list(open_fds), writers, [], wait)
+        if writable:
+            try:
+                del outbox[: os.write(cmd_w, outbox)]
+            except BlockingIOError:
+                pass
+            except OSError:  # the child closed its end: it will not answer
+                outbox.clear()
         for fd in ready:
             chunk = os.read(fd, 1 << 16)
             name = open_fds[fd]
             if not chunk:
                 del open_fds[fd]
                 continue
-            total[name] += len(chunk)
-            if len(data[name]) < caps[name]:
-                data[name] += chunk[: caps[name] - len(data[name])]
-        if total["output"] > max_output:
+            totals[name] += len(chunk)
+            if name == "output":
+                if keep_output and len(output) < 8192:
+                    output += chunk[: 8192 - len(output)]
+                continue
+            lines.extend(chunk)
+            while b"\n" in lines and not finished and stage != "ended":
+                line, _, rest = bytes(lines).partition(b"\n")
+                lines[:] = rest
+                take(line)
+        if totals["output"] > max_output:
             status = "flood"
             break
-        if total["results"] > _MAX_RESULT:
+        if totals["results"] > _MAX_RESULT:
             status = "too_large"
             break
         if exit_status is None:
@@ -250,12 +343,15 @@ def _watch(pid: int, fds: dict[str, int], deadline: float, max_output: int) -> d
         _, exit_status = os.waitpid(pid, 0)
     for fd in fds.values():
         os.close(fd)
+    if finished:
+        accepted.append({"done": True})
     return {
         "status": status,
         "exit": exit_status,
-        "results": bytes(data["results"]),
-        "output": bytes(data["output"]),
-        "output_bytes": total["output"],
+        "lines": accepted,
+        "ignored": ignored,
+        "output": bytes(output),
+        "output_bytes": totals["output"],
     }
 
 
@@ -277,43 +373,44 @@ def _read_events(path: str) -> list[dict]:
 
 
 def run_check(ex: dict, folder: str, limits: dict, env: dict) -> dict:
-    """Run one exercise cell in a confined child; the raw results, for the grader to judge."""
+    """Run one exercise cell in a confined child and ask it each case of ``ex["cases"]``
+    (the encoded arguments; those from ``ex["hidden_from"]`` on are hidden); the raw
+    answers, for the grader to judge."""
     work = os.path.join(folder, "work")
     os.makedirs(work, exist_ok=True)
     events_path = os.path.join(folder, "events.jsonl")
     ev_fd = os.open(events_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     res_r, res_w = os.pipe()
+    cmd_r, cmd_w = os.pipe()
     out_r, out_w = os.pipe()
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child
         try:
-            os.close(res_r)
-            os.close(out_r)
-            _check_child(ex, res_w, out_w, ev_fd, work, limits, env)
+            for fd in (res_r, cmd_w, out_r):
+                os.close(fd)
+            _check_child(ex, res_w, cmd_r, out_w, ev_fd, work, limits, env)
         finally:
             os._exit(70)
-    for fd in (res_w, out_w, ev_fd):
+    for fd in (res_w, cmd_r, out_w, ev_fd):
         os.close(fd)
-    watched = _watch(
+    cases = ex.get("cases") or []
+    served = _serve_cases(
         pid,
-        {"results": res_r, "output": out_r},
+        {"results": res_r, "requests": cmd_w, "output": out_r},
+        cases,
+        int(ex.get("hidden_from", len(cases))),
         start + limits["check_timeout"],
         limits["max_output"],
     )
-    lines = []
-    for line in watched["results"].decode("utf-8", "replace").splitlines():
-        try:
-            lines.append(json.loads(line))
-        except ValueError:
-            lines.append({"garbled": line[:200]})
     return {
-        "status": watched["status"],
-        "exit": _describe_exit(watched["exit"]),
-        "clean_exit": watched["exit"] == 0,
-        "lines": lines,
-        "output": watched["output"].decode("utf-8", "replace")[:4000],
-        "output_bytes": watched["output_bytes"],
+        "status": served["status"],
+        "exit": _describe_exit(served["exit"]),
+        "clean_exit": served["exit"] == 0,
+        "lines": served["lines"],
+        "ignored": served["ignored"],
+        "output": served["output"].decode("utf-8", "replace")[:4000],
+        "output_bytes": served["output_bytes"],
         "seconds": round(time.monotonic() - start, 2),
         "events": _read_events(events_path),
     }

@@ -8,12 +8,13 @@ values come back, and they are judged here, by the instructor's code).
 from __future__ import annotations
 
 import ast
+import builtins
 import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .spec import Case, Exercise, compare_values, get
+from .spec import Case, Exercise, compare_values, get, hidden_cases
 
 __all__ = [
     "Outcome",
@@ -26,6 +27,7 @@ __all__ = [
     "forbidden_in_function",
     "forbidden_in_source",
     "copy_value",
+    "hidden_reason",
 ]
 
 NOT_ATTEMPTED = "not attempted yet (NotImplementedError)"
@@ -75,11 +77,24 @@ class CheckResult:
         return len(self.results)
 
     @property
+    def hidden_share(self) -> float:
+        """The share of the points the hidden cases carry: the exercise's ``hidden_share``
+        when there are hidden cases, else 0 (the public cases carry all the points)."""
+        return self.exercise.hidden_share if any(r.case.hidden for r in self.results) else 0.0
+
+    def case_points(self, case: Case) -> float:
+        """What ``case`` is worth: its part's points (public or hidden) times its weight's
+        share of that part."""
+        part = [r.case.weight for r in self.results if r.case.hidden == case.hidden]
+        share = self.hidden_share if case.hidden else 1.0 - self.hidden_share
+        return self.exercise.points * share * case.weight / sum(part) if part else 0.0
+
+    @property
     def score(self) -> float:
-        """Points earned: the exercise's points times the fraction of cases passed."""
-        if not self.total:
+        """Points earned: the points of the cases passed (see :meth:`case_points`)."""
+        if self.problem or not self.total:
             return 0.0
-        return round(self.exercise.points * self.passed / self.total, 2)
+        return round(sum(self.case_points(r.case) for r in self.results if r.passed), 2)
 
     @property
     def not_attempted(self) -> bool:
@@ -98,13 +113,18 @@ class CheckResult:
                 "in the cell above, run it, then run this cell again."
             )
         lines += [f"  note: {n}" for n in self.notes]
+        weighted = len({(r.case.hidden, r.case.weight) for r in self.results}) > 1
         for r in self.results:
+            name = f"hidden case: {r.case.name}" if r.case.hidden else r.case.name
+            if weighted:
+                name += f" ({self.case_points(r.case):.2g} pt)"
             if r.passed and not self.problem:
-                lines.append(f"  ✓ {r.case.name}")
+                lines.append(f"  ✓ {name}")
             else:
-                why = "" if (self.problem or self.not_attempted) else f": {r.message}"
-                lines.append(f"  ✗ {r.case.name}{why}")
-                if r.case.hint and not (self.problem or self.not_attempted):
+                message = hidden_reason(r.message) if r.case.hidden else r.message
+                why = "" if (self.problem or self.not_attempted) else f": {message}"
+                lines.append(f"  ✗ {name}{why}")
+                if r.case.hint and not (self.problem or self.not_attempted or r.case.hidden):
                     lines.append(f"      hint: {r.case.hint}")
         lines.append(
             f"{self.passed} of {self.total} cases passed: {self.score:g} of {ex.points:g} points."
@@ -112,6 +132,31 @@ class CheckResult:
         if self.passed < self.total and ex.hint:
             lines.append(f"Hint: {ex.hint}")
         return "\n".join(lines)
+
+
+_BUILTIN_ERRORS = {
+    name
+    for name, v in vars(builtins).items()
+    if isinstance(v, type) and issubclass(v, BaseException)
+}
+
+
+def hidden_reason(message: str) -> str:
+    """What a hidden case's feedback says of a failure: its kind only. Never the expected
+    value, nor text the reader's code chose (an exception's message or class name could
+    carry the hidden inputs out to the reader)."""
+    if message == NOT_ATTEMPTED:
+        return message
+    if message.startswith("raised "):
+        kind = message[len("raised ") :].split(":", 1)[0].split(" ", 1)[0]
+        return f"raised {kind}" if kind in _BUILTIN_ERRORS else "raised an exception"
+    if message.startswith("the result is right, but the function changed"):
+        return "the function changed an argument in place"
+    if message.startswith("expected it to raise"):
+        return "did not raise the exception expected"
+    if message.startswith("did not finish"):
+        return "did not finish"
+    return "wrong result"
 
 
 def copy_value(x: Any) -> Any:
@@ -251,16 +296,21 @@ def forbidden_message(names: list[str]) -> str:
     )
 
 
-def run_check(exercise_id: str, function) -> CheckResult:
-    """Run exercise ``exercise_id``'s cases on ``function``; returns the results (prints nothing)."""
+def run_check(exercise_id: str, function, secret: str | None = None) -> CheckResult:
+    """Run exercise ``exercise_id``'s cases on ``function``; returns the results (prints nothing).
+
+    ``secret``: also run the hidden cases drawn from it (what the grader would score; the
+    instructor's tests use it, the reader's check cell never does).
+    """
     ex = get(exercise_id)
+    cases = ex.cases() + (hidden_cases(ex, secret) if secret is not None else [])
     if not callable(function):
         return CheckResult(
             ex,
-            [CaseResult(c, False, "not a function") for c in ex.cases()],
+            [CaseResult(c, False, "not a function") for c in cases],
             problem=f"expected the function {ex.function}, got {type(function).__name__}",
         )
-    results = [judge(case, run_case(function, case)) for case in ex.cases()]
+    results = [judge(case, run_case(function, case)) for case in cases]
     used = forbidden_in_function(function, ex.forbidden)
     return CheckResult(ex, results, problem=forbidden_message(used) if used else None)
 

@@ -27,10 +27,12 @@ import argparse
 import ast
 import builtins
 import csv
+import hashlib
 import io
 import json
 import os
 import re
+import secrets
 import select
 import shutil
 import subprocess
@@ -51,7 +53,7 @@ from .checking import (
     forbidden_message,
     judge,
 )
-from .spec import Exercise, get
+from .spec import Exercise, get, hidden_cases, load_hidden_folder
 
 __all__ = [
     "Limits",
@@ -266,6 +268,7 @@ def _prepare(
     text: str,
     filename: str,
     exercises: list[Exercise],
+    cases_of: dict,
     encoded_cases: dict,
     run_notebooks: bool,
 ) -> dict:
@@ -287,7 +290,7 @@ def _prepare(
             problem = forbidden_message(used) if used else None
         if problem:
             g.checks[ex.id] = CheckResult(
-                ex, [CaseResult(c, False, problem) for c in ex.cases()], problem=problem
+                ex, [CaseResult(c, False, problem) for c in cases_of[ex.id]], problem=problem
             )
             g.issues.append(f"{ex.id}: {problem}")
             continue
@@ -298,6 +301,7 @@ def _prepare(
                 "source": source,
                 "helpers": helpers,
                 "cases": encoded_cases[ex.id],
+                "hidden_from": sum(not c.hidden for c in cases_of[ex.id]),
             }
         )
     code_cells = [
@@ -423,9 +427,11 @@ def _decode(data):
         return Opaque("value", "a malformed value")
 
 
-def _judge_exercise(ex: Exercise, raw: dict, limits: Limits) -> tuple[CheckResult, str | None]:
-    """The CheckResult of one exercise from a worker's raw report, and the issue to list."""
-    cases = ex.cases()
+def _judge_exercise(
+    ex: Exercise, cases: list, raw: dict, limits: Limits
+) -> tuple[CheckResult, str | None]:
+    """The CheckResult of one exercise from a worker's raw report (the answers to
+    ``cases``, in order), and the issue to list."""
     outcomes: list[Outcome | None] = [None] * len(cases)
     load_error, loaded, finished = None, False, False
     memory = False
@@ -480,6 +486,14 @@ def _judge_exercise(ex: Exercise, raw: dict, limits: Limits) -> tuple[CheckResul
             outcome = Outcome(status=status or "died", error=f"did not finish: {why}")
         results.append(judge(case, outcome))
     issue = None if finished and not memory else why
+    forged = raw.get("ignored")
+    if isinstance(forged, int) and forged > 0:
+        # lines no request asked for: written to the report pipe by the reader's code
+        forged_issue = (
+            f"wrote {forged} line{'s' if forged > 1 else ''} to the grader's report channel "
+            "that answered no case asked (ignored)"
+        )
+        issue = f"{issue}; {forged_issue}" if issue else forged_issue
     return CheckResult(ex, results), issue
 
 
@@ -533,6 +547,7 @@ def grade(
     run_notebooks: bool = True,
     exclude: Path | None = None,
     quiet: bool = True,
+    secret: str | None = None,
 ) -> list[SubmissionGrade]:
     """Grade every ``*.ipynb`` under ``submissions``; returns one grade per notebook, by name.
 
@@ -544,6 +559,10 @@ def grade(
         profile: ``VIZLIB_PROFILE`` for the notebook runs (``smoke`` keeps training short).
         run_notebooks: also run each notebook top to bottom in a fresh kernel.
         exclude: a folder not to search (the results folder, when it is inside).
+        secret: draw each exercise's hidden cases from it (:func:`~vizlib.exercises.spec.
+            hidden_cases`: the bank's and those of a folder loaded with
+            :func:`~vizlib.exercises.spec.load_hidden_folder`); None grades the public
+            cases alone. The command line always passes one.
     """
     submissions = Path(submissions).resolve()
     if not submissions.is_dir():
@@ -553,7 +572,11 @@ def grade(
         raise ValueError("no exercises to grade")
     from .wire import encode
 
-    encoded_cases = {ex.id: [encode(tuple(c.args)) for c in ex.cases()] for ex in exercises}
+    cases_of = {
+        ex.id: ex.cases() + (hidden_cases(ex, secret) if secret is not None else [])
+        for ex in exercises
+    }
+    encoded_cases = {ex.id: [encode(tuple(c.args)) for c in cases_of[ex.id]] for ex in exercises}
     paths = submission_paths(submissions, exclude)
     grades: list[SubmissionGrade] = []
     job_list: list[dict] = []
@@ -575,7 +598,9 @@ def grade(
             text, nb, unreadable = _read_submission(path)
             if not unreadable:
                 try:
-                    job = _prepare(g, nb, text, path.name, exercises, encoded_cases, run_notebooks)
+                    job = _prepare(
+                        g, nb, text, path.name, exercises, cases_of, encoded_cases, run_notebooks
+                    )
                 except Exception as exc:  # noqa: BLE001 - a malformed notebook must not stop the class
                     unreadable = f"a malformed notebook: {type(exc).__name__}: {exc}"[:300]
             if unreadable:
@@ -585,7 +610,7 @@ def grade(
                 for ex in exercises:
                     g.checks[ex.id] = CheckResult(
                         ex,
-                        [CaseResult(c, False, unreadable) for c in ex.cases()],
+                        [CaseResult(c, False, unreadable) for c in cases_of[ex.id]],
                         problem=unreadable,
                     )
                 continue
@@ -624,10 +649,10 @@ def grade(
             if raw is None:
                 problem = f"not graded: {report.get('worker_error', 'no result')}"
                 g.checks[ex.id] = CheckResult(
-                    ex, [CaseResult(c, False, problem) for c in ex.cases()], problem=problem
+                    ex, [CaseResult(c, False, problem) for c in cases_of[ex.id]], problem=problem
                 )
                 continue
-            g.checks[ex.id], issue = _judge_exercise(ex, raw, limits)
+            g.checks[ex.id], issue = _judge_exercise(ex, cases_of[ex.id], raw, limits)
             if issue:
                 g.issues.append(f"{ex.id}: {issue}")
             if raw.get("output"):
@@ -737,8 +762,40 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(grades: list[SubmissionGrade], exercise_ids: list[str], out: Path) -> None:
-    """Write ``grades.csv``, ``grades.md`` and ``feedback/<student>.md`` under ``out`` (rewritten)."""
+def weights_text(grades: list[SubmissionGrade], exercise_ids: list[str]) -> str:
+    """How each exercise's points are shared among its public and hidden cases (Markdown),
+    from the cases the grades were judged on (every student's are the same)."""
+    if not grades:
+        return ""
+    lines = ["## How the points are shared", ""]
+    for ex_id in exercise_ids:
+        result = grades[0].checks[ex_id]
+        ex, share = result.exercise, result.hidden_share
+        public = [r.case for r in result.results if not r.case.hidden]
+        hidden = [r.case for r in result.results if r.case.hidden]
+
+        def part(cases, points, kind):
+            text = f"{len(cases)} {kind} case{'s' if len(cases) != 1 else ''}, "
+            text += f"{points:g} points"
+            if len({c.weight for c in cases}) > 1:
+                text += " (weights " + ", ".join(f"{c.weight:g}" for c in cases) + ")"
+            return text
+
+        line = f"- {md_text(ex.id)} ({ex.points:g} points): {part(public, ex.points * (1 - share), 'public')}"
+        if hidden:
+            line += f"; {part(hidden, ex.points * share, 'hidden')}"
+        else:
+            line += "; no hidden cases (a table of the public answers earns all its points)"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    grades: list[SubmissionGrade], exercise_ids: list[str], out: Path, note: str = ""
+) -> None:
+    """Write ``grades.csv``, ``grades.md`` and ``feedback/<student>.md`` under ``out``
+    (rewritten). ``grades.md`` also says how each exercise's points are shared among its
+    cases (:func:`weights_text`), then ``note`` (e.g. which secret drew the hidden cases)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
@@ -754,7 +811,11 @@ def write_results(grades: list[SubmissionGrade], exercise_ids: list[str], out: P
             + [csv_text("; ".join(g.issues))]
         )
     _write(out / "grades.csv", buffer.getvalue())
-    _write(out / "grades.md", "# Grades\n\n" + table(grades, exercise_ids))
+    extra = "\n".join(t for t in (weights_text(grades, exercise_ids), note) if t)
+    _write(
+        out / "grades.md",
+        "# Grades\n\n" + table(grades, exercise_ids) + ("\n" + extra if extra else ""),
+    )
     fb = out / "feedback"
     if fb.is_dir():
         shutil.rmtree(fb)
@@ -799,6 +860,24 @@ def _exercise_ids(args) -> list[str]:
     for ex_id in ids:
         get(ex_id)  # ValueError naming the known ones
     return ids
+
+
+def _secret(args) -> tuple[str, str | None]:
+    """(secret, where it came from): ``--secret-file``, else a new random one (source None:
+    the caller saves it once every submission has run).
+
+    Never an option or an environment variable: a submission's sandbox may read other
+    processes' command lines and environments under ``/proc`` (issue 15, item 2), while
+    Landlock keeps it from reading a file outside the system folders."""
+    if args.secret_file is not None:
+        try:
+            secret = args.secret_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the secret file {args.secret_file}: {exc}") from None
+        if not secret:
+            raise ValueError(f"the secret file {args.secret_file} is empty")
+        return secret, f"the secret in {args.secret_file}"
+    return secrets.token_hex(16), None
 
 
 def _positive_int(text: str) -> int:
@@ -859,6 +938,20 @@ def main(argv: list[str] | None = None) -> int:
         help="VIZLIB_PROFILE for the notebook runs (default smoke)",
     )
     parser.add_argument("--no-run", action="store_true", help="do not run the whole notebooks")
+    parser.add_argument(
+        "--secret-file",
+        type=Path,
+        help="file holding the secret that draws the hidden cases (default: a new random "
+        "secret, saved in OUT/secret.txt for a regrade)",
+    )
+    parser.add_argument(
+        "--hidden",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of *.py files adding hidden cases (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
         ids = _exercise_ids(args)
@@ -868,6 +961,9 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.submissions.exists()
                 else f"{args.submissions} is not a folder (give the folder of submitted notebooks)"
             )
+        for folder in args.hidden:
+            load_hidden_folder(folder)
+        secret, secret_source = _secret(args)
     except ValueError as exc:  # the instructor's mistake: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -891,9 +987,23 @@ def main(argv: list[str] | None = None) -> int:
         run_notebooks=not args.no_run,
         exclude=args.out,
         quiet=False,
+        secret=secret,
     )
-    write_results(grades, ids, args.out)
+    if secret_source is None:  # a new secret: kept for a regrade of the same cases
+        args.out.mkdir(parents=True, exist_ok=True)
+        secret_path = args.out / "secret.txt"
+        fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+        secret_source = f"a new random secret, saved in {secret_path}"
+    fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
+    note = (
+        f"Hidden cases drawn from {secret_source} (fingerprint {fingerprint}); "
+        "the same secret draws the same cases."
+    )
+    write_results(grades, ids, args.out, note=md_text(note) + "\n")
     print(table(grades, ids))
+    print(note)
     print(
         f"{len(grades)} notebooks graded in {time.monotonic() - start:.0f} s; results in "
         f"{args.out}/grades.csv, {args.out}/grades.md and {args.out}/feedback/"

@@ -12,16 +12,56 @@ is a function that yields :class:`Case` objects, registered with :func:`exercise
 
 The expected values are computed here, in the instructor's code (by a reference such as
 ``torchvision.ops.box_iou`` or by hand), never by the reader's notebook.
+
+These cases are **public**: the reader's check cell runs them, and they ship with vizlib.
+Grading adds **hidden** cases that never ship: a generator registered with :func:`hidden`
+draws them at grading time from a random generator seeded by the instructor's secret
+(:func:`hidden_cases`), so nobody without the secret knows their inputs, and nobody at
+all knows their expected values but the grader's own process::
+
+    @hidden("box_area")
+    def _box_area_hidden(g):          # g: a torch.Generator seeded from the secret
+        boxes = random_boxes(12, g)
+        yield Case("12 random boxes", (boxes,), expected=box_area(boxes))
+
+The same decorator registers the cases of an instructor's own folder of ``*.py`` files
+(``--hidden DIR``: :func:`load_hidden_folder`), which never leave that folder.
+
+Weights: each case has a ``weight`` (1 by default). An exercise's points are shared
+between its public and its hidden cases: ``hidden_share`` of them (0.5 by default) go to
+the hidden cases when there are any, the rest to the public ones, and within each part
+a case earns its weight's share. Without hidden cases (the reader's check cell) the
+public cases carry all the points.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Case", "Exercise", "exercise", "get", "all_exercises", "compare_values"]
+__all__ = [
+    "Case",
+    "Exercise",
+    "exercise",
+    "hidden",
+    "hidden_cases",
+    "load_hidden_folder",
+    "get",
+    "all_exercises",
+    "compare_values",
+    "HIDDEN_SHARE",
+    "EDGE_WEIGHT",
+]
+
+HIDDEN_SHARE = 0.5  # the default share of an exercise's points that its hidden cases carry
+# The weight the bank gives an edge case whose answer is all zeros or empty (no boxes, a
+# disjoint pair): worth checking, but a function returning zeros must not live on them.
+EDGE_WEIGHT = 0.25
 
 
 @dataclass(frozen=True)
@@ -35,6 +75,12 @@ class Case:
         raises: instead of ``expected``, the exception type the function must raise.
         atol, rtol: tolerances for floating comparisons (``torch.allclose``).
         hint: shown when this case fails.
+        weight: the case's share of its part (public or hidden) of the exercise's points,
+            relative to the other cases of that part (1 by default; a case that a
+            function answering zeros passes deserves less).
+        hidden: set by :func:`hidden_cases` on the cases of a hidden generator; a hidden
+            case's feedback says passed or failed and why in general terms, never its
+            inputs or expected values.
     """
 
     name: str
@@ -44,6 +90,14 @@ class Case:
     atol: float = 1e-5
     rtol: float = 1e-4
     hint: str = ""
+    weight: float = 1.0
+    hidden: bool = False
+
+    def __post_init__(self):
+        if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight)) or (
+            self.weight <= 0
+        ):
+            raise ValueError(f"case {self.name!r}: weight must be a positive number")
 
 
 @dataclass(frozen=True)
@@ -53,6 +107,8 @@ class Exercise:
     ``forbidden`` lists names the reader's code may not import or call (the reference the
     exercise asks them to write): bare names (``"box_iou"``) match an imported name or an
     attribute; dotted names (``"vizlib.boxes"``) match an imported module.
+    ``hidden_share`` is the share of ``points`` that hidden cases carry when graded with
+    some (see the module docstring).
     """
 
     id: str
@@ -62,6 +118,7 @@ class Exercise:
     hint: str
     make_cases: Callable[[], Iterable[Case]]
     forbidden: tuple[str, ...] = ()
+    hidden_share: float = HIDDEN_SHARE
     _cache: list = field(default_factory=list, repr=False, compare=False)
 
     def cases(self) -> list[Case]:
@@ -77,24 +134,116 @@ class Exercise:
 _REGISTRY: dict[str, Exercise] = {}
 
 
+_HIDDEN: dict[str, list[Callable]] = {}
+
+
 def exercise(
-    id: str, *, title: str, function: str, points: float, hint: str, forbidden: tuple[str, ...] = ()
+    id: str,
+    *,
+    title: str,
+    function: str,
+    points: float,
+    hint: str,
+    forbidden: tuple[str, ...] = (),
+    hidden_share: float = HIDDEN_SHARE,
 ) -> Callable:
     """Decorator registering a case generator as exercise ``id`` (ids are unique)."""
     if not id or not id.replace("_", "").replace(".", "").isalnum():
         raise ValueError(f"exercise id must be letters, digits, '_' or '.', got {id!r}")
     if points <= 0:
         raise ValueError(f"points must be positive, got {points}")
+    if not 0 <= hidden_share < 1:
+        raise ValueError(f"hidden_share must be in [0, 1), got {hidden_share}")
 
     def register(make_cases: Callable[[], Iterable[Case]]):
         if id in _REGISTRY:
             raise ValueError(f"exercise id {id!r} is registered twice")
         _REGISTRY[id] = Exercise(
-            id, title, function, float(points), hint, make_cases, tuple(forbidden)
+            id,
+            title,
+            function,
+            float(points),
+            hint,
+            make_cases,
+            tuple(forbidden),
+            float(hidden_share),
         )
         return make_cases
 
     return register
+
+
+def hidden(exercise_id: str) -> Callable:
+    """Decorator registering a generator of hidden cases for ``exercise_id``.
+
+    The generator takes a ``torch.Generator`` seeded from the grading secret and the
+    exercise id, and yields :class:`Case` objects (their inputs drawn from it, their
+    expected values computed from a reference). Several generators may serve one exercise
+    (the bank's and an instructor folder's); their cases add up.
+    """
+
+    def register(make: Callable):
+        makers = _HIDDEN.setdefault(exercise_id, [])
+        key = (make.__module__, make.__qualname__)
+        same = [i for i, m in enumerate(makers) if (m.__module__, m.__qualname__) == key]
+        if same:  # the same file loaded again: replaced, not added twice
+            makers[same[0]] = make
+        else:
+            makers.append(make)
+        return make
+
+    return register
+
+
+def seed_of(secret: str, exercise_id: str, k: int = 0) -> int:
+    """The seed of generator ``k`` of ``exercise_id``'s hidden cases under ``secret``."""
+    digest = hashlib.sha256(f"{secret}\0{exercise_id}\0{k}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def hidden_cases(ex: Exercise, secret: str) -> list[Case]:
+    """The hidden cases of ``ex`` under ``secret`` (the same secret, the same cases)."""
+    import torch
+
+    _load_bank()
+    cases = []
+    for k, make in enumerate(_HIDDEN.get(ex.id, [])):
+        g = torch.Generator().manual_seed(seed_of(secret, ex.id, k))
+        cases += [dataclasses.replace(c, hidden=True) for c in make(g)]
+    return cases
+
+
+def load_hidden_folder(folder: str | Path) -> list[str]:
+    """Run every ``*.py`` file of an instructor's folder of hidden cases (files that
+    register generators with :func:`hidden`); returns the exercise ids they serve.
+
+    ValueError when the folder is missing, holds no such file, or a file fails to run or
+    names an unknown exercise.
+    """
+    import importlib.util
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"no folder of hidden cases {folder}")
+    files = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
+    if not files:
+        raise ValueError(f"{folder} holds no *.py file of hidden cases")
+    _load_bank()
+    names = set()
+    for path in files:
+        name = f"vizlib_hidden_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        names.add(name)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ValueError(f"{path}: {type(exc).__name__}: {exc}") from None
+    served = sorted(k for k, v in _HIDDEN.items() if any(m.__module__ in names for m in v))
+    unknown = [k for k in served if k not in _REGISTRY]
+    if unknown:
+        raise ValueError(f"{folder}: hidden cases for unknown exercises: {', '.join(unknown)}")
+    return served
 
 
 def _load_bank() -> None:

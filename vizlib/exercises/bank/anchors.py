@@ -8,7 +8,7 @@ tests/test_anchors.py) and torchvision's ``BoxCoder.encode_single`` (which
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -116,6 +116,7 @@ def _label_anchors_cases():
         "no anchors: an empty int64 tensor",
         (torch.zeros(2, 0), 0.7, 0.3, True),
         expected=labels([]),
+        weight=EDGE_WEIGHT,
     )
     anchors = _random_boxes(300, seed=11)
     gt = _random_boxes(6, seed=12)
@@ -163,6 +164,7 @@ def _encode_offsets_cases():
         "a box that is its anchor: all four offsets are 0",
         (anchor, anchor, ones),
         expected=torch.zeros(1, 4),
+        weight=EDGE_WEIGHT,
     )
     yield Case(
         "moved 10 px right and 5 px down, on an anchor 40 wide and 20 high: (0.25, 0.25, 0, 0)",
@@ -195,6 +197,7 @@ def _encode_offsets_cases():
         (torch.zeros(0, 4), torch.zeros(0, 4), ones),
         expected=torch.zeros(0, 4),
         hint="work on whole columns; avoid loops and .item()",
+        weight=EDGE_WEIGHT,
     )
     gt, anc = _random_boxes(50, seed=22), _random_boxes(50, seed=23)
     for weights in (ones, (10.0, 10.0, 5.0, 5.0)):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)  # the answer key is not a way to the answer
 
 
-def _random_boxes(n: int, seed: int):
-    """``n`` valid xyxy boxes with corners in [0, 80], from a fixed seed."""
+def _random_boxes(n: int, seed: int | None = None, g=None):
+    """``n`` valid xyxy boxes with corners in [0, 80], from a fixed seed (or generator ``g``)."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
+    g = g if g is not None else torch.Generator().manual_seed(seed)
     xy = torch.rand(n, 2, generator=g) * 50  # [n, 2] top-left corners
     wh = torch.rand(n, 2, generator=g) * 30  # [n, 2] sizes
     return torch.cat([xy, xy + wh], dim=1)  # [n, 4]
@@ -45,12 +45,14 @@ def _box_area_cases():
         "a zero-width box has area 0",
         (torch.tensor([[3.0, 1.0, 3.0, 9.0]]),),
         expected=torch.tensor([0.0]),
+        weight=EDGE_WEIGHT,
     )
     yield Case(
         "no boxes: shape [0, 4] gives shape [0]",
         (torch.zeros(0, 4),),
         expected=torch.zeros(0),
         hint="avoid loops over boxes; column arithmetic works for N = 0",
+        weight=EDGE_WEIGHT,
     )
     boxes = _random_boxes(20, seed=1)
     yield Case(
@@ -86,9 +88,13 @@ def _iou_cases():
         (square, t([[5, 5, 6, 6]])),
         expected=t([[0.0]]),
         hint="clamp the intersection's width and height at 0 (they are negative here)",
+        weight=EDGE_WEIGHT,
     )
     yield Case(
-        "boxes that share only an edge give 0", (square, t([[2, 0, 4, 2]])), expected=t([[0.0]])
+        "boxes that share only an edge give 0",
+        (square, t([[2, 0, 4, 2]])),
+        expected=t([[0.0]]),
+        weight=EDGE_WEIGHT,
     )
     yield Case(
         "half overlap: intersection 2, union 6, IoU 1/3",
@@ -114,6 +120,7 @@ def _iou_cases():
         (point, point),
         expected=t([[0.0]]),
         hint="0 / 0 is NaN: use torch.where(union > 0, inter / union, 0)",
+        weight=EDGE_WEIGHT,
     )
     r1, r2 = _random_boxes(6, seed=2), _random_boxes(5, seed=3)
     yield Case(
@@ -123,4 +130,37 @@ def _iou_cases():
         "no boxes on one side: [0, 4] against [2, 4] gives shape [0, 2]",
         (torch.zeros(0, 4), r2[:2]),
         expected=torch.zeros(0, 2),
+        weight=EDGE_WEIGHT,
     )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (see vizlib.exercises.spec): their
+# inputs are unknown without it, so a table of the public answers does not pass them.
+
+
+def _sizes(g, low: int, high: int) -> int:
+    import torch
+
+    return int(torch.randint(low, high + 1, (1,), generator=g))
+
+
+@hidden("box_area")
+def _box_area_hidden(g):
+    import torch
+    from torchvision.ops import box_area
+
+    for k in range(4):
+        boxes = _random_boxes(_sizes(g, 3, 30), g=g) * (1 + 4 * torch.rand(1, generator=g))
+        yield Case(f"random boxes ({k + 1})", (boxes,), expected=box_area(boxes))
+
+
+@hidden("iou")
+def _iou_hidden(g):
+    from torchvision.ops import box_iou
+
+    for k in range(3):
+        a, b = _random_boxes(_sizes(g, 4, 12), g=g), _random_boxes(_sizes(g, 4, 12), g=g)
+        yield Case(f"random boxes ({k + 1})", (a, b), expected=box_iou(a, b))
+    a = _random_boxes(_sizes(g, 3, 8), g=g)
+    yield Case("boxes against themselves", (a, a.clone()), expected=box_iou(a, a))

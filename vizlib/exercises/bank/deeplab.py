@@ -6,7 +6,7 @@ appearance kernel."""
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -215,12 +215,13 @@ def _poly_factor_cases():
         (99, 100),
         expected=0.01**0.9,
     )
-    yield Case("after the last step the rate is 0", (100, 100), expected=0.0)
+    yield Case("after the last step the rate is 0", (100, 100), expected=0.0, weight=EDGE_WEIGHT)
     yield Case(
         "a step past the end (a run made longer) gives 0, not a complex number",
         (120, 100),
         expected=0.0,
         hint="clamp the fraction done at 1: (1 - 1.2) ** 0.9 is complex in Python",
+        weight=EDGE_WEIGHT,
     )
     for step, total, power in [
         (7, 37, 0.9),

@@ -14,7 +14,7 @@ different picks."""
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise
 
 _NOT_THE_ANSWER = ("vizlib.exercises", "vizlib.nn", "vizlib.widgets", "vizlib.anchors")
 
@@ -122,11 +122,13 @@ def _rpn_labels_cases():
         (torch.zeros(0, 5), 0.7, 0.3),
         expected=labels([0, 0, 0, 0, 0]),
         hint="there is no max over an empty dimension: handle M = 0 first",
+        weight=EDGE_WEIGHT,
     )
     yield Case(
         "no anchors (N = 0): an empty tensor",
         (torch.zeros(2, 0), 0.7, 0.3),
         expected=labels([]),
+        weight=EDGE_WEIGHT,
     )
     anchors = _random_boxes(400, seed=31)
     gt = _random_boxes(5, seed=32)
@@ -282,11 +284,13 @@ def _sample_minibatch_cases():
         "a batch of 0: nothing sampled",
         (lab, 0, 0.5, 0),
         expected=(torch.zeros(12, dtype=torch.bool), torch.zeros(12, dtype=torch.bool)),
+        weight=EDGE_WEIGHT,
     )
     yield Case(
         "no anchors: two empty masks",
         (torch.zeros(0), 256, 0.5, 0),
         expected=(torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.bool)),
+        weight=EDGE_WEIGHT,
     )
     lab = labels_with(60, 1800, 140, seed=8)
     yield Case(

@@ -5,7 +5,7 @@ Expected values come from hand-computed cases and from ``torchvision.ops.sigmoid
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -86,6 +86,7 @@ def _focal_loss_cases():
         "no elements: an empty loss",
         (torch.zeros(0), torch.zeros(0), 0.25, 2.0),
         expected=torch.zeros(0),
+        weight=EDGE_WEIGHT,
     )
     batch = torch.randn(2, 50, 3, generator=g) * 2  # [images, anchors, classes]
     labels = (torch.rand(2, 50, 3, generator=g) < 0.1).float()

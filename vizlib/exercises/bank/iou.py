@@ -7,7 +7,7 @@ Expected values come from hand-computed cases and from
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -44,7 +44,7 @@ def _giou_loss_cases():
         return generalized_box_iou_loss(pred, target, reduction="none")
 
     box = t([[25, 30, 65, 70]])
-    yield Case("a perfect prediction costs 0", (box, box), expected=t([0.0]))
+    yield Case("a perfect prediction costs 0", (box, box), expected=t([0.0]), weight=EDGE_WEIGHT)
     yield Case(
         "a box inside its target, a quarter of its area: 1 - 1/4 (C is the target, no penalty)",
         (t([[35, 40, 55, 60]]), box),
@@ -78,7 +78,10 @@ def _giou_loss_cases():
         "the ratio, as the book does for IoU",
     )
     yield Case(
-        "no boxes: shape [0]", (torch.zeros(0, 4), torch.zeros(0, 4)), expected=torch.zeros(0)
+        "no boxes: shape [0]",
+        (torch.zeros(0, 4), torch.zeros(0, 4)),
+        expected=torch.zeros(0),
+        weight=EDGE_WEIGHT,
     )
     g = torch.Generator().manual_seed(51)
     xy = torch.rand(40, 2, generator=g) * 100

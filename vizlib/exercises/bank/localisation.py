@@ -10,7 +10,7 @@ Expected values come from hand-computed cases and from the library's references
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -48,6 +48,7 @@ def _multitask_cases():
         (right, labels, targets, targets, 10.0),
         expected=torch.tensor(0.0),
         atol=1e-6,
+        weight=EDGE_WEIGHT,
     )
     yield Case(
         "box_weight = 0 leaves the cross-entropy alone",
@@ -169,6 +170,7 @@ def _windows_cases():
         ((8, 8), [(9, 4)], 1),
         expected=0,
         hint="no position at all when h > H or w > W (do not let a negative count through)",
+        weight=EDGE_WEIGHT,
     )
     yield Case(
         "a non-square image (height 6, width 10), a 2-high 4-wide window at stride 2: 3 x 4",

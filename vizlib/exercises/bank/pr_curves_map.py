@@ -7,7 +7,7 @@ PASCAL VOC devkit's rule and, in the COCO flavour, to pycocotools in the tests).
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -59,9 +59,13 @@ def _all_point_ap_cases():
         expected=0.0,
         hint="with nothing detected, recall never rises: the area is 0 (and nothing "
         "to divide by, so return 0.0 before dividing)",
+        weight=EDGE_WEIGHT,
     )
     yield Case(
-        "only false alarms: AP 0", (torch.tensor([0.9, 0.4]), flags(False, False), 2), expected=0.0
+        "only false alarms: AP 0",
+        (torch.tensor([0.9, 0.4]), flags(False, False), 2),
+        expected=0.0,
+        weight=EDGE_WEIGHT,
     )
     yield Case(
         "three perfect detections of four objects: AP 0.75 (recall stops at 3/4)",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -128,6 +128,7 @@ def _roi_pool_one_cases():
         "a box wholly outside the map: every bin is empty, the output is all 0",
         (conv5, gone, (2, 2), 1 / 16),
         expected=torch.zeros(4, 2, 2),
+        weight=EDGE_WEIGHT,
     )
     feature = torch.randn(3, 20, 24, generator=g)
     n = 0
@@ -207,6 +208,7 @@ def _bilinear_cases():
         (f, pts(-1.01, 2.01, 0.5, 0.5), pts(0.0, 0.0, -1.01, 3.01)),
         expected=torch.zeros(1, 4),
         hint="test the four limits before clamping: -1 <= y <= H and -1 <= x <= W",
+        weight=EDGE_WEIGHT,
     )
     two = torch.stack([f[0], -2 * f[0]])  # [2, 2, 3]
     yield Case(
@@ -228,4 +230,5 @@ def _bilinear_cases():
         "no points: [C, 0]",
         (feature, torch.zeros(0), torch.zeros(0)),
         expected=torch.zeros(4, 0),
+        weight=EDGE_WEIGHT,
     )

@@ -3,7 +3,7 @@ responsible for a box, decoding a cell's predictions, one term of the loss, and 
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -69,6 +69,7 @@ def _cells_cases():
         "no boxes: shapes [0, 2] and [0, 2]",
         (torch.zeros(0, 4), (64, 64), 4),
         expected=(torch.zeros(0, 2, dtype=torch.int64), torch.zeros(0, 2)),
+        weight=EDGE_WEIGHT,
     )
 
 
@@ -156,7 +157,12 @@ def _noobj_cases():
     responsible = torch.zeros(1, 2, 2, 2, dtype=torch.bool)
     responsible[0, 0, 0, 1] = True
     conf = torch.zeros(1, 2, 2, 2)
-    yield Case("all confidences 0: no loss", (conf, responsible, 0.5), expected=torch.tensor(0.0))
+    yield Case(
+        "all confidences 0: no loss",
+        (conf, responsible, 0.5),
+        expected=torch.tensor(0.0),
+        weight=EDGE_WEIGHT,
+    )
     c1 = conf.clone()
     c1[0, 1, 1, 0] = 1.0
     yield Case(
@@ -171,6 +177,7 @@ def _noobj_cases():
         (c2, responsible, 0.5),
         expected=torch.tensor(0.0),
         hint="only boxes with responsible == False count",
+        weight=EDGE_WEIGHT,
     )
     c3 = conf.clone()
     c3[0, 0, 0, 0] = 0.4  # the other box of the object's cell: not responsible, so "no object"
@@ -243,6 +250,7 @@ def _nms_cases():
         "no boxes",
         (torch.zeros(0, 4), torch.zeros(0), 0.5),
         expected=torch.zeros(0, dtype=torch.int64),
+        weight=EDGE_WEIGHT,
     )
     g = torch.Generator().manual_seed(9)
     xy = torch.rand(60, 2, generator=g) * 50
