@@ -308,6 +308,9 @@ def test_keypoint_targets_equal_torchvisions_heatmaps():
     assert torch.equal(index, want_index) and torch.equal(valid.long(), want_valid)
     assert bool(valid[0, 0]) and int(index[0, 0]) % 56 == 55, "the right edge is the last cell"
     assert 0 < int(valid.sum()) < valid.numel()
+    _, visible_only = keypoint_targets(keypoints, rois, 56, min_visibility=2)
+    assert torch.equal(visible_only, valid & (keypoints[..., 2] == 2))
+    assert int(visible_only.sum()) < int(valid.sum())
     maps = one_hot_heatmaps(index, valid, 56)
     assert maps.shape == (12, 6, 56, 56)
     assert torch.equal(maps.flatten(2).sum(-1), valid.float())
@@ -316,6 +319,8 @@ def test_keypoint_targets_equal_torchvisions_heatmaps():
         keypoint_targets(keypoints[..., :2], rois)
     with pytest.raises(ValueError, match="one row per region"):
         keypoint_targets(keypoints, rois[:3])
+    with pytest.raises(ValueError, match="min_visibility"):
+        keypoint_targets(keypoints, rois, min_visibility=0)
 
 
 def test_keypoint_loss_equals_torchvisions_keypointrcnn_loss():
@@ -654,3 +659,18 @@ def test_fit_and_coco_evaluation_take_it_like_torchvisions_mask_and_keypoint_rcn
     assert 0.0 <= result.metrics["segm/AP"] <= 1.0
     keypoints = evaluate_keypoints(model, val, batch_size=3)
     assert 0.0 <= keypoints.metrics["keypoints/AP"] <= 1.0
+
+
+def test_mixed_precision_keeps_losses_and_outputs_in_float32(scenes):
+    torch.manual_seed(0)
+    model = tiny_model()
+    images, targets = batch(scenes[:2])
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(images)[0]
+    assert out["masks"].dtype == torch.float32 and out["keypoints"].dtype == torch.float32
