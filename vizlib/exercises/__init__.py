@@ -8,7 +8,9 @@ after it runs the instructor's tests on it::
 
 which prints each case as passed or failed, with a hint, and never raises (a notebook
 with unwritten exercises still runs top to bottom). The tests live in
-:mod:`vizlib.exercises.bank`, one module per chapter.
+:mod:`vizlib.exercises.bank`, one module per chapter: public cases (the check cell's),
+weighted per case, and generators of hidden cases that the grader alone draws, from a
+secret the instructor holds (see :mod:`vizlib.exercises.spec`).
 
 Instructors: ``python -m vizlib.exercises.student`` writes the student versions of the
 master notebooks (solutions between ``# BEGIN SOLUTION`` / ``# END SOLUTION`` replaced

@@ -7,18 +7,24 @@ by its path without ``.ipynb``). For each one the grader
 
 1. reads the file once, before anything runs (an empty or corrupt file is reported);
 2. takes each exercise's cell (the cell starting ``# EXERCISE <id>``) and runs it alone in
-   a fresh, confined process that calls the reader's function on the instructor's inputs;
-   the return values come back as data and are judged here, by the instructor's tests
-   against the instructor's expected values, so deleting or editing a check cell or
+   a fresh, confined process that calls the reader's function on the instructor's inputs:
+   the public cases of the bank, then hidden cases drawn from the secret
+   (``--secret-file``, else a new random one saved in ``OUT/secret.txt``) by the bank's
+   generators and those of ``--hidden DIR``. The inputs go one at a time, each with a
+   fresh nonce, and only the answer to the case asked is taken (a forged report line is
+   ignored); the return values come back as data and are judged here, against expected
+   values that never leave this process, so deleting or editing a check cell or
    monkeypatching anything in the notebook gains nothing;
 3. runs the whole notebook top to bottom in a fresh, confined kernel (``--no-run`` skips
    this) and reports whether it runs, and where and why it stopped;
 
 each process in its own temporary folder, with a time limit, a memory limit and a cap on
-its output, several submissions at once (one per core). Scores are each exercise's points
-times the fraction of its cases passed. Results go to ``--out`` (default ``grades/``):
-``grades.csv``, ``grades.md`` (the table, also printed) and ``feedback/<student>.md``,
-all written by this process alone, after every run has ended.
+its output, several submissions at once (one per core). Each case earns its weight's
+share of its part of the exercise's points: the hidden cases carry the exercise's
+``hidden_share`` (half by default), the public cases the rest. Results go to ``--out``
+(default ``grades/``): ``grades.csv``, ``grades.md`` (the table, also printed, and how
+the points are shared) and ``feedback/<student>.md``, all written by this process alone,
+after every run has ended.
 """
 
 from __future__ import annotations
