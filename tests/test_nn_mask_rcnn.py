@@ -103,6 +103,22 @@ def test_mask_targets_round_trip_through_pasting_is_exact_in_continuous_pixels(s
         assert not torch.equal(theirs > 0.5, masks)
 
 
+def test_mask_targets_stay_in_0_1_despite_rounding():
+    """RoIAlign of a mask of ones gives 1.0000001 at some fractional boxes (the bilinear
+    weights' rounding); the binary cross-entropy would refuse such a target."""
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(500, 2, generator=g) * 40
+    boxes = torch.cat([xy, xy + 1 + torch.rand(500, 2, generator=g) * 20], dim=1)
+    idx = torch.zeros(500, dtype=torch.int64)
+    ones = torch.ones(1, 64, 64, dtype=torch.bool)
+    raw = tv.project_masks_on_boxes(ones, boxes, idx, 28)
+    assert float(raw.max()) > 1.0, "the case shows the rounding"
+    targets = mask_targets(ones, boxes, idx, aligned=False)
+    assert float(targets.max()) == 1.0
+    logits = torch.zeros(500, 6, 28, 28)
+    assert torch.isfinite(mask_loss(logits, torch.ones(500, dtype=torch.int64), targets))
+
+
 def test_mask_targets_check_their_input():
     masks, boxes = torch.zeros(2, 8, 8, dtype=torch.bool), torch.tensor([[0.0, 0, 4, 4]])
     with pytest.raises(ValueError, match=r"\[M, H, W\]"):
