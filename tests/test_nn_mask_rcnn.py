@@ -690,3 +690,22 @@ def test_mixed_precision_keeps_losses_and_outputs_in_float32(scenes):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(images)[0]
     assert out["masks"].dtype == torch.float32 and out["keypoints"].dtype == torch.float32
+
+
+def test_inspect_adds_masks_and_the_heads_targets(scenes):
+    torch.manual_seed(2)
+    model = tiny_model()
+    model.train()
+    images, targets = batch(scenes[:2])
+    info = model.inspect(images, targets)
+    assert model.training, "mode restored"
+    for d in info["detections"]:
+        assert d["masks"].shape == (len(d["boxes"]), 1, 64, 64)
+        assert d["keypoints"].shape == (len(d["boxes"]), 6, 3)
+    for i, target in enumerate(targets):
+        pos, idx = info["positive_rois"][i], info["matched_idxs"][i]
+        assert len(pos) == int((info["roi_labels"][i] > 0).sum()) > 0
+        assert torch.equal(info["positive_labels"][i], target["labels"][idx])
+        assert info["mask_targets"][i].shape == (len(pos), 28, 28)
+        assert info["keypoint_targets"][i].shape == info["keypoint_valid"][i].shape == (len(pos), 6)
+    assert "mask_targets" not in model.inspect(images)

@@ -68,6 +68,7 @@ from ..boxes import box_iou
 from .faster_rcnn import (
     LOSS_NAMES,
     FasterRCNN,
+    _to_cpu,
     fast_rcnn_loss,
     multiscale_roi_align,
     roi_head_targets,
@@ -1177,6 +1178,51 @@ class MaskRCNN(FasterRCNN):
                 kp_logits, torch.cat(t["keypoint_targets"]), torch.cat(t["keypoint_valid"])
             )
         return losses
+
+    @torch.no_grad()
+    def inspect(self, images, targets=None) -> dict:
+        """:meth:`FasterRCNN.inspect <vizlib.nn.faster_rcnn.FasterRCNN.inspect>` with the
+        masks (and keypoints) in ``detections`` and, with ``targets`` (dicts with ``masks``
+        and, for a keypoint model, ``keypoints``), the heads' targets of its training
+        sample of regions:
+
+        * ``positive_rois``, ``positive_labels``, ``matched_idxs`` (lists per image,
+          :func:`positive_rois` of ``rois``);
+        * ``mask_targets`` (list of ``Tensor[P_i, M, M]``, :func:`mask_targets`);
+        * ``keypoint_targets``, ``keypoint_valid`` (lists of ``Tensor[P_i, K]``,
+          :func:`keypoint_targets`; draw them with :func:`one_hot_heatmaps`).
+
+        Everything is on the CPU. The model's mode is restored.
+        """
+        info = super().inspect(images, targets)
+        was_training = self.training
+        self.eval()
+        try:
+            x = self._images(images)
+            features = self.backbone(x)
+            detections = [{k: v.to(x.device) for k, v in d.items()} for d in info["detections"]]
+            info["detections"] = self.segment(features, detections)
+            if targets is not None:
+                gt_boxes, _, gt_masks, gt_kps = self._instance_targets(targets, len(x))
+                pos, pos_labels, matched = positive_rois(info["rois"], info["roi_labels"], gt_boxes)
+                info.update(positive_rois=pos, positive_labels=pos_labels, matched_idxs=matched)
+                side = 2 * self.mask_roi_size
+                info["mask_targets"] = [
+                    mask_targets(m, p, i, side, self.mask_aligned_targets)
+                    for m, p, i in zip(gt_masks, pos, matched, strict=True)
+                ]
+                if self.num_keypoints:
+                    heat = [
+                        keypoint_targets(
+                            kp[i], p, 4 * self.keypoint_roi_size, self.keypoint_min_visibility
+                        )
+                        for kp, p, i in zip(gt_kps, pos, matched, strict=True)
+                    ]
+                    info["keypoint_targets"] = [t for t, _ in heat]
+                    info["keypoint_valid"] = [v for _, v in heat]
+        finally:
+            self.train(was_training)
+        return _to_cpu(info)
 
     def segment(self, features, detections) -> list[dict[str, torch.Tensor]]:
         """Add ``masks`` (and ``keypoints``, ``keypoints_scores``) to each image's
