@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import os
+import socket
 import textwrap
 from pathlib import Path
 
@@ -35,6 +37,14 @@ LIMITS = Limits(timeout=30, check_timeout=15, memory_mb=512, max_output_kb=64)
 SECRET = "the instructor's secret for these tests"
 
 
+# A service on this machine that no submission may reach, a token in the grader's
+# environment that no submission may read, and a file a submission leaves in /dev/shm.
+_LISTENER = socket.socket()
+_LISTENER.bind(("127.0.0.1", 0))
+_LISTENER.listen(64)
+SHM_ESCAPE = Path("/dev/shm") / f"vizlib-escape-{os.getpid()}"
+
+
 def _escape_cell(submission, subs: Path, out: Path) -> str:
     """A box_area cell that is right, but first tries everything a submission must not do."""
     attacks = textwrap.dedent(f"""\
@@ -54,6 +64,18 @@ def _escape_cell(submission, subs: Path, out: Path) -> str:
             if ctypes.CDLL(None).open(b"../escape2.txt", os.O_WRONLY | os.O_CREAT, 0o644) < 0:
                 raise PermissionError("libc open failed")
         attempt("write through libc", libc_write)
+        import socket
+        attempt("connect to a local service", lambda: socket.create_connection(("127.0.0.1", {_LISTENER.getsockname()[1]}), timeout=2))
+        def read_token():
+            if "INSTRUCTOR_TOKEN" in os.environ:
+                return
+            raise PermissionError("not in this environment")
+        attempt("read the grader's environment variables", read_token)
+        attempt("read the worker's environment", lambda: open(f"/proc/{{os.getppid()}}/environ", "rb").read())
+        try:  # allowed: its /dev/shm is its own, and vanishes with it
+            open({str(SHM_ESCAPE)!r}, "w").write("x")
+        except OSError:
+            pass
         import subprocess
         subprocess.Popen(["sleep", "4242"], start_new_session=True)  # a process left behind
         """)
@@ -262,8 +284,14 @@ def graded(tmp_path_factory, submission):
     out.mkdir()
     (out / "grades.csv").write_text("instructor's previous file\n")
     before = _digest(subs)
-    grades = grade(subs, ["box_area", "iou"], limits=LIMITS, jobs=2, secret=SECRET)
+    os.environ["INSTRUCTOR_TOKEN"] = "hunter2"
+    try:
+        grades = grade(subs, ["box_area", "iou"], limits=LIMITS, jobs=2, secret=SECRET)
+    finally:
+        del os.environ["INSTRUCTOR_TOKEN"]
     after = _digest(subs)
+    shm_left = SHM_ESCAPE.exists()
+    SHM_ESCAPE.unlink(missing_ok=True)
     left_behind = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p) == "sleep 4242"]
     sentinel = (out / "grades.csv").read_text()
     write_results(grades, ["box_area", "iou"], out)
@@ -276,6 +304,7 @@ def graded(tmp_path_factory, submission):
         "after": after,
         "sentinel": sentinel,
         "left_behind": left_behind,
+        "shm_left": shm_left,
     }
 
 
@@ -307,7 +336,8 @@ def test_no_submission_reaches_outside_its_folder(graded):
     assert not list(graded["root"].rglob("escape*.txt"))
     assert not graded["left_behind"], "a process a submission started outlived the grading"
     printed = graded["grades"]["escape"].output["box_area"]
-    assert printed.count("ATTACK") >= 6 and "SUCCEEDED" not in printed, printed
+    assert printed.count("ATTACK") >= 9 and "SUCCEEDED" not in printed, printed
+    assert not graded["shm_left"], "a file a submission wrote in /dev/shm outlived it"
 
 
 def test_results_are_written_by_the_grader(graded):

@@ -148,6 +148,7 @@ def _check_child(
         cpu_seconds=limits["check_timeout"] + 5,
         events_fd=events,
         env=env,
+        isolate=True,  # and no network at all: it talks to the grader through pipes
     )
     try:
         from IPython.core.inputtransformer2 import TransformerManager
@@ -427,6 +428,11 @@ def _kernel_child(conn: str, ev_fd: int, work: str, limits: dict, env: dict, sec
     (events,) = _keep_fds([ev_fd])
     from vizlib.exercises.sandbox import confine
 
+    with open(conn, encoding="utf-8") as f:
+        info = json.load(f)
+    ports = tuple(
+        int(info[k]) for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+    )
     confine(
         work,
         memory_mb=limits["memory_mb"],
@@ -434,6 +440,10 @@ def _kernel_child(conn: str, ev_fd: int, work: str, limits: dict, env: dict, sec
         extra_read=(conn,),
         events_fd=events,
         env=env,
+        isolate=True,
+        # the kernel's channel to the grader is TCP: its own five ports, nothing else
+        private_network=False,
+        tcp_bind_ports=ports,
     )
     from ipykernel.kernelapp import IPKernelApp
 

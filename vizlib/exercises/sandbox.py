@@ -13,7 +13,19 @@ the notebook's kernel). After :func:`confine` the process
   the results), may not signal or trace processes outside its sandbox, so it cannot
   reach the grader or another student's run;
 - reports every attempt to write outside ``work`` through an audit hook
-  (:pep:`578`), which also blocks such writes where Landlock is missing.
+  (:pep:`578`), which also blocks such writes where Landlock is missing;
+- gets a clean environment: only the locale, ``PATH``, thread counts, the GPU's variables
+  and ``VIZLIB_*`` are kept from the grader's (an instructor's tokens never reach it);
+- where the kernel lets an ordinary process create namespaces (``unshare(2)`` of a user,
+  mount, network and IPC namespace): has no network at all (an empty network namespace:
+  no TCP, UDP or abstract UNIX socket reaches the machine or the internet), its own empty
+  ``/tmp``, ``/var/tmp``, ``/dev/shm`` and ``/run`` (size-limited memory file systems that
+  vanish with it, so nothing is left behind and no UNIX socket of another program there
+  can be reached), and a cap on its processes (``RLIMIT_NPROC``, counted per user
+  namespace; the kernel exempts root's processes from it).
+
+:func:`confine` returns what it enforced and what it could not, rule by rule, so the
+grader reports it instead of skipping it silently.
 
 Nothing here is needed by a reader: only the grader imports it.
 """
@@ -28,7 +40,7 @@ import resource
 import sys
 from pathlib import Path
 
-__all__ = ["landlock_abi", "confine", "system_read_roots"]
+__all__ = ["PRIVATE_FOLDERS", "clean_environment", "confine", "landlock_abi", "system_read_roots"]
 
 # Landlock system calls: the same numbers on x86_64 and arm64 (generic syscall table).
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446
@@ -49,6 +61,9 @@ _MAKE_REG, _MAKE_SOCK, _MAKE_FIFO, _MAKE_BLOCK, _MAKE_SYM = (
 _REFER, _TRUNCATE = 1 << 13, 1 << 14  # ABI 2, ABI 3
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
 
+_BIND_TCP, _CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4: network rights
+_RULE_NET_PORT = 2
+
 _READ = _EXECUTE | _READ_FILE | _READ_DIR
 _FILE_ONLY = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE  # rights a rule on a file may hold
 
@@ -64,6 +79,11 @@ class _RulesetAttr(ctypes.Structure):
 class _PathBeneathAttr(ctypes.Structure):
     _pack_ = 1
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+class _NetPortAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
 
 
 def _libc():
@@ -129,7 +149,15 @@ def system_read_roots() -> list[str]:
     ]
 
 
-def _landlock(write_dirs: list[str], read_dirs: list[str], rw_files: list[str], abi: int) -> None:
+def _landlock(
+    write_dirs: list[str],
+    read_dirs: list[str],
+    rw_files: list[str],
+    abi: int,
+    tcp_bind_ports: tuple[int, ...] | None = None,
+) -> None:
+    """Restrict the calling process (and its future children) for good. With
+    ``tcp_bind_ports`` (ABI 4+) it may not connect over TCP and may bind only those ports."""
     libc = _libc()
     handled = (
         _EXECUTE
@@ -150,8 +178,9 @@ def _landlock(write_dirs: list[str], read_dirs: list[str], rw_files: list[str], 
         handled |= _REFER
     if abi >= 3:
         handled |= _TRUNCATE
+    net = _BIND_TCP | _CONNECT_TCP if tcp_bind_ports is not None and abi >= 4 else 0
     attr = _RulesetAttr(
-        handled, 0, (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
+        handled, net, (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0
     )
     size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
     ruleset = libc.syscall(
@@ -190,6 +219,15 @@ def _landlock(write_dirs: list[str], read_dirs: list[str], rw_files: list[str], 
             allow(path, _READ | _WRITE_FILE | _TRUNCATE)
         for path in write_dirs:
             allow(path, handled)
+        for port in tcp_bind_ports or () if net else ():
+            rule = _NetPortAttr(_BIND_TCP, int(port))
+            if (
+                libc.syscall(
+                    _SYS_ADD_RULE, ruleset, _RULE_NET_PORT, ctypes.byref(rule), ctypes.c_uint32(0)
+                )
+                < 0
+            ):
+                raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for port {port}")
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
         if libc.syscall(_SYS_RESTRICT_SELF, ruleset, ctypes.c_uint32(0)) != 0:
@@ -271,6 +309,144 @@ def _install_write_hook(work: str, allowed_files: tuple[str, ...], events_fd: in
     sys.addaudithook(hook)
 
 
+# -- namespaces and the environment ---------------------------------------------------
+
+# unshare(2) flags (include/uapi/linux/sched.h) and mount(2) flags (include/uapi/linux/mount.h)
+_CLONE_NEWNS, _CLONE_NEWIPC, _CLONE_NEWUSER, _CLONE_NEWNET = (
+    0x00020000,
+    0x08000000,
+    0x10000000,
+    0x40000000,
+)
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 1 << 1, 1 << 2, 1 << 12, 1 << 14, 1 << 18
+# Folders every program may write to, each replaced by an empty memory file system of
+# its own: nothing written there outlives the sandbox, and no UNIX socket another program
+# keeps there (a database's, a desktop's) can be reached.
+PRIVATE_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
+
+# What a sandboxed process keeps of the grader's environment: everything else (tokens,
+# passwords, the instructor's paths) is dropped.
+_KEPT_VARIABLES = {
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
+}
+_KEPT_PREFIXES = ("LC_", "VIZLIB_", "NVIDIA_")
+
+
+def clean_environment(environ: dict) -> dict:
+    """The part of ``environ`` a sandboxed process may see (see ``_KEPT_VARIABLES``)."""
+    return {
+        k: v for k, v in environ.items() if k in _KEPT_VARIABLES or k.startswith(_KEPT_PREFIXES)
+    }
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _unshare(private_network: bool) -> None:
+    """A user namespace (the same user id inside), with mount and IPC namespaces and, if
+    asked, an empty network namespace (only a loopback interface, left down)."""
+    libc = _libc()
+    uid, gid = os.geteuid(), os.getegid()
+    flags = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWIPC
+    flags |= _CLONE_NEWNET if private_network else 0
+    if libc.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), "unshare failed")
+    _write("/proc/self/setgroups", "deny")  # required before an unprivileged gid_map
+    _write("/proc/self/uid_map", f"{uid} {uid} 1")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+
+
+def _mount_private_folders(size_mb: int, keep: list[str]) -> tuple[list[str], list[str]]:
+    """Our own empty ``PRIVATE_FOLDERS`` (each a tmpfs of ``size_mb``), with the paths of
+    ``keep`` that lie inside one (the working folder, a Python installed under /tmp) bound
+    back at the same place. Returns (folders made private, folders left as they are)."""
+    libc = _libc()
+    # first: no mount of ours propagates back to the machine's
+    if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "making the mounts private failed")
+    keep = [os.path.realpath(p) for p in keep if os.path.exists(p)]
+    done, left = [], []
+    for folder in PRIVATE_FOLDERS:
+        if not os.path.isdir(folder) or os.path.islink(folder):
+            continue
+        if folder in keep:  # the whole folder is needed (e.g. read by every process)
+            left.append(folder)
+            continue
+        inside = sorted({p for p in keep if p.startswith(folder + "/")})
+        # outermost first; a path inside another kept one comes with it
+        inside = [p for p in inside if not any(p.startswith(q + "/") for q in inside)]
+        fds = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in inside}
+        try:
+            options = f"size={size_mb}m,mode=1777".encode()
+            flags = _MS_NOSUID | _MS_NODEV
+            if libc.mount(b"tmpfs", folder.encode(), b"tmpfs", flags, options) != 0:
+                raise OSError(ctypes.get_errno(), f"mounting a private {folder} failed")
+            for path, fd in fds.items():
+                if os.path.isdir(f"/proc/self/fd/{fd}"):
+                    os.makedirs(path, exist_ok=True)
+                else:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    open(path, "a").close()
+                source = f"/proc/self/fd/{fd}".encode()
+                if libc.mount(source, path.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+                    raise OSError(ctypes.get_errno(), f"binding {path} into the private {folder}")
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        done.append(folder)
+    return done, left
+
+
+def _isolate(
+    private_network: bool, max_processes: int, tmpfs_mb: int, keep: list[str]
+) -> dict[str, str]:
+    """The namespace rules, each ``"enforced: ..."`` or ``"not enforced: <why>"``."""
+    rules = {}
+    try:
+        _unshare(private_network)
+    except OSError as exc:
+        why = f"not enforced: this kernel refused a user namespace ({exc.strerror or exc})"
+        rules["private folders"] = why
+        rules["network"] = why if private_network else "not asked"
+        rules["process cap"] = why
+        return rules
+    rules["network"] = "enforced: an empty network namespace" if private_network else "not asked"
+    # another user namespace: the kernel's ptrace check now refuses it the environment and
+    # memory of the grader and of other students' runs (/proc/<pid>/environ, mem)
+    rules["other processes"] = (
+        "in part: their environments and memory are unreadable; their command lines are "
+        "not (Linux shows them to every process: the grader keeps secrets out of them)"
+    )
+    try:
+        folders, left = _mount_private_folders(tmpfs_mb, keep)
+        rules["private folders"] = f"enforced: {', '.join(folders)} ({tmpfs_mb} MB each)"
+        if left:
+            rules["private folders"] += f"; left shared: {', '.join(left)} (Python lives there)"
+    except OSError as exc:
+        rules["private folders"] = f"not enforced: {exc}"
+    resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
+    rules["process cap"] = (
+        "not enforced: the grader runs as root, whose processes the kernel does not count "
+        "(run it as an ordinary user)"
+        if os.geteuid() == 0
+        else f"enforced: {max_processes} processes"
+    )
+    return rules
+
+
 def confine(
     work: str | os.PathLike,
     *,
@@ -280,8 +456,14 @@ def confine(
     extra_read: tuple[str, ...] = (),
     events_fd: int = -1,
     env: dict | None = None,
+    isolate: bool = False,
+    private_network: bool = True,
+    tcp_bind_ports: tuple[int, ...] = (),
+    max_processes: int = 128,
+    tmpfs_mb: int = 256,
 ) -> dict:
-    """Confine the calling process (call it in a fresh child, before any student code).
+    """Confine the calling process (call it in a fresh, single-threaded child, before any
+    student code).
 
     Args:
         work: the folder the process runs in and may write to (created if missing).
@@ -292,14 +474,34 @@ def confine(
         extra_read: more folders or files it may read (e.g. its connection file).
         events_fd: an open file descriptor where attempts to write outside ``work`` are
             reported as JSON lines; -1 for none.
-        env: environment variables to set on top of the confined ones.
+        env: environment variables to set on top of the confined ones (the rest of the
+            grader's environment is dropped but for :func:`clean_environment`'s part).
+        isolate: apply the namespace rules (private folders, network, process cap).
+        private_network: with ``isolate``, no network at all (an empty network namespace). A process that
+            must talk to the grader over TCP (a notebook kernel on ``tcp_bind_ports``)
+            passes False: then, where Landlock has network rules (ABI 4+), it may bind
+            only those ports and connect to none.
+        max_processes: the most tasks (processes and threads: torch and a kernel start
+            dozens of threads) it and its children may run at once.
+        tmpfs_mb: the size of each private folder (``PRIVATE_FOLDERS``).
 
     Returns:
-        A dict saying what was applied: ``{"landlock": abi or 0, "memory_limit_mb": ...}``.
+        What was applied: ``{"landlock": abi or 0, "memory_limit_mb": ..., "held_mb": ...,
+        "rules": {rule: "enforced: ..." or "not enforced: why"}}``.
     """
     work = os.path.realpath(os.fspath(work))
     os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
     os.chdir(work)
+    abi = landlock_abi()
+    read_roots = system_read_roots() + list(extra_read)
+    if isolate:
+        rules = _isolate(private_network, max_processes, tmpfs_mb, keep=[work] + read_roots)
+    else:
+        rules = {k: "not asked" for k in ("network", "private folders", "process cap")}
+    kept = clean_environment(dict(os.environ))
+    os.environ.clear()
+    os.environ.update(kept)
+    rules["environment"] = f"enforced: {len(kept)} variables kept ({', '.join(sorted(kept))})"
     os.environ.update(
         {
             "HOME": work,
@@ -327,12 +529,30 @@ def confine(
 
     rw_files = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
     rw_files += [str(p) for p in Path("/dev").glob("nvidia*")]  # a GPU, where the grader has one
-    abi = landlock_abi()
+    tcp_rules = isolate and not private_network and abi >= 4
     if abi:
         write_dirs = [work] + (["/dev/shm"] if os.path.isdir("/dev/shm") else [])
-        _landlock(write_dirs, system_read_roots() + list(extra_read), rw_files, abi)
+        _landlock(
+            write_dirs,
+            read_roots,
+            rw_files,
+            abi,
+            tcp_bind_ports=tuple(tcp_bind_ports) if tcp_rules else None,
+        )
+    if isolate and not private_network:
+        rules["network"] = (
+            f"in part: TCP only to bind ports {sorted(tcp_bind_ports)} (Landlock ABI {abi}); "
+            "UDP not restricted"
+            if tcp_rules
+            else f"not enforced: Landlock ABI {abi} has no network rules (4+ needed)"
+        )
+    rules["files"] = (
+        f"enforced: Landlock ABI {abi}"
+        if abi
+        else "in part: Python's own file functions only (no Landlock in this kernel)"
+    )
     _install_write_hook(work, tuple(rw_files), events_fd, block=not abi)
-    return {"landlock": abi, "memory_limit_mb": memory_mb, "held_mb": held_mb}
+    return {"landlock": abi, "memory_limit_mb": memory_mb, "held_mb": held_mb, "rules": rules}
 
 
 def _data_mb() -> int:
