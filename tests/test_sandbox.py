@@ -210,3 +210,12 @@ def test_without_isolation_the_rules_say_what_was_not_asked(tmp_path, listeners)
     out = probe(tmp_path, listeners, forks=2)
     assert out["rules"]["private folders"] == "not asked"
     assert "INSTRUCTOR_TOKEN" not in out["env"], "the environment is cleaned in every case"
+
+
+def test_the_report_says_every_rule_for_the_checks_and_the_kernel():
+    report = sandbox.sandbox_report()
+    assert set(report) == {"checks", "kernel"}
+    for rules in report.values():
+        assert {"network", "files", "environment", "process cap"} <= set(rules), rules
+        for rule, text in rules.items():
+            assert text.startswith(("enforced", "in part", "not enforced")), (rule, text)

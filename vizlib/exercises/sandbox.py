@@ -541,8 +541,8 @@ def confine(
         )
     if isolate and not private_network:
         rules["network"] = (
-            f"in part: TCP only to bind ports {sorted(tcp_bind_ports)} (Landlock ABI {abi}); "
-            "UDP not restricted"
+            f"in part: TCP only to bind its own {len(tcp_bind_ports)} port(s), no connection "
+            f"(Landlock ABI {abi}); UDP not restricted"
             if tcp_rules
             else f"not enforced: Landlock ABI {abi} has no network rules (4+ needed)"
         )
@@ -565,3 +565,43 @@ def _data_mb() -> int:
     except OSError:
         pass
     return 0
+
+
+_REPORT_PROBE = """
+import json, sys, tempfile
+from vizlib.exercises.sandbox import confine
+kernel = sys.argv[1] == "kernel"
+info = confine(tempfile.mkdtemp(), memory_mb=256, cpu_seconds=30, isolate=True,
+               private_network=not kernel, tcp_bind_ports=(1,) if kernel else ())
+print(json.dumps(info))
+"""
+
+
+def sandbox_report() -> dict[str, dict[str, str]]:
+    """What the sandbox enforces on this machine, rule by rule, for the processes that run
+    the checks and for the notebook kernel: ``{"checks": {rule: text}, "kernel": {...}}``.
+
+    Measured, not assumed: a fresh process confines itself as each would and says what
+    held. Limits that are per process only are said too."""
+    import subprocess
+
+    report = {}
+    for role in ("checks", "kernel"):
+        run = subprocess.run(
+            [sys.executable, "-c", _REPORT_PROBE, role],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        try:
+            info = json.loads(run.stdout.strip().splitlines()[-1])
+            rules = dict(info["rules"])
+        except (IndexError, ValueError, KeyError):
+            rules = {"sandbox": f"not enforced: the probe failed ({run.stderr.strip()[-300:]})"}
+        rules["memory, CPU time, file size"] = (
+            "in part: limits per process (rlimits); a submission's processes together are "
+            "not limited (no delegated cgroup)"
+        )
+        report[role] = rules
+    return report
