@@ -420,6 +420,10 @@ def test_the_command_draws_hidden_cases_from_the_secret_and_an_instructor_folder
     assert "box\\_area (2 points): 5 public cases, 1 points (weights 1, 1, 0.25, 0.25, 1)" in md
     assert "5 hidden cases, 1 points (weights 1, 1, 1, 1, 3)" in md
     assert "a new random secret, saved in " in md and "secret.txt (fingerprint " in md
+    # what the sandbox enforced here, and what it could not, is in the results
+    assert "## What the sandbox enforced on this machine" in md
+    assert "| network | enforced: an empty network namespace" in md or "not enforced" in md
+    assert "| process cap |" in md and "| environment | enforced" in md
     assert secret not in md
     # the same secret again: the same hidden cases, named as coming from that file
     (tmp_path / "secret").write_text(secret + "\n")

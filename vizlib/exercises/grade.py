@@ -728,6 +728,22 @@ def csv_text_value(cell: str) -> str:
     return cell[1:] if cell.startswith("'") else cell
 
 
+def sandbox_text(report: dict[str, dict[str, str]]) -> str:
+    """Markdown: what the sandbox enforced on this machine (``sandbox.sandbox_report()``),
+    rule by rule, for the exercise checks and the notebook kernel."""
+    checks, kernel = report.get("checks", {}), report.get("kernel", {})
+    lines = [
+        "## What the sandbox enforced on this machine",
+        "",
+        "| rule | exercise checks | notebook kernel |",
+        "|---|---|---|",
+    ]
+    for rule in dict.fromkeys([*checks, *kernel]):
+        cells = [md_text(x) for x in (rule, checks.get(rule, "-"), kernel.get(rule, "-"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def table(grades: list[SubmissionGrade], exercise_ids: list[str]) -> str:
     """The grades as a Markdown table (readable as plain text too); what came from the
     submissions (names, errors) is escaped."""
@@ -1007,9 +1023,21 @@ def main(argv: list[str] | None = None) -> int:
         f"Hidden cases drawn from {secret_source} (fingerprint {fingerprint}); "
         "the same secret draws the same cases."
     )
-    write_results(grades, ids, args.out, note=md_text(note) + "\n")
+    from .sandbox import sandbox_report
+
+    report = sandbox_report()
+    write_results(grades, ids, args.out, note=md_text(note) + "\n\n" + sandbox_text(report))
     print(table(grades, ids))
     print(note)
+    weak = [
+        f"{role}: {rule}: {text}"
+        for role, rules in report.items()
+        for rule, text in rules.items()
+        if not text.startswith("enforced")
+    ]
+    if weak:
+        print("The sandbox could not enforce everything on this machine:")
+        print("\n".join(f"  - {line}" for line in weak))
     print(
         f"{len(grades)} notebooks graded in {time.monotonic() - start:.0f} s; results in "
         f"{args.out}/grades.csv, {args.out}/grades.md and {args.out}/feedback/"
