@@ -8,16 +8,17 @@ tests/test_anchors.py) and torchvision's ``BoxCoder.encode_single`` (which
 
 from __future__ import annotations
 
-from ..spec import EDGE_WEIGHT, Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
 
-def _random_boxes(n: int, seed: int, size: float = 160.0):
-    """``n`` valid xyxy boxes with positive width and height inside a ``size`` square."""
+def _random_boxes(n: int, seed: int | None = None, size: float = 160.0, g=None):
+    """``n`` valid xyxy boxes with positive width and height inside a ``size`` square
+    (from a fixed seed, or from generator ``g``)."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
+    g = g if g is not None else torch.Generator().manual_seed(seed)
     wh = 8 + torch.rand(n, 2, generator=g) * size / 3  # [n, 2]
     xy = torch.rand(n, 2, generator=g) * (size - wh)  # [n, 2] top-left corners
     return torch.cat([xy, xy + wh], dim=1)  # [n, 4]
@@ -203,6 +204,49 @@ def _encode_offsets_cases():
     for weights in (ones, (10.0, 10.0, 5.0, 5.0)):
         yield Case(
             f"50 random boxes and anchors, weights {weights}: agrees with torchvision's BoxCoder",
+            (gt, anc, weights),
+            expected=BoxCoder(weights).encode_single(gt, anc),
+        )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+def _count(g, low: int, high: int) -> int:
+    import torch
+
+    return int(torch.randint(low, high + 1, (1,), generator=g))
+
+
+@hidden("anchors.label_anchors")
+def _label_anchors_hidden(g):
+    from vizlib.anchors import match_anchors
+    from vizlib.boxes import box_iou
+
+    for k, (fg, bg_t, rule) in enumerate(((0.7, 0.3, True), (0.5, 0.4, False), (0.6, 0.2, True))):
+        gt = _random_boxes(_count(g, 2, 8), g=g)
+        anchors = _random_boxes(_count(g, 60, 200), g=g)
+        iou = box_iou(gt, anchors)
+        yield Case(
+            f"random boxes and anchors ({k + 1})",
+            (iou, fg, bg_t, rule),
+            expected=match_anchors(iou, fg, bg_t, rule),
+        )
+
+
+@hidden("anchors.encode_offsets")
+def _encode_offsets_hidden(g):
+    from torchvision.models.detection._utils import BoxCoder
+
+    for k, weights in enumerate(
+        ((1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0), (2.0, 3.0, 1.5, 0.5))
+    ):
+        n = _count(g, 5, 40)
+        gt, anc = _random_boxes(n, g=g), _random_boxes(n, g=g)
+        yield Case(
+            f"random boxes and anchors ({k + 1})",
             (gt, anc, weights),
             expected=BoxCoder(weights).encode_single(gt, anc),
         )

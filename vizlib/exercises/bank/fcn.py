@@ -5,7 +5,7 @@ short training run in the chapter), and mIoU from a confusion matrix."""
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -220,3 +220,68 @@ def _mean_iou_cases():
         "a random 9-class matrix agrees with vizlib.metrics.mean_iou", (cm,), expected=mean_iou(cm)
     )
     yield Case("float counts work too", (cm.double(),), expected=mean_iou(cm))
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+def _draw(g, low: int, high: int) -> int:
+    """A whole number in [low, high]."""
+    import torch
+
+    return int(torch.randint(low, high + 1, (1,), generator=g))
+
+
+@hidden("fcn.transposed_output_size")
+def _transposed_output_size_hidden(g):
+    import torch
+
+    found = 0
+    while found < 4:
+        n, k, s = _draw(g, 1, 20), _draw(g, 1, 12), _draw(g, 1, 6)
+        p, op = _draw(g, 0, k - 1), _draw(g, 0, s - 1)
+        size = (n - 1) * s - 2 * p + k + op
+        if size < 1:
+            continue
+        layer = torch.nn.ConvTranspose1d(1, 1, k, stride=s, padding=p, output_padding=op)
+        found += 1
+        yield Case(
+            f"random sizes ({found})",
+            (n, k, s, p, op),
+            expected=int(layer(torch.zeros(1, 1, n)).shape[-1]),
+        )
+
+
+@hidden("fcn.bilinear_kernel")
+def _bilinear_kernel_hidden(g):
+    from vizlib.upsampling import bilinear_kernel
+
+    for k, factor in enumerate(sorted({_draw(g, 5, 40) for _ in range(3)})):
+        yield Case(f"a random factor ({k + 1})", (factor,), expected=bilinear_kernel(factor))
+
+
+@hidden("fcn.upsampling_weights")
+def _upsampling_weights_hidden(g):
+    import torch
+
+    for k in range(3):
+        size, channels = _draw(g, 1, 7), _draw(g, 2, 12)
+        kernel = torch.rand(size, size, generator=g)
+        weight = torch.zeros(channels, channels, size, size)
+        weight[torch.arange(channels), torch.arange(channels)] = kernel
+        yield Case(f"a random kernel and channels ({k + 1})", (kernel, channels), expected=weight)
+
+
+@hidden("fcn.mean_iou")
+def _mean_iou_hidden(g):
+    import torch
+
+    from vizlib.metrics import mean_iou
+
+    for k in range(3):
+        classes = _draw(g, 2, 25)
+        cm = torch.randint(0, 60, (classes, classes), generator=g)
+        cm[torch.rand(classes, generator=g) < 0.2] = 0  # some classes never true
+        yield Case(f"a random confusion matrix ({k + 1})", (cm,), expected=mean_iou(cm))

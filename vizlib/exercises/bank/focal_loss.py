@@ -5,7 +5,7 @@ Expected values come from hand-computed cases and from ``torchvision.ops.sigmoid
 
 from __future__ import annotations
 
-from ..spec import EDGE_WEIGHT, Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -97,4 +97,27 @@ def _focal_loss_cases():
             (batch, labels, alpha, gamma),
             expected=reference(batch, labels, alpha, gamma),
             hint="work elementwise so that any shape works, and return that shape",
+        )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+@hidden("focal_loss.my_focal_loss")
+def _focal_loss_hidden(g):
+    import torch
+    from torchvision.ops import sigmoid_focal_loss
+
+    for k, (alpha, gamma) in enumerate(((0.25, 2.0), (None, 1.0), (0.6, 3.5))):
+        shape = tuple(int(s) for s in torch.randint(1, 12, (1 + k,), generator=g))
+        logits = torch.randn(shape, generator=g) * 4
+        targets = (torch.rand(shape, generator=g) < 0.3).float()
+        yield Case(
+            f"random logits ({k + 1}), alpha {alpha}, gamma {gamma}",
+            (logits, targets, alpha, gamma),
+            expected=sigmoid_focal_loss(
+                logits, targets, alpha=-1 if alpha is None else alpha, gamma=gamma
+            ),
         )

@@ -7,7 +7,7 @@ Expected values come from hand-computed cases and from
 
 from __future__ import annotations
 
-from ..spec import EDGE_WEIGHT, Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -94,3 +94,26 @@ def _giou_loss_cases():
         (pred, target),
         expected=reference(pred, target),
     )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+@hidden("iou.giou_loss")
+def _giou_loss_hidden(g):
+    import torch
+    from torchvision.ops import generalized_box_iou_loss
+
+    for k, noise in enumerate((5.0, 15.0, 40.0)):
+        n = int(torch.randint(5, 40, (1,), generator=g))
+        xy = torch.rand(n, 2, generator=g) * 100
+        target = torch.cat([xy, xy + 5 + torch.rand(n, 2, generator=g) * 40], dim=1)
+        pred = target + torch.randn(n, 4, generator=g) * noise
+        pred = torch.cat([pred[:, :2], torch.max(pred[:, 2:], pred[:, :2] + 1)], dim=1)
+        yield Case(
+            f"noisy predictions ({k + 1})",
+            (pred, target),
+            expected=generalized_box_iou_loss(pred, target, reduction="none"),
+        )

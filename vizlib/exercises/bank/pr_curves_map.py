@@ -7,7 +7,7 @@ PASCAL VOC devkit's rule and, in the COCO flavour, to pycocotools in the tests).
 
 from __future__ import annotations
 
-from ..spec import EDGE_WEIGHT, Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -115,3 +115,29 @@ def _all_point_ap_cases():
         (ties, is_tp, int(is_tp.sum())),
         expected=reference(ties, is_tp, int(is_tp.sum())),
     )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+@hidden("pr_curves_map.all_point_ap")
+def _all_point_ap_hidden(g):
+    import torch
+
+    from vizlib.metrics import average_precision, precision_recall_curve
+
+    for k in range(3):
+        n = int(torch.randint(20, 200, (1,), generator=g))
+        scores = torch.rand(n, generator=g)
+        if k == 2:
+            scores = torch.round(scores * 8) / 8  # many ties
+        is_tp = torch.rand(n, generator=g) < scores
+        num_gt = int(is_tp.sum()) + int(torch.randint(1, 30, (1,), generator=g))
+        curve = precision_recall_curve(scores, is_tp, num_gt)
+        yield Case(
+            f"random detections ({k + 1})" + (", tied scores" if k == 2 else ""),
+            (scores, is_tp, num_gt),
+            expected=average_precision(curve.precision, curve.recall, "voc"),
+        )

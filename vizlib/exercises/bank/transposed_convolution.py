@@ -7,7 +7,7 @@ weights on an all-ones input: each output is then the number of stamps that reac
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -94,3 +94,22 @@ def _stamp_counts_cases():
             (n, k, s, p),
             expected=_torch_counts(n, k, s, p),
         )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+@hidden("transposed_convolution.stamp_counts")
+def _stamp_counts_hidden(g):
+    import torch
+
+    found = 0
+    while found < 4:
+        n, k, s = (int(torch.randint(1, high, (1,), generator=g)) for high in (12, 10, 6))
+        p = int(torch.randint(0, k, (1,), generator=g))
+        if (n - 1) * s + k - 2 * p < 1:
+            continue
+        found += 1
+        yield Case(f"random sizes ({found})", (n, k, s, p), expected=_torch_counts(n, k, s, p))

@@ -5,7 +5,7 @@ chapter then trains a U-Net with)."""
 
 from __future__ import annotations
 
-from ..spec import Case, exercise
+from ..spec import Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -187,5 +187,93 @@ def _class_weights_cases():
             + (f", ignore_index {ignore}" if ignore is not None else ""),
             (masks, classes, ignore),
             # vizlib's version, checked against the definition image by image in tests/test_losses.py
+            expected=median_frequency_weights(masks, classes, ignore),
+        )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+def _draw(g, low: int, high: int) -> int:
+    """A whole number in [low, high]."""
+    import torch
+
+    return int(torch.randint(low, high + 1, (1,), generator=g))
+
+
+def _tiles_evenly(n: int, depth: int) -> bool:
+    """Whether every pool of a depth-``depth`` unpadded U-Net meets an even size."""
+    for _ in range(depth):
+        n -= 4
+        if n < 2 or n % 2:
+            return False
+        n //= 2
+    return n > 4
+
+
+@hidden("unet.valid_output_size")
+def _valid_output_size_hidden(g):
+    found = 0
+    while found < 3:
+        depth = _draw(g, 1, 4)
+        n = _draw(g, 30, 700)
+        if not _tiles_evenly(n, depth):
+            continue
+        try:
+            size = _valid_unet_output_size(n, depth)
+        except RuntimeError:  # too small for the decoder's convolutions
+            continue
+        found += 1
+        yield Case(f"a random tile ({found})", (n, depth), expected=size)
+
+
+@hidden("unet.center_crop")
+def _center_crop_hidden(g):
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
+    for k in range(3):
+        lead = [_draw(g, 1, 4) for _ in range(k)]
+        h, w = _draw(g, 1, 20), _draw(g, 1, 20)
+        t = torch.rand(*lead, h + 2 * _draw(g, 0, 8), w + 2 * _draw(g, 0, 8), generator=g)
+        yield Case(f"a random map ({k + 1})", (t, h, w), expected=TF.center_crop(t, [h, w]))
+
+
+@hidden("unet.unpool")
+def _unpool_hidden(g):
+    import torch
+    from torch.nn import functional as F
+
+    for k in range(3):
+        shape = [_draw(g, 1, 4), _draw(g, 1, 6), _draw(g, 2, 12), _draw(g, 2, 12)][k == 2 :]
+        x = torch.randn(*shape, generator=g)
+        pooled, switches = F.max_pool2d(x, 2, return_indices=True)
+        size = tuple(x.shape[-2:])
+        yield Case(
+            f"a random map ({k + 1})",
+            (pooled, switches, size),
+            expected=F.max_unpool2d(pooled, switches, 2, output_size=size),
+        )
+
+
+@hidden("unet.class_weights")
+def _class_weights_hidden(g):
+    import torch
+
+    from vizlib.losses import median_frequency_weights
+
+    for k, ignore in enumerate((None, 255, 255)):
+        classes = _draw(g, 3, 10)
+        masks = torch.randint(
+            0, classes, (_draw(g, 2, 8), _draw(g, 4, 12), _draw(g, 4, 12)), generator=g
+        )
+        masks[torch.rand(masks.shape, generator=g) < 0.4] = 0
+        if ignore is not None:
+            masks[torch.rand(masks.shape, generator=g) < 0.15] = ignore
+        yield Case(
+            f"random masks ({k + 1})",
+            (masks, classes, ignore),
             expected=median_frequency_weights(masks, classes, ignore),
         )
