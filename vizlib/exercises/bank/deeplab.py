@@ -6,9 +6,71 @@ appearance kernel."""
 
 from __future__ import annotations
 
-from ..spec import EDGE_WEIGHT, Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
+
+
+# ---------------------------------------------------------------- references
+
+
+def _receptive_field(dilations):
+    from vizlib.receptive_field import Layer, receptive_field_table
+
+    layers = [Layer("conv", 3, 1, d, dilation=d) for d in dilations]
+    return receptive_field_table(layers)[-1].size[0]
+
+
+def _dilated_kernel(weight, rate):
+    """The kernel whose ordinary convolution equals the dilated one: read off by convolving
+    a one-hot image with F.conv2d(dilation=rate) (a correlation, so flipped)."""
+    import torch
+    from torch.nn import functional as F
+
+    out_c, in_c, k, _ = weight.shape
+    span = rate * (k - 1) + 1
+    result = torch.zeros(out_c, in_c, span, span)
+    for c in range(in_c):
+        impulse = torch.zeros(1, in_c, 2 * span - 1, 2 * span - 1)
+        impulse[0, c, span - 1, span - 1] = 1.0
+        response = F.conv2d(impulse, weight, dilation=rate)[0]  # [out, span, span]
+        result[:, c] = response.flip(-1).flip(-2)
+    return result
+
+
+def _valid_taps(n, rate):
+    """Convolve a map of ones with a 3x3 kernel of ones, zero-padded: each output counts the
+    taps of that position that read the map rather than the padding."""
+    import torch
+    from torch.nn import functional as F
+
+    ones = torch.ones(1, 1, n, n, dtype=torch.float64)
+    counts = F.conv2d(
+        ones, torch.ones(1, 1, 3, 3, dtype=torch.float64), padding=rate, dilation=rate
+    )
+    return float(counts.mean())
+
+
+def _appearance_kernel(image, ta, tb):
+    import torch
+
+    from vizlib.nn.crf import crf_kernel
+
+    kernel = crf_kernel(image, theta_alpha=ta, theta_beta=tb, w_appearance=1.0, w_smoothness=0.0)
+    n = kernel.shape[0]
+    return kernel + torch.eye(n)  # crf_kernel zeroes the diagonal; the kernel itself is 1 there
+
+
+def _poly_factor(step, total, power):
+    """torch's PolynomialLR after ``step`` scheduler steps, from a base rate of 1."""
+    import torch
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=total, power=power)
+    for _ in range(step):
+        opt.step()
+        sched.step()
+    return float(opt.param_groups[0]["lr"])
 
 
 @exercise(
@@ -28,11 +90,8 @@ _NOT_THE_ANSWER = ("vizlib.exercises",)
     + _NOT_THE_ANSWER,
 )
 def _dilated_receptive_field_cases():
-    from vizlib.receptive_field import Layer, receptive_field_table
 
-    def reference(dilations):
-        layers = [Layer("conv", 3, 1, d, dilation=d) for d in dilations]
-        return receptive_field_table(layers)[-1].size[0]
+    reference = _receptive_field
 
     yield Case("one ordinary 3x3 convolution sees 3 pixels", ([1],), expected=3)
     yield Case("three ordinary ones: 1 + 2 * 3 = 7", ([1, 1, 1],), expected=7)
@@ -61,20 +120,8 @@ def _dilated_receptive_field_cases():
 )
 def _dilate_kernel_cases():
     import torch
-    from torch.nn import functional as F
 
-    def reference(weight, rate):
-        # the kernel whose ordinary convolution equals the dilated one: read it off by
-        # convolving a one-hot image with F.conv2d(dilation=rate) (a correlation, so flip)
-        out_c, in_c, k, _ = weight.shape
-        span = rate * (k - 1) + 1
-        result = torch.zeros(out_c, in_c, span, span)
-        for c in range(in_c):
-            impulse = torch.zeros(1, in_c, 2 * span - 1, 2 * span - 1)
-            impulse[0, c, span - 1, span - 1] = 1.0
-            response = F.conv2d(impulse, weight, dilation=rate)[0]  # [out, span, span]
-            result[:, c] = response.flip(-1).flip(-2)
-        return result
+    reference = _dilated_kernel
 
     one = torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     yield Case("rate 1 changes nothing", (one, 1), expected=one)
@@ -106,17 +153,8 @@ def _dilate_kernel_cases():
     + _NOT_THE_ANSWER,
 )
 def _valid_taps_cases():
-    import torch
-    from torch.nn import functional as F
 
-    def reference(n, rate):
-        # convolve a map of ones with a 3x3 kernel of ones, zero-padded: each output counts
-        # the taps of that position that read the map rather than the padding
-        ones = torch.ones(1, 1, n, n, dtype=torch.float64)
-        counts = F.conv2d(
-            ones, torch.ones(1, 1, 3, 3, dtype=torch.float64), padding=rate, dilation=rate
-        )
-        return float(counts.mean())
+    reference = _valid_taps
 
     yield Case("a 1 x 1 map: only the centre tap, whatever the rate", (1, 6), expected=1.0)
     yield Case("rate 1 on a 3 x 3 map: (7/3)^2 taps on average", (3, 1), expected=(7 / 3) ** 2)
@@ -147,14 +185,7 @@ def _valid_taps_cases():
 def _appearance_kernel_cases():
     import torch
 
-    from vizlib.nn.crf import crf_kernel
-
-    def reference(image, ta, tb):
-        kernel = crf_kernel(
-            image, theta_alpha=ta, theta_beta=tb, w_appearance=1.0, w_smoothness=0.0
-        )
-        n = kernel.shape[0]
-        return kernel + torch.eye(n)  # crf_kernel zeroes the diagonal; the kernel itself is 1 there
+    reference = _appearance_kernel
 
     two = torch.tensor([[[0.0, 1.0]]])  # [1, 1, 2]: two pixels side by side, colours 0 and 1
     yield Case(
@@ -186,16 +217,8 @@ def _appearance_kernel_cases():
     forbidden=("lr_factor", "PolynomialLR", "lr_scheduler", "vizlib.train") + _NOT_THE_ANSWER,
 )
 def _poly_factor_cases():
-    import torch
 
-    def reference(step, total, power):
-        # torch's PolynomialLR after `step` scheduler steps, from a base rate of 1
-        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-        sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=total, power=power)
-        for _ in range(step):
-            opt.step()
-            sched.step()
-        return float(opt.param_groups[0]["lr"])
+    reference = _poly_factor
 
     yield Case(
         "the first step (step 0) trains at the full base rate",
@@ -234,6 +257,82 @@ def _poly_factor_cases():
             f"step {step} of {total}, power {power}, agrees with torch's PolynomialLR",
             (step, total, power),
             expected=reference(step, total, power),
+            atol=1e-7,
+            rtol=1e-6,
+        )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+def _draw(g, low: int, high: int) -> int:
+    """A whole number in [low, high]."""
+    import torch
+
+    return int(torch.randint(low, high + 1, (1,), generator=g))
+
+
+@hidden("deeplab.dilated_receptive_field")
+def _dilated_receptive_field_hidden(g):
+    for k in range(3):
+        dilations = [_draw(g, 1, 12) for _ in range(_draw(g, 1, 7))]
+        yield Case(
+            f"random dilations ({k + 1})", (dilations,), expected=_receptive_field(dilations)
+        )
+
+
+@hidden("deeplab.dilate_kernel")
+def _dilate_kernel_hidden(g):
+    import torch
+
+    for k in range(3):
+        size = (1, 3, 5)[_draw(g, 0, 2)]
+        shape = (_draw(g, 1, 4), _draw(g, 1, 3), size, size)
+        weight, rate = torch.randn(*shape, generator=g), _draw(g, 1, 5)
+        yield Case(
+            f"a random kernel ({k + 1})", (weight, rate), expected=_dilated_kernel(weight, rate)
+        )
+
+
+@hidden("deeplab.valid_taps")
+def _valid_taps_hidden(g):
+    for k in range(3):
+        n, rate = _draw(g, 2, 70), _draw(g, 1, 30)
+        yield Case(f"a random map and rate ({k + 1})", (n, rate), expected=_valid_taps(n, rate))
+
+
+@hidden("deeplab.appearance_kernel")
+def _appearance_kernel_hidden(g):
+    import torch
+
+    for k in range(2):
+        shape = (_draw(g, 1, 3), _draw(g, 2, 7), _draw(g, 2, 7))
+        image = torch.rand(*shape, generator=g)
+        ta, tb = (
+            0.5 + 8 * float(torch.rand(1, generator=g)),
+            0.05 + float(torch.rand(1, generator=g)),
+        )
+        yield Case(
+            f"a random image ({k + 1})",
+            (image, ta, tb),
+            expected=_appearance_kernel(image, ta, tb),
+        )
+
+
+@hidden("deeplab.poly_factor")
+def _poly_factor_hidden(g):
+    import torch
+
+    for k in range(3):
+        total = _draw(g, 5, 400)
+        step = _draw(g, 1, total - 1)
+        power = round(0.5 + 2.5 * float(torch.rand(1, generator=g)), 2)
+        yield Case(
+            f"a random step and power ({k + 1})",
+            (step, total, power),
+            expected=_poly_factor(step, total, power),
             atol=1e-7,
             rtol=1e-6,
         )

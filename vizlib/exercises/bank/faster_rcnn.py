@@ -14,19 +14,33 @@ different picks."""
 
 from __future__ import annotations
 
-from ..spec import EDGE_WEIGHT, Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises", "vizlib.nn", "vizlib.widgets", "vizlib.anchors")
 
 
-def _random_boxes(n: int, seed: int, size: float = 64.0):
-    """``n`` valid xyxy boxes with positive width and height inside a ``size`` square."""
+def _random_boxes(n: int, seed: int | None = None, size: float = 64.0, g=None):
+    """``n`` valid xyxy boxes with positive width and height inside a ``size`` square
+    (from a fixed seed, or from generator ``g``)."""
     import torch
 
-    g = torch.Generator().manual_seed(seed)
+    g = g if g is not None else torch.Generator().manual_seed(seed)
     wh = 4 + torch.rand(n, 2, generator=g) * size / 2  # [n, 2]
     xy = torch.rand(n, 2, generator=g) * (size - wh)  # [n, 2] top-left corners
     return torch.cat([xy, xy + wh], dim=1)  # [n, 4]
+
+
+def _rpn_labels_reference(iou, fg, bg):
+    """vizlib's matching with the low-quality rule, as the RPN's 1 / 0 / -1 labels."""
+    import torch
+
+    from vizlib.anchors import BACKGROUND, IGNORE, match_anchors
+
+    matches = match_anchors(iou, fg, bg, allow_low_quality_matches=True)
+    out = torch.ones(matches.shape)
+    out[matches == BACKGROUND] = 0.0
+    out[matches == IGNORE] = -1.0
+    return out
 
 
 @exercise(
@@ -52,7 +66,6 @@ def _random_boxes(n: int, seed: int, size: float = 64.0):
 def _rpn_labels_cases():
     import torch
 
-    from vizlib.anchors import BACKGROUND, IGNORE, match_anchors
     from vizlib.boxes import box_iou
 
     def t(rows):
@@ -61,12 +74,7 @@ def _rpn_labels_cases():
     def labels(values):
         return torch.tensor(values, dtype=torch.float32)
 
-    def reference(iou, fg, bg):
-        matches = match_anchors(iou, fg, bg, allow_low_quality_matches=True)
-        out = torch.ones(matches.shape)
-        out[matches == BACKGROUND] = 0.0
-        out[matches == IGNORE] = -1.0
-        return out
+    reference = _rpn_labels_reference
 
     yield Case(
         "one object, 0.7 / 0.3: IoU 0.9 positive, 0.5 ignored, 0.1 negative",
@@ -308,4 +316,50 @@ def _sample_minibatch_cases():
             hint="g = torch.Generator().manual_seed(seed); perm = torch.randperm(number of "
             "positives, generator=g)[:num_pos] picks positives[perm]; then the same for the "
             "negatives with the same g. Different seeds must give different picks.",
+        )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+def _draw(g, low: int, high: int) -> int:
+    """A whole number in [low, high]."""
+    import torch
+
+    return int(torch.randint(low, high + 1, (1,), generator=g))
+
+
+@hidden("faster_rcnn.rpn_labels")
+def _rpn_labels_hidden(g):
+    from vizlib.boxes import box_iou
+
+    for k, (fg, bg) in enumerate(((0.7, 0.3), (0.6, 0.4), (0.5, 0.2))):
+        gt = _random_boxes(_draw(g, 1, 8), g=g)
+        anchors = _random_boxes(_draw(g, 50, 300), g=g)
+        iou = box_iou(gt, anchors)
+        yield Case(
+            f"random objects and anchors ({k + 1}), {fg} / {bg}",
+            (iou, fg, bg),
+            expected=_rpn_labels_reference(iou, fg, bg),
+        )
+
+
+@hidden("faster_rcnn.sample_minibatch")
+def _sample_minibatch_hidden(g):
+    import torch
+
+    from vizlib.anchors import sample_balanced
+
+    for k in range(3):
+        pos, neg, ignored = _draw(g, 0, 200), _draw(g, 50, 1500), _draw(g, 0, 300)
+        values = torch.tensor([1.0] * pos + [0.0] * neg + [-1.0] * ignored)
+        labels = values[torch.randperm(len(values), generator=g)]
+        batch, fraction = (64, 128, 256)[k], (0.5, 0.25, 0.5)[k]
+        seed = _draw(g, 0, 10_000)
+        yield Case(
+            f"random labels ({k + 1}), the draw order of the text",
+            (labels, batch, fraction, seed),
+            expected=sample_balanced(labels, batch, fraction, torch.Generator().manual_seed(seed)),
         )

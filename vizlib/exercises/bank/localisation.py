@@ -10,7 +10,7 @@ Expected values come from hand-computed cases and from the library's references
 
 from __future__ import annotations
 
-from ..spec import EDGE_WEIGHT, Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -209,3 +209,74 @@ def _windows_cases():
         ((37, 29), sizes, 3),
         expected=count_windows((37, 29), sizes, 3),
     )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+def _draw(g, low: int, high: int) -> int:
+    """A whole number in [low, high]."""
+    import torch
+
+    return int(torch.randint(low, high + 1, (1,), generator=g))
+
+
+@hidden("localisation.multitask_loss")
+def _multitask_hidden(g):
+    import torch
+
+    from vizlib.losses import multitask_loss
+
+    for k, weight in enumerate((1.0, 5.0, 40.0)):
+        n, classes = _draw(g, 2, 12), _draw(g, 3, 8)
+        logits = torch.randn(n, classes, generator=g) * 2
+        labels = torch.randint(1, classes, (n,), generator=g)  # objects, as the chapter's
+        preds, targets = torch.rand(n, 4, generator=g), torch.rand(n, 4, generator=g)
+        total = multitask_loss(logits, labels, preds, targets, box_weight=weight, box_loss="l2")
+        yield Case(
+            f"random images ({k + 1}), box_weight {weight:g}",
+            (logits, labels, preds, targets, weight),
+            expected=total["total"],
+        )
+
+
+@hidden("localisation.pck")
+def _pck_hidden(g):
+    import torch
+
+    from vizlib.metrics import pck
+
+    for k, alpha in enumerate((0.1, 0.2, 0.5)):
+        n, points = _draw(g, 2, 10), _draw(g, 2, 17)
+        truth = torch.cat(
+            [
+                torch.rand(n, points, 2, generator=g) * 96,
+                torch.randint(0, 3, (n, points, 1), generator=g).float(),
+            ],
+            dim=-1,
+        )
+        truth[0, 0, 2] = 2.0  # at least one labelled keypoint
+        guess = truth[..., :2] + torch.randn(n, points, 2, generator=g) * 5
+        norm = torch.rand(n, generator=g) * 30 + 10
+        yield Case(
+            f"random keypoints ({k + 1}), alpha {alpha}",
+            (guess, truth, alpha, norm),
+            expected=pck(guess, truth, alpha, norm).mean,
+        )
+
+
+@hidden("localisation.count_windows")
+def _windows_hidden(g):
+    from vizlib.boxes import count_windows
+
+    for k in range(3):
+        image = (_draw(g, 16, 500), _draw(g, 16, 500))
+        sizes = [(_draw(g, 1, image[0]), _draw(g, 1, image[1])) for _ in range(_draw(g, 1, 5))]
+        stride = _draw(g, 1, 16)
+        yield Case(
+            f"a random image and windows ({k + 1})",
+            (image, sizes, stride),
+            expected=count_windows(image, sizes, stride),
+        )

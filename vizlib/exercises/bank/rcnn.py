@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..spec import EDGE_WEIGHT, Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -232,3 +232,57 @@ def _bilinear_cases():
         expected=torch.zeros(4, 0),
         weight=EDGE_WEIGHT,
     )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+@hidden("rcnn.roi_pool_one")
+def _roi_pool_one_hidden(g):
+    import torch
+    from torchvision.ops import roi_pool
+
+    n = 0
+    while n < 4:
+        scale = (1.0, 0.5, 0.25, 0.125, 1 / 16)[int(torch.randint(0, 5, (1,), generator=g))]
+        channels = int(torch.randint(1, 5, (1,), generator=g))
+        height, width = (int(v) for v in torch.randint(4, 25, (2,), generator=g))
+        feature = torch.randn(channels, height, width, generator=g)
+        size = torch.tensor([width / scale, height / scale])
+        xy = torch.rand(2, generator=g) * size * 0.9 - 0.1 * size
+        wh = torch.rand(2, generator=g) * size * 0.8 + 1
+        b = torch.cat([xy, xy + wh])
+        out = tuple(int(v) for v in torch.randint(1, 8, (2,), generator=g))
+        x1, y1, x2, y2 = (_c_round(float(v) * scale) for v in b)
+        if _float_rounding_matters(max(y2 - y1 + 1, 1), out[0]) or _float_rounding_matters(
+            max(x2 - x1 + 1, 1), out[1]
+        ):
+            continue  # the bin edges would depend on float32 vs float64
+        n += 1
+        rois = torch.cat([torch.zeros(1), b])[None]  # [1, 5]: image 0
+        yield Case(
+            f"a random box and map ({n})",
+            (feature, b, out, scale),
+            expected=roi_pool(feature[None], rois, out, scale)[0],
+        )
+
+
+@hidden("rcnn.bilinear_sample")
+def _bilinear_hidden(g):
+    import torch
+
+    from vizlib.roi import bilinear_sample
+
+    for k in range(3):
+        channels, height, width = (int(v) for v in torch.randint(1, 14, (3,), generator=g))
+        feature = torch.randn(channels, height, width, generator=g)
+        points = int(torch.randint(1, 120, (1,), generator=g))
+        y = torch.rand(points, generator=g) * (height + 3) - 2
+        x = torch.rand(points, generator=g) * (width + 3) - 2
+        yield Case(
+            f"random points on a random map ({k + 1})",
+            (feature, y, x),
+            expected=bilinear_sample(feature, y, x),
+        )

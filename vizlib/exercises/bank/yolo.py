@@ -3,7 +3,7 @@ responsible for a box, decoding a cell's predictions, one term of the loss, and 
 
 from __future__ import annotations
 
-from ..spec import EDGE_WEIGHT, Case, exercise
+from ..spec import EDGE_WEIGHT, Case, exercise, hidden
 
 _NOT_THE_ANSWER = ("vizlib.exercises",)
 
@@ -261,3 +261,86 @@ def _nms_cases():
         (boxes, scores, 0.5),
         expected=nms(boxes, scores, 0.5),
     )
+
+
+# ---------------------------------------------------------------- hidden cases
+# Drawn at grading time from the instructor's secret (vizlib.exercises.spec.hidden): the
+# same kinds of input as the random public cases, unknown without the secret.
+
+
+def _draw(g, low: int, high: int) -> int:
+    """A whole number in [low, high]."""
+    import torch
+
+    return int(torch.randint(low, high + 1, (1,), generator=g))
+
+
+@hidden("yolo.grid_cells")
+def _cells_hidden(g):
+    import torch
+
+    from vizlib.boxes import encode_yolo
+
+    for k in range(3):
+        size, grid = (_draw(g, 32, 480), _draw(g, 32, 480)), _draw(g, 2, 13)
+        n = _draw(g, 1, 20)
+        wh = torch.rand(n, 2, generator=g) * 0.4 + 0.02  # as fractions of the image
+        xy = torch.rand(n, 2, generator=g) * (1 - wh)
+        scale = torch.tensor([size[1], size[0]], dtype=torch.float32)
+        boxes = torch.cat([xy * scale, (xy + wh) * scale], dim=1)
+        cells, coords = encode_yolo(boxes, size, grid)
+        yield Case(
+            f"random boxes in a random image ({k + 1})",
+            (boxes, size, grid),
+            expected=(cells, coords[:, :2]),
+        )
+
+
+@hidden("yolo.decode_grid")
+def _decode_hidden(g):
+    import torch
+
+    from vizlib.nn.yolo import predicted_boxes
+
+    for k in range(3):
+        cells, per_cell = _draw(g, 1, 9), _draw(g, 1, 3)  # an S x S grid
+        part = torch.rand(cells, cells, per_cell, 4, generator=g)
+        size = (_draw(g, 32, 512), _draw(g, 32, 512))
+        yield Case(
+            f"random predictions in a random image ({k + 1})",
+            (part, size),
+            expected=predicted_boxes(part[None], size)[0],
+            atol=1e-3,
+        )
+
+
+@hidden("yolo.noobj_loss")
+def _noobj_hidden(g):
+    import torch
+
+    for k, weight in enumerate((0.5, 0.1, 3.0)):
+        shape = (_draw(g, 1, 6), _draw(g, 2, 9), _draw(g, 2, 9), _draw(g, 1, 3))
+        conf = torch.rand(*shape, generator=g)
+        resp = torch.rand(*shape, generator=g) > 0.85
+        yield Case(
+            f"random confidences ({k + 1}), lambda_noobj {weight}",
+            (conf, resp, weight),
+            expected=weight * (conf**2 * (~resp)).sum() / shape[0],
+        )
+
+
+@hidden("yolo.nms")
+def _nms_hidden(g):
+    import torch
+    from torchvision.ops import nms
+
+    for k, threshold in enumerate((0.3, 0.5, 0.7)):
+        n = _draw(g, 5, 80)
+        xy = torch.rand(n, 2, generator=g) * 60
+        boxes = torch.cat([xy, xy + 8 + torch.rand(n, 2, generator=g) * 25], dim=1)
+        scores = torch.rand(n, generator=g)
+        yield Case(
+            f"random boxes ({k + 1}), threshold {threshold}",
+            (boxes, scores, threshold),
+            expected=nms(boxes, scores, threshold),
+        )
