@@ -58,6 +58,7 @@ lab: $(STAMP)
 #   make student OUT=handout   the same files under handout/, to hand out
 #   make student-check         write nothing; fail if a student version is missing or stale
 #   make grade SUBMISSIONS=dir ASSIGNMENT=masters/lessons/fcn.ipynb [OUT=grades]
+#              [SECRET=file] [HIDDEN=dir]   the secret of the hidden cases, your own cases
 # (MASTERS=dir reads other masters than masters/.)
 OUT ?=
 MASTERS ?=
@@ -87,8 +88,9 @@ pin: $(STAMP)
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(ASSIGNMENT)" || \
-	  { echo "usage: make grade SUBMISSIONS=<folder of .ipynb> ASSIGNMENT=<master notebook> [OUT=grades]"; exit 2; }
-	$(BIN)/python -m vizlib.exercises.grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) --out $(or $(OUT),grades)
+	  { echo "usage: make grade SUBMISSIONS=<folder of .ipynb> ASSIGNMENT=<master notebook> [OUT=grades] [SECRET=<file>] [HIDDEN=<folder>]"; exit 2; }
+	$(BIN)/python -m vizlib.exercises.grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) --out $(or $(OUT),grades) \
+	  $(if $(SECRET),--secret-file $(SECRET)) $(if $(HIDDEN),--hidden $(HIDDEN))
 
 clean:
 	rm -rf _build

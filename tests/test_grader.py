@@ -431,3 +431,21 @@ def test_the_command_draws_hidden_cases_from_the_secret_and_an_instructor_folder
     again = (out / "grades.md").read_text()
     fingerprint = md.split("fingerprint ")[1][:12]
     assert f"fingerprint {fingerprint}" in again and "secret in" in again
+
+
+def test_make_grade_passes_the_secret_and_the_hidden_folder():
+    import shutil
+    import subprocess
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    args = ["SUBMISSIONS=subs", "ASSIGNMENT=a.ipynb", "SECRET=s.txt", "HIDDEN=mine"]
+    run = subprocess.run(
+        [make, "-n", "-s", "-C", str(REPO), "-o", ".venv/.installed", "grade", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "--secret-file s.txt --hidden mine" in run.stdout
