@@ -22,7 +22,8 @@ this module is:
    ``KeypointRCNN``: in train mode ``model(images, targets)`` returns the losses under
    torchvision's names (:data:`MASK_RCNN_LOSS_NAMES`, plus ``loss_keypoint``), in eval mode
    ``model(images)`` one dict per image with ``boxes``, ``labels``, ``scores``, ``masks``
-   (and ``keypoints``, ``keypoints_scores``).
+   (and ``keypoints``, ``keypoints_scores``); :meth:`MaskRCNN.inspect` returns every
+   intermediate a figure may want, the heads' targets included.
 
 Boxes are ``(x1, y1, x2, y2)`` in image pixels, pixel ``j`` spanning ``[j, j + 1)`` (the
 scenes' convention, see :mod:`vizlib.data.scenes`). Each function is checked against its
@@ -31,7 +32,7 @@ choices move a mask by up to a pixel in that convention: its mask targets use
 ``roi_align(..., aligned=False)`` (a pixel's value sits at its top-left corner, half a
 pixel off), and its pasting rounds the box down to whole pixels and resizes the mask to
 ``side + 1`` pixels (a legacy of boxes with inclusive corners). A scene's mask cropped to
-its own box and pasted back is the same mask with the defaults here, but loses up to 40 %
+its own box and pasted back is the same mask with the defaults here, but loses about 40 %
 IoU on a small thing with torchvision's pair (tests): at 64 pixels a thing is 10 to 30
 pixels wide. So the functions here default to the continuous convention (Detectron2's)
 and reproduce torchvision's on request (``aligned=False``, ``mode="torchvision"``),
@@ -1203,7 +1204,7 @@ class MaskRCNN(FasterRCNN):
             detections = [{k: v.to(x.device) for k, v in d.items()} for d in info["detections"]]
             info["detections"] = self.segment(features, detections)
             if targets is not None:
-                gt_boxes, _, gt_masks, gt_kps = self._instance_targets(targets, len(x))
+                gt_boxes, _, gt_masks, gt_kps = _to_cpu(self._instance_targets(targets, len(x)))
                 pos, pos_labels, matched = positive_rois(info["rois"], info["roi_labels"], gt_boxes)
                 info.update(positive_rois=pos, positive_labels=pos_labels, matched_idxs=matched)
                 side = 2 * self.mask_roi_size
