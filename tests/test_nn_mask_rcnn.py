@@ -709,3 +709,102 @@ def test_inspect_adds_masks_and_the_heads_targets(scenes):
         assert info["mask_targets"][i].shape == (len(pos), 28, 28)
         assert info["keypoint_targets"][i].shape == info["keypoint_valid"][i].shape == (len(pos), 6)
     assert "mask_targets" not in model.inspect(images)
+
+
+def _torchvision_twin():
+    """torchvision's MaskRCNN with keypoint heads, built like ``tiny_model`` (aspect ratio
+    1: torchvision's rounded anchors are then ours exactly; no normalisation)."""
+    from torchvision.models.detection import MaskRCNN as TorchvisionMaskRCNN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from vizlib.nn.backbone import VGGBackbone
+    from vizlib.nn.torchvision_detection import PyramidBackbone, _anchor_generator
+
+    backbone = PyramidBackbone(VGGBackbone((4, 8, 8, 8), convs_per_stage=1), (1, 2, 3), 8)
+    names = [f"p{s}" for s in backbone.strides]
+    model = TorchvisionMaskRCNN(
+        backbone,
+        min_size=64,
+        max_size=64,
+        rpn_anchor_generator=_anchor_generator(backbone.strides, (1.0,), (2.0, 4.0)),
+        rpn_pre_nms_top_n_train=300,
+        rpn_pre_nms_top_n_test=300,
+        rpn_post_nms_top_n_train=30,
+        rpn_post_nms_top_n_test=30,
+        rpn_batch_size_per_image=128,
+        box_batch_size_per_image=16,
+        box_roi_pool=MultiScaleRoIAlign(names, 7, 2),
+        box_head=TwoMLPHead(8 * 7 * 7, 16),
+        box_predictor=FastRCNNPredictor(16, 6),
+        mask_roi_pool=MultiScaleRoIAlign(names, 14, 2),
+        mask_head=MaskRCNNHeads(8, (8, 8), 1),
+        mask_predictor=MaskRCNNPredictor(8, 8, 6),
+        image_mean=[0.0] * 3,
+        image_std=[1.0] * 3,
+    )
+    model.roi_heads.keypoint_roi_pool = MultiScaleRoIAlign(names, 14, 2)
+    model.roi_heads.keypoint_head = KeypointRCNNHeads(8, (8, 8))
+    model.roi_heads.keypoint_predictor = KeypointRCNNPredictor(8, 6)
+    return model
+
+
+def _copy_into_torchvision(ours: MaskRCNN, theirs) -> None:
+    """Our weights, under torchvision's names."""
+    state = {}
+    for name, value in ours.state_dict().items():
+        new = name
+        for old, repl in [
+            ("backbone.neck.lateral.", "backbone.fpn.inner_blocks."),
+            ("backbone.neck.output.", "backbone.fpn.layer_blocks."),
+        ]:
+            if name.startswith(old):
+                index, rest = name[len(old) :].split(".", 1)
+                new = f"{repl}{index}.0.{rest}"
+        new = new.replace("rpn.head.conv.", "rpn.head.conv.0.0.")
+        new = new.replace("rpn.head.objectness.", "rpn.head.cls_logits.")
+        new = new.replace("rpn.head.deltas.", "rpn.head.bbox_pred.")
+        if new.startswith("mask_head.convs."):  # Conv2dNormActivation blocks: one per conv
+            index, rest = new[len("mask_head.convs.") :].split(".", 1)
+            new = f"mask_head.{int(index) // 2}.0.{rest}"
+        new = new.replace("keypoint_head.convs.", "keypoint_head.")
+        for head in ("box_head.", "box_predictor.", "mask_", "keypoint_"):
+            if new.startswith(head):
+                new = "roi_heads." + new
+        state[new] = value
+    theirs.load_state_dict(state, strict=True)
+
+
+def test_the_whole_model_equals_torchvisions_mask_rcnn_with_the_same_weights(scenes):
+    """With torchvision's conventions (aligned=False targets, its pasting), the same
+    weights give the same boxes, masks and keypoints, and the same seed the same six
+    losses."""
+    torch.manual_seed(0)
+    ours = tiny_model(aspect_ratios=(1.0,), mask_aligned_targets=False, paste_mode="torchvision")
+    theirs = _torchvision_twin()
+    with torch.no_grad():  # random RPN weights, so that the comparison sees something
+        for p in ours.rpn.head.parameters():
+            p.normal_(0, 0.3)
+    _copy_into_torchvision(ours, theirs)
+    ours.eval()
+    theirs.eval()
+    images = [im.as_subclass(torch.Tensor) for im, _ in scenes[:2]]
+    with torch.no_grad():
+        got, want = ours(images), theirs(images)
+    for d, w in zip(got, want, strict=True):
+        assert set(d) == set(w) and len(d["boxes"]) > 0
+        for key in ("boxes", "scores", "masks", "keypoints", "keypoints_scores"):
+            torch.testing.assert_close(d[key], w[key], atol=1e-5, rtol=1e-4)
+        assert torch.equal(d["labels"], w["labels"])
+    ours.train()
+    theirs.train()
+    _, targets = batch(scenes[:2])
+    targets = [{k: plain(v) for k, v in t.items()} for t in targets]
+    torch.manual_seed(3)
+    torch.empty(2).uniform_()  # torchvision's transform first draws a size for each image
+    got = ours(images, targets)
+    torch.manual_seed(3)
+    want = theirs(images, targets)
+    assert set(got) == set(want) == set(ours.loss_names)
+    for name in ours.loss_names:
+        torch.testing.assert_close(got[name], want[name], atol=1e-5, rtol=1e-4)
