@@ -143,6 +143,21 @@ FORGED_AREA = textwrap.dedent("""\
     """)
 
 
+# Looks, from the submission's own process, for any case input or answer left in memory
+# that the garbage collector or a frame can reach: encoded tensors, a job's list of cases.
+PEEK = textwrap.dedent("""\
+    import gc as _gc
+
+
+    def _peek():
+        return [
+            sorted(o)[:3]
+            for o in _gc.get_objects()
+            if isinstance(o, dict) and ("__tensor__" in o or isinstance(o.get("cases"), list))
+        ][:3]
+    """)
+
+
 def _pasted_iou_cell() -> str:
     """An iou cell holding the public cases' answers as a table (no import of the bank):
     it answers what it recognises, zeros otherwise, and prints on every call."""
@@ -170,6 +185,11 @@ def _submissions(submission, subs: Path, out: Path) -> dict[str, tuple]:
     n_check = len(MASTER.cells) + 1  # an extra cell appended at the end
     nan_iou = _score("iou", submission.define(nan_iou_cell, "iou"))
     pasted_iou = _score("iou", submission.define(_pasted_iou_cell(), "iou"))
+    in_place_cell = submission.area(
+        "boxes[:, 2:] -= boxes[:, :2]\nreturn boxes[:, 2] * boxes[:, 3]\n"
+    )
+    in_place_area = _score("box_area", submission.define(in_place_cell, "box_area"))
+    assert 0 < in_place_area < 0.5  # only the case without boxes is left unchanged
     wrong_area = _score("box_area", lambda b: b.sum(1))
     zero_iou = _score("iou", lambda a, b: torch.zeros(len(a), len(b)))
     cases = {
@@ -245,6 +265,15 @@ def _submissions(submission, subs: Path, out: Path) -> dict[str, tuple]:
             (0, 0, "runs", ["box_area: wrote", "report channel", "(ignored)"]),
         ),
         "pasted": (_notebook(iou=_pasted_iou_cell()), (2, pasted_iou, "runs", [])),
+        "peek": (
+            _notebook(
+                area=MASTER.cells[AREA_CELL].source + "\n" + PEEK + "print('PEEK', _peek())\n",
+                iou=MASTER.cells[IOU_CELL].source + "\n" + PEEK + "print('PEEK', _peek())\n",
+                extra=(PEEK + "raise RuntimeError(f'PEEK {_peek()}')",),
+            ),
+            (2, 3, f"error in cell {n_check}: RuntimeError: PEEK []", []),
+        ),
+        "in_place": (_notebook(area=in_place_cell), (in_place_area, 3, "runs", [])),
         "reference": (
             _notebook(
                 iou=submission.iou(
@@ -449,3 +478,13 @@ def test_make_grade_passes_the_secret_and_the_hidden_folder():
     )
     assert run.returncode == 0, run.stderr
     assert "--secret-file s.txt --hidden mine" in run.stdout
+
+
+def test_no_case_input_or_answer_is_left_where_a_submission_can_reach_it(graded):
+    """A check child finds neither the job's cases (hidden inputs included) nor the answers
+    of the exercises checked before it; the notebook's kernel finds neither."""
+    peek = graded["grades"]["peek"]
+    assert peek.output["box_area"].strip().endswith("PEEK []"), peek.output
+    assert peek.output["iou"].strip().endswith("PEEK []"), peek.output
+    in_place = (graded["out"] / "feedback" / "in_place.md").read_text()
+    assert "changed its argument 1 in place" in in_place

@@ -229,6 +229,19 @@ def _check_child(
         send(answer)
 
 
+def _changed_argument(before, after) -> int | None:
+    """The index of the first argument that differs between the encoded arguments of a case
+    and those the child sent back after the call (exact comparison), or None."""
+    b = before.get("__tuple__") if isinstance(before, dict) else None
+    a = after.get("__tuple__") if isinstance(after, dict) else None
+    if not isinstance(b, list) or not isinstance(a, list):
+        return None
+    for k, (x, y) in enumerate(zip(b, a, strict=False)):
+        if x != y:
+            return k
+    return None
+
+
 def _serve_cases(
     pid: int,
     fds: dict[str, int],
@@ -291,6 +304,9 @@ def _serve_cases(
             and item.get("case") == pending[0]
         ):
             item.pop("nonce")
+            # whether the call changed an input in place, decided here: the inputs (hidden
+            # ones too) never travel back, so no later child of this job finds them
+            item["changed"] = _changed_argument(cases[pending[0]], item.pop("args_after", None))
             accepted.append(item)
             ask(pending[0] + 1)
         else:
@@ -390,6 +406,7 @@ def run_check(ex: dict, folder: str, limits: dict, env: dict) -> dict:
         try:
             for fd in (res_r, cmd_w, out_r):
                 os.close(fd)
+            ex = _forget_job(ex)
             _check_child(ex, res_w, cmd_r, out_w, ev_fd, work, limits, env)
         finally:
             os._exit(70)
@@ -499,6 +516,7 @@ def run_notebook(nb: dict, folder: str, limits: dict, env: dict) -> dict:
     pid = os.fork()
     if pid == 0:
         try:
+            _forget_job()
             _kernel_child(conn, ev_fd, work, limits, env, seconds)
         finally:
             os._exit(70)
@@ -640,6 +658,27 @@ def _reap_descendants() -> None:
                 return
 
 
+# The job this process grades and its results so far, so that a child can forget them.
+_JOB: dict = {}
+_RESULTS: dict = {}
+
+
+def _forget_job(ex: dict | None = None) -> dict | None:
+    """In a child, before any student code: drop (from its own copy of the memory) every
+    exercise's cases and the results of the checks so far (the values the functions
+    returned), so that the code finds no hidden input in the objects it can reach (frames,
+    the garbage collector's list), nor a function's answers to hidden cases; a check child
+    receives each case's input when it is asked. Returns ``ex`` without its cases."""
+    import gc
+
+    for other in _JOB.get("exercises", []):
+        other.pop("cases", None)
+    for block in _RESULTS.get("out", {}).get("exercises", {}).values():
+        block.clear()
+    gc.collect()
+    return None if ex is None else {k: v for k, v in ex.items() if k != "cases"}
+
+
 def run_job(job: dict) -> dict:
     """Grade one submission: each exercise in its own child, then the whole notebook.
 
@@ -653,6 +692,10 @@ def run_job(job: dict) -> dict:
     root = job["folder"]
     limits, env = job["limits"], job["env"]
     out = {"exercises": {}, "notebook": None}
+    _JOB.clear()
+    _JOB.update(job)
+    _RESULTS.clear()
+    _RESULTS.update(out=out)
     try:
         for k, ex in enumerate(job["exercises"]):
             out["exercises"][ex["id"]] = run_check(ex, os.path.join(root, f"ex{k}"), limits, env)
@@ -693,7 +736,9 @@ def main() -> None:
                 if line is None:
                     os._exit(3)  # the grader closed our stdin: no more jobs
                 try:
-                    result = run_job(json.loads(line))
+                    job = json.loads(line)
+                    del line  # its text holds every case's inputs: no reference may remain
+                    result = run_job(job)
                 except Exception as exc:  # noqa: BLE001 - report it, keep serving
                     result = {"worker_error": f"{type(exc).__name__}: {exc}"}
                 _write_all(report_fd, (json.dumps(result) + "\n").encode())

@@ -40,8 +40,10 @@ class Outcome:
     ``value`` is its return value; ``error`` a one-line description of the exception it
     raised (``error_types``: the names of the exception's classes, most specific first;
     ``line``: the line of the reader's cell it was raised from); ``args_after`` the
-    arguments after the call. ``status`` is set by the grader when the case never
-    finished (``"timeout"``, ``"died"``, ``"flood"``, ``"memory"``), with ``error`` saying why.
+    arguments after the call, or (from the grader's worker, which never sends the inputs
+    back) ``changed_arg``: the index of the first argument the call changed in place.
+    ``status`` is set by the grader when the case never finished (``"timeout"``,
+    ``"died"``, ``"flood"``, ``"memory"``), with ``error`` saying why.
     """
 
     value: Any = None
@@ -50,6 +52,7 @@ class Outcome:
     line: int | None = None
     args_after: tuple | None = None
     status: str | None = None
+    changed_arg: int | None = None
 
 
 @dataclass
@@ -220,15 +223,19 @@ def judge(case: Case, outcome: Outcome) -> CaseResult:
     message = compare_values(case.expected, outcome.value, case.atol, case.rtol)
     if message:
         return CaseResult(case, False, message)
+    changed = outcome.changed_arg
     if outcome.args_after is not None:
         for k, (before, after) in enumerate(zip(case.args, outcome.args_after, strict=False)):
             if compare_values(before, after, 0.0, 0.0):
-                return CaseResult(
-                    case,
-                    False,
-                    f"the result is right, but the function changed its "
-                    f"argument {k + 1} in place: work on a copy",
-                )
+                changed = k
+                break
+    if changed is not None:
+        return CaseResult(
+            case,
+            False,
+            f"the result is right, but the function changed its "
+            f"argument {changed + 1} in place: work on a copy",
+        )
     return CaseResult(case, True)
 
 

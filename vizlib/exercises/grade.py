@@ -455,13 +455,13 @@ def _judge_exercise(
             types = tuple(str(t) for t in (line.get("types") or []))
             error = line.get("error")
             memory |= "MemoryError" in types or "can't allocate memory" in str(error)
-            after = _decode(line.get("args_after"))
+            changed = line.get("changed")
             outcomes[line["case"]] = Outcome(
                 value=_decode(line.get("value")),
                 error=None if error is None else str(error)[:600],
                 error_types=types,
                 line=line.get("line") if isinstance(line.get("line"), int) else None,
-                args_after=tuple(after) if isinstance(after, (tuple, list)) else None,
+                changed_arg=changed if type(changed) is int and changed >= 0 else None,
             )
     status = raw.get("status")
     if status == "timeout":
