@@ -488,3 +488,13 @@ def test_no_case_input_or_answer_is_left_where_a_submission_can_reach_it(graded)
     assert peek.output["iou"].strip().endswith("PEEK []"), peek.output
     in_place = (graded["out"] / "feedback" / "in_place.md").read_text()
     assert "changed its argument 1 in place" in in_place
+
+
+def test_the_paths_a_submission_tried_to_write_stay_with_the_instructor(graded):
+    """Paths are chosen by the submission's code, which may hold a hidden case's inputs."""
+    out = graded["out"]
+    problems = (out / "feedback" / "escape.md").read_text().split("Problems found:")[1]
+    problems = problems.split("\n## ")[0]
+    assert "tried to write outside its folder (blocked)" in problems
+    assert "escape" not in problems, problems
+    assert "escape.txt" in (out / "grades.csv").read_text()

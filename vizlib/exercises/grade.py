@@ -537,7 +537,7 @@ def _events_issues(report: dict) -> list[str]:
     if not paths:
         return []
     shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-    return [f"tried to write outside its folder (blocked): {shown}"]
+    return [f"{_BLOCKED_WRITES}: {shown}"]
 
 
 # ---------------------------------------------------------------- grading
@@ -759,15 +759,29 @@ def table(grades: list[SubmissionGrade], exercise_ids: list[str]) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n"
 
 
+_BLOCKED_WRITES = "tried to write outside its folder (blocked)"
+
+
+def _for_the_student(issue: str) -> str:
+    """An issue as the student's feedback shows it: the paths a submission tried to write
+    are left out (its code chose them while it held a hidden case's inputs, so they could
+    carry those out); the instructor's grades.csv and grades.md keep them."""
+    if issue.startswith(_BLOCKED_WRITES + ":"):
+        return _BLOCKED_WRITES + " (your instructor's grades list the paths)"
+    return issue
+
+
 def feedback(g: SubmissionGrade) -> str:
-    """The feedback file of one student (Markdown; what came from the submission is escaped)."""
+    """The feedback file of one student (Markdown; what came from the submission is escaped,
+    and nothing its code chose while it held a hidden case's inputs is shown)."""
     parts = [
         f"# Feedback: {md_text(g.student)}\n",
         f"Total: **{g.total:g} of {g.max_points:g} points**.\n",
         f"Your notebook, run top to bottom in a fresh kernel: {md_text(g.notebook)}.\n",
     ]
     if g.issues:
-        parts.append("Problems found:\n\n" + "\n".join(f"- {md_text(i)}" for i in g.issues) + "\n")
+        issues = "\n".join(f"- {md_text(_for_the_student(i))}" for i in g.issues)
+        parts.append("Problems found:\n\n" + issues + "\n")
     for ex_id, result in g.checks.items():
         parts.append(f"## {ex_id}: {result.score:g} of {result.exercise.points:g} points\n")
         parts.append(md_code_block(result.report()))
