@@ -367,3 +367,12 @@ def test_an_instructor_folder_of_hidden_cases(tmp_path, monkeypatch):
     assert load_hidden_folder(tmp_path) == ["box_area"]  # loaded again: not added twice
     cases = hidden_cases(all_exercises()["box_area"], SECRET)
     assert [c.name for c in cases if c.weight == 2] == ["mine"] and cases[-1].hidden
+    (tmp_path / "area.py").write_text(
+        "from vizlib.exercises.spec import hidden\n"
+        "@hidden('box_area')\ndef _cases(g):\n    yield 1 / 0\n"
+    )
+    load_hidden_folder(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"hidden cases of box_area \(vizlib_hidden_.*ZeroDivision"
+    ):
+        hidden_cases(all_exercises()["box_area"], SECRET)

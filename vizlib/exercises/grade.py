@@ -1000,6 +1000,8 @@ def main(argv: list[str] | None = None) -> int:
         for folder in args.hidden:
             load_hidden_folder(folder)
         secret, secret_source = _secret(args)
+        for ex_id in ids:  # a generator that fails says so now, in one line
+            hidden_cases(get(ex_id), secret)
     except ValueError as exc:  # the instructor's mistake: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2

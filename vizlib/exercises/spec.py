@@ -202,14 +202,27 @@ def seed_of(secret: str, exercise_id: str, k: int = 0) -> int:
 
 
 def hidden_cases(ex: Exercise, secret: str) -> list[Case]:
-    """The hidden cases of ``ex`` under ``secret`` (the same secret, the same cases)."""
+    """The hidden cases of ``ex`` under ``secret`` (the same secret, the same cases).
+
+    ValueError naming the generator when one fails or yields something else than a Case.
+    """
     import torch
 
     _load_bank()
     cases = []
     for k, make in enumerate(_HIDDEN.get(ex.id, [])):
         g = torch.Generator().manual_seed(seed_of(secret, ex.id, k))
-        cases += [dataclasses.replace(c, hidden=True) for c in make(g)]
+        where = f"{getattr(make, '__module__', '?')}.{getattr(make, '__qualname__', '?')}"
+        try:
+            drawn = list(make(g))
+        except Exception as exc:
+            raise ValueError(
+                f"the hidden cases of {ex.id} ({where}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        wrong = [type(c).__name__ for c in drawn if not isinstance(c, Case)]
+        if wrong:
+            raise ValueError(f"the hidden cases of {ex.id} ({where}) yield {wrong[0]}, not Case")
+        cases += [dataclasses.replace(c, hidden=True) for c in drawn]
     return cases
 
 
