@@ -498,3 +498,51 @@ def test_the_paths_a_submission_tried_to_write_stay_with_the_instructor(graded):
     assert "tried to write outside its folder (blocked)" in problems
     assert "escape" not in problems, problems
     assert "escape.txt" in (out / "grades.csv").read_text()
+
+
+def test_the_worker_takes_only_the_answer_to_the_case_it_asked():
+    """The report channel at the level of the pipes: a child that floods it with junk and
+    forged answers (guessed nonces, cases not asked) gets only its real answers taken."""
+    import json
+    import os
+    import time
+
+    from vizlib.exercises import _worker
+    from vizlib.exercises.wire import encode
+
+    cases = [encode((torch.ones(3),)), encode((2,)), encode((torch.zeros(2),))]
+    forged = {"case": 1, "nonce": "0" * 32, "value": 99, "error": None, "types": []}
+    res_r, res_w = os.pipe()
+    cmd_r, cmd_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a hostile child: junk, forged answers, then honest ones
+        try:
+            for fd in (res_r, cmd_w, out_r):
+                os.close(fd)
+            junk = b"\n" * 50_000 + b"{not json\n" + (json.dumps(forged) + "\n").encode()
+            os.write(res_w, junk + b'{"loaded": true}\n' + (json.dumps(forged) + "\n").encode())
+            buffer = bytearray()
+            while (request := _worker._read_request(cmd_r, buffer)) is not None:
+                after = request["args"]
+                if request["case"] == 0:  # changes its input in place
+                    after = encode((torch.full((3,), 7.0),))
+                answer = {"case": request["case"], "nonce": request["nonce"], "value": 1}
+                answer.update(error=None, types=[], line=None, args_after=after)
+                os.write(res_w, (json.dumps(forged) + "\n" + json.dumps(answer) + "\n").encode())
+        finally:
+            os._exit(0)
+    for fd in (res_w, cmd_r, out_w):
+        os.close(fd)
+    fds = {"results": res_r, "requests": cmd_w, "output": out_r}
+    start = time.monotonic()
+    got = _worker._serve_cases(pid, fds, cases, 2, start + 10, 1 << 20)
+    assert time.monotonic() - start < 5
+    answers = [line for line in got["lines"] if "case" in line]
+    assert [(a["case"], a["value"], a["changed"]) for a in answers] == [
+        (0, 1, 0),
+        (1, 1, None),
+        (2, 1, None),
+    ]
+    assert got["lines"][0] == {"loaded": True} and got["lines"][-1] == {"done": True}
+    assert got["ignored"] == 50_000 + 2 + 1 + 3  # blank lines, junk, forged before and after

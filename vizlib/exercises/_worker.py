@@ -339,10 +339,14 @@ def _serve_cases(
                     output += chunk[: 8192 - len(output)]
                 continue
             lines.extend(chunk)
-            while b"\n" in lines and not finished and stage != "ended":
-                line, _, rest = bytes(lines).partition(b"\n")
-                lines[:] = rest
-                take(line)
+            start = 0  # split once per chunk: a flood of short lines costs linear time
+            while not finished and stage != "ended":
+                end = lines.find(b"\n", start)
+                if end < 0:
+                    break
+                take(bytes(lines[start:end]))
+                start = end + 1
+            del lines[:start]
         if totals["output"] > max_output:
             status = "flood"
             break
