@@ -24,7 +24,7 @@ from torch import nn
 from .._checks import check_image_batch, check_positive_int
 from .blocks import ConvBlock
 
-__all__ = ["VGGBackbone", "DEFAULT_CHANNELS"]
+__all__ = ["VGGBackbone", "DEFAULT_CHANNELS", "check_stage_levels"]
 
 DEFAULT_CHANNELS = (16, 32, 64, 128, 128)
 
@@ -111,3 +111,13 @@ class VGGBackbone(nn.Module):
             x = pool(stage(x))
             features.append(x)
         return features
+
+
+def check_stage_levels(levels, backbone: VGGBackbone) -> list[int]:
+    """The backbone stages a detector reads (``levels``) as a list of ints, increasing and
+    within the backbone's stages; ValueError otherwise."""
+    levels = [int(i) for i in levels]
+    n = len(backbone.channels)
+    if not levels or sorted(set(levels)) != levels or levels[0] < 0 or levels[-1] >= n:
+        raise ValueError(f"levels must be increasing stage indices in [0, {n}), got {levels}")
+    return levels

@@ -604,6 +604,25 @@ def roi_head_targets(
     return rois, labels, targets
 
 
+def _check_pyramid_regions(features, strides, proposals, output_size):
+    """Validate a pyramid's levels, their strides and the regions per image; returns the
+    strides (ints), their log2 (one per level) and ``output_size`` as ``(h, w)``."""
+    if not isinstance(features, (list, tuple)) or not features:
+        raise ValueError("features must be a non-empty list of maps [N, C, H, W]")
+    strides = [check_positive_int("strides", s) for s in strides]
+    if len(strides) != len(features):
+        raise ValueError(f"strides must have one stride per level ({len(features)})")
+    ks = [math.log2(s) for s in strides]
+    if any(k != int(k) for k in ks) or any(b - a != 1 for a, b in zip(ks, ks[1:], strict=False)):
+        raise ValueError(f"strides must be consecutive powers of 2, finest first, got {strides}")
+    if not isinstance(proposals, (list, tuple)) or len(proposals) != features[0].shape[0]:
+        raise ValueError(
+            f"proposals must be a list with one Tensor[P, 4] per image ({features[0].shape[0]})"
+        )
+    output_size = check_int_pair("output_size", output_size)
+    return strides, ks, output_size
+
+
 def multiscale_roi_align(
     features,
     strides,
@@ -635,19 +654,7 @@ def multiscale_roi_align(
     """
     from torchvision.ops import roi_align  # C++: the readable one is vizlib.roi
 
-    if not isinstance(features, (list, tuple)) or not features:
-        raise ValueError("features must be a non-empty list of maps [N, C, H, W]")
-    strides = [check_positive_int("strides", s) for s in strides]
-    if len(strides) != len(features):
-        raise ValueError(f"strides must have one stride per level ({len(features)})")
-    ks = [math.log2(s) for s in strides]
-    if any(k != int(k) for k in ks) or any(b - a != 1 for a, b in zip(ks, ks[1:], strict=False)):
-        raise ValueError(f"strides must be consecutive powers of 2, finest first, got {strides}")
-    if not isinstance(proposals, (list, tuple)) or len(proposals) != features[0].shape[0]:
-        raise ValueError(
-            f"proposals must be a list with one Tensor[P, 4] per image ({features[0].shape[0]})"
-        )
-    output_size = check_int_pair("output_size", output_size)
+    strides, ks, output_size = _check_pyramid_regions(features, strides, proposals, output_size)
     sampling_ratio = check_positive_int("sampling_ratio", sampling_ratio, allow_zero=True)
     if not proposals:
         raise ValueError("features hold no image")

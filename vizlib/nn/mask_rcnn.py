@@ -69,6 +69,7 @@ from ..boxes import box_iou
 from .faster_rcnn import (
     LOSS_NAMES,
     FasterRCNN,
+    _check_pyramid_regions,
     _to_cpu,
     fast_rcnn_loss,
     multiscale_roi_align,
@@ -925,19 +926,7 @@ def multiscale_roi_pool(
     """
     from torchvision.ops import roi_pool
 
-    if not isinstance(features, (list, tuple)) or not features:
-        raise ValueError("features must be a non-empty list of maps [N, C, H, W]")
-    strides = [check_positive_int("strides", s) for s in strides]
-    if len(strides) != len(features):
-        raise ValueError(f"strides must have one stride per level ({len(features)})")
-    ks = [math.log2(s) for s in strides]
-    if any(k != int(k) for k in ks) or any(b - a != 1 for a, b in zip(ks, ks[1:], strict=False)):
-        raise ValueError(f"strides must be consecutive powers of 2, finest first, got {strides}")
-    if not isinstance(proposals, (list, tuple)) or len(proposals) != features[0].shape[0]:
-        raise ValueError(
-            f"proposals must be a list with one Tensor[P, 4] per image ({features[0].shape[0]})"
-        )
-    output_size = check_int_pair("output_size", output_size)
+    strides, ks, output_size = _check_pyramid_regions(features, strides, proposals, output_size)
     boxes = [check_boxes(f"proposals[{i}]", p) for i, p in enumerate(proposals)]
     rois = _rows_with_image_index(boxes).to(features[0].device, features[0].dtype)
     level = fpn_levels(rois[:, 1:], int(ks[0]), int(ks[-1]), canonical_size, canonical_level)

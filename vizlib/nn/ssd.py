@@ -53,7 +53,7 @@ from ..anchors import BACKGROUND, default_boxes, hard_negative_mining, match_def
 from ..boxes import clip_boxes_to_image, decode_deltas, encode_deltas
 from ..losses import smooth_l1_loss
 from ..nms import batched_nms
-from .backbone import VGGBackbone
+from .backbone import VGGBackbone, check_stage_levels
 
 __all__ = [
     "SSD",
@@ -393,16 +393,7 @@ class SSD(nn.Module):
             backbone = VGGBackbone((16, 32, 64, 128, 128), convs_per_stage=(1, 2, 3, 2, 2))
         if not hasattr(backbone, "channels") or not hasattr(backbone, "strides"):
             raise ValueError("backbone must be a VGGBackbone (with channels and strides)")
-        levels = [int(i) for i in levels]
-        if (
-            not levels
-            or sorted(set(levels)) != levels
-            or levels[0] < 0
-            or levels[-1] >= len(backbone.channels)
-        ):
-            raise ValueError(
-                f"levels must be increasing stage indices in [0, {len(backbone.channels)}), got {levels}"
-            )
+        levels = check_stage_levels(levels, backbone)
         self.aspect_ratios = [list(r) for r in aspect_ratios]
         if len(self.aspect_ratios) != len(levels):
             raise ValueError(

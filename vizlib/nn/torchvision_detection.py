@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .._checks import check_positive_int
-from .backbone import VGGBackbone
+from .backbone import VGGBackbone, check_stage_levels
 
 __all__ = [
     "PyramidBackbone",
@@ -272,16 +272,7 @@ class StageOutputs(nn.Module):
 
     def __init__(self, backbone: VGGBackbone, levels=(2, 3, 4)):
         super().__init__()
-        levels = [int(i) for i in levels]
-        if (
-            not levels
-            or sorted(set(levels)) != levels
-            or levels[0] < 0
-            or levels[-1] >= len(backbone.channels)
-        ):
-            raise ValueError(
-                f"levels must be increasing stage indices in [0, {len(backbone.channels)}), got {levels}"
-            )
+        levels = check_stage_levels(levels, backbone)
         self.body, self.levels = backbone, levels
         self.out_channels = [backbone.channels[i] for i in levels]
 
