@@ -604,7 +604,7 @@ def roi_head_targets(
     return rois, labels, targets
 
 
-def _check_pyramid_regions(features, strides, proposals, output_size):
+def check_pyramid_regions(features, strides, proposals, output_size):
     """Validate a pyramid's levels, their strides and the regions per image; returns the
     strides (ints), their log2 (one per level) and ``output_size`` as ``(h, w)``."""
     if not isinstance(features, (list, tuple)) or not features:
@@ -654,7 +654,7 @@ def multiscale_roi_align(
     """
     from torchvision.ops import roi_align  # C++: the readable one is vizlib.roi
 
-    strides, ks, output_size = _check_pyramid_regions(features, strides, proposals, output_size)
+    strides, ks, output_size = check_pyramid_regions(features, strides, proposals, output_size)
     sampling_ratio = check_positive_int("sampling_ratio", sampling_ratio, allow_zero=True)
     if not proposals:
         raise ValueError("features hold no image")
@@ -1110,7 +1110,7 @@ class FasterRCNN(nn.Module):
                 )
         finally:
             self.train(was_training)
-        return _to_cpu(info)
+        return detached_to_cpu(info)
 
 
 def _chosen_levels(backbone: FPNBackbone) -> list[int]:
@@ -1119,11 +1119,13 @@ def _chosen_levels(backbone: FPNBackbone) -> list[int]:
     return list(backbone.requested_levels)
 
 
-def _to_cpu(obj):
+def detached_to_cpu(obj):
+    """``obj`` (a tensor, or dicts, lists and tuples of them) detached and on the CPU: what
+    the chapters' figures take from a model's ``inspect``."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
     if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
+        return {k: detached_to_cpu(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
+        return type(obj)(detached_to_cpu(v) for v in obj)
     return obj

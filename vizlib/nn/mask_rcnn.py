@@ -69,8 +69,8 @@ from ..boxes import box_iou
 from .faster_rcnn import (
     LOSS_NAMES,
     FasterRCNN,
-    _check_pyramid_regions,
-    _to_cpu,
+    check_pyramid_regions,
+    detached_to_cpu,
     fast_rcnn_loss,
     multiscale_roi_align,
     roi_head_targets,
@@ -926,7 +926,7 @@ def multiscale_roi_pool(
     """
     from torchvision.ops import roi_pool
 
-    strides, ks, output_size = _check_pyramid_regions(features, strides, proposals, output_size)
+    strides, ks, output_size = check_pyramid_regions(features, strides, proposals, output_size)
     boxes = [check_boxes(f"proposals[{i}]", p) for i, p in enumerate(proposals)]
     rois = _rows_with_image_index(boxes).to(features[0].device, features[0].dtype)
     level = fpn_levels(rois[:, 1:], int(ks[0]), int(ks[-1]), canonical_size, canonical_level)
@@ -1193,7 +1193,9 @@ class MaskRCNN(FasterRCNN):
             detections = [{k: v.to(x.device) for k, v in d.items()} for d in info["detections"]]
             info["detections"] = self.segment(features, detections)
             if targets is not None:
-                gt_boxes, _, gt_masks, gt_kps = _to_cpu(self._instance_targets(targets, len(x)))
+                gt_boxes, _, gt_masks, gt_kps = detached_to_cpu(
+                    self._instance_targets(targets, len(x))
+                )
                 pos, pos_labels, matched = positive_rois(info["rois"], info["roi_labels"], gt_boxes)
                 info.update(positive_rois=pos, positive_labels=pos_labels, matched_idxs=matched)
                 side = 2 * self.mask_roi_size
@@ -1212,7 +1214,7 @@ class MaskRCNN(FasterRCNN):
                     info["keypoint_valid"] = [v for _, v in heat]
         finally:
             self.train(was_training)
-        return _to_cpu(info)
+        return detached_to_cpu(info)
 
     def segment(self, features, detections) -> list[dict[str, torch.Tensor]]:
         """Add ``masks`` (and ``keypoints``, ``keypoints_scores``) to each image's
