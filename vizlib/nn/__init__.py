@@ -19,6 +19,8 @@ Detection (the Faster R-CNN chapter):
 * :mod:`.yolo` - :class:`~.yolo.YOLOv1`, a grid detector (the YOLO chapter);
 * :mod:`.ssd` - :class:`~.ssd.SSD`, default boxes on several maps, hard negative mining
   (the SSD chapter);
+* :mod:`.fcos` - :class:`~.fcos.FCOS`, anchor-free: per-location distances, size ranges,
+  centre sampling, centre-ness, a head shared by the levels (the FCOS chapter);
 * :mod:`.torchvision_detection` - torchvision's detectors on the same small backbone.
 
 The chapters' data lives in ``vizlib.data`` (``segmentation_data``), their scores,
