@@ -33,6 +33,7 @@ __all__ = [
     "torchvision_faster_rcnn",
     "torchvision_fcos",
     "torchvision_retinanet",
+    "load_torchvision_retinanet_weights",
 ]
 
 
@@ -183,6 +184,53 @@ def torchvision_retinanet(
         head=head,
         **kwargs,
     )
+
+
+def load_torchvision_retinanet_weights(model, tv_model) -> None:
+    """Copy a torchvision RetinaNet's weights into a :class:`~vizlib.nn.retinanet.RetinaNet`.
+
+    ``tv_model`` is :func:`torchvision_retinanet` with ``num_classes = C + 1`` on a
+    :class:`PyramidBackbone` of the same stages and channels, and anchors of the same count
+    per location. Its backbone, FPN (``inner_blocks`` -> ``lateral``, ``layer_blocks`` ->
+    ``output``) and head are copied; of its class scores, those of labels ``1 .. C`` (the
+    background label's score, which torchvision keeps and never trains as a positive, is
+    dropped). Then both compute the same head outputs from the same (normalised) images.
+
+    Args:
+        model (vizlib.nn.retinanet.RetinaNet): modified in place.
+        tv_model (torchvision.models.detection.RetinaNet): read only.
+    """
+    body = getattr(getattr(tv_model, "backbone", None), "body", None)
+    if body is None or not hasattr(tv_model.backbone, "fpn"):
+        raise ValueError("tv_model must be a torchvision RetinaNet on a PyramidBackbone")
+    if len(tv_model.backbone.fpn.inner_blocks) != len(model.fpn.lateral):
+        raise ValueError(
+            f"tv_model has {len(tv_model.backbone.fpn.inner_blocks)} pyramid levels, "
+            f"model {len(model.fpn.lateral)}"
+        )
+    cls = tv_model.head.classification_head
+    if cls.num_anchors != model.num_anchors or cls.num_classes != model.num_classes + 1:
+        raise ValueError(
+            f"tv_model has {cls.num_anchors} anchors and {cls.num_classes} classes per location, "
+            f"model needs {model.num_anchors} and {model.num_classes + 1} (background included)"
+        )
+    model.backbone.load_state_dict(body.state_dict())
+    for level in range(len(model.fpn.lateral)):
+        model.fpn.lateral[level].load_state_dict(
+            tv_model.backbone.fpn.inner_blocks[level][0].state_dict()
+        )
+        model.fpn.output[level].load_state_dict(
+            tv_model.backbone.fpn.layer_blocks[level][0].state_dict()
+        )
+    state = dict(tv_model.head.state_dict())
+    a, k = cls.num_anchors, cls.num_classes
+    w = state["classification_head.cls_logits.weight"]  # [A K, C_in, 3, 3], anchor-major
+    state["classification_head.cls_logits.weight"] = (
+        w.view(a, k, *w.shape[1:])[:, 1:].reshape(-1, *w.shape[1:]).clone()
+    )
+    b = state["classification_head.cls_logits.bias"]
+    state["classification_head.cls_logits.bias"] = b.view(a, k)[:, 1:].reshape(-1).clone()
+    model.head.load_state_dict(state)
 
 
 def torchvision_faster_rcnn(
