@@ -314,3 +314,18 @@ def test_targets_type():
     )
     assert t.positive.tolist() == [[False, True]] and t.negative.tolist() == [[True, False]]
     assert t.one_hot(2).tolist() == [[[0.0, 0.0], [0.0, 1.0]]]
+
+
+def test_focal_loss_widget_takes_a_models_real_scores():
+    from vizlib.widgets.focal_loss import FocalLossWidget, check_batch, loss_shares
+
+    logits = torch.tensor([-6.0, -5.0, 0.3, 1.0])
+    targets = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    groups = torch.tensor([0, 0, 1, 2])
+    shares, total = loss_shares(2.0, None, (logits, targets, groups))
+    assert sum(shares) == pytest.approx(1.0) and total > 0
+    fig = FocalLossWidget(batch=(logits, targets, groups)).render(gamma=2.0)
+    assert any("the 2 easy negatives" in (a.text or "") for a in fig.layout.annotations)
+    for bad in ((logits, targets), (logits, targets[:2], groups), (logits, targets, groups + 3)):
+        with pytest.raises(ValueError):
+            check_batch(bad)

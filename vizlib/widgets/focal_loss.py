@@ -9,7 +9,9 @@ examples (``p_t`` near 1); ``alpha`` weighs positives against negatives.
 The left panel is the paper's Figure 1: loss against ``p_t`` for several ``gamma``. The
 right panel scores a synthetic dense batch (100 000 negatives, mostly easy, and 100
 positives) and shows which share of the total loss comes from the easy negatives, the
-hard negatives and the positives, with cross-entropy and with the chosen focal loss.
+hard negatives and the positives, with cross-entropy and with the chosen focal loss;
+``FocalLossWidget(batch=...)`` shows a detector's real scores there instead (the RetinaNet
+chapter feeds it its model's).
 Every loss value comes from :mod:`vizlib.losses`.
 """
 
@@ -22,7 +24,7 @@ from vizlib.viz import grids
 
 from ._base import Control, Widget
 
-__all__ = ["FocalLossWidget", "GAMMAS", "dense_batch", "loss_shares"]
+__all__ = ["FocalLossWidget", "GAMMAS", "GROUPS", "check_batch", "dense_batch", "loss_shares"]
 
 GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)
 N_EASY_NEG, N_HARD_NEG, N_POS = 99_000, 1_000, 100
@@ -61,17 +63,38 @@ def dense_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return _BATCH
 
 
-def loss_shares(gamma: float, alpha: float | None) -> tuple[list[float], float]:
+def check_batch(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch of scores for :func:`loss_shares`: ``(logits [N], targets [N] in {0, 1},
+    groups [N] int64 in 0 .. 2)`` (indices into :data:`GROUPS`), e.g. a detector's real
+    scores; ValueError otherwise."""
+    if not isinstance(batch, (tuple, list)) or len(batch) != 3:
+        raise ValueError("batch must be (logits [N], targets [N], groups [N])")
+    logits, targets, groups = (torch.as_tensor(t) for t in batch)
+    if logits.dim() != 1 or targets.shape != logits.shape or groups.shape != logits.shape:
+        raise ValueError(
+            f"batch must hold three tensors [N] of one length, got "
+            f"{tuple(logits.shape)}, {tuple(targets.shape)}, {tuple(groups.shape)}"
+        )
+    if len(logits) == 0 or not bool(torch.isfinite(logits).all()):
+        raise ValueError("batch logits must be finite, and at least one")
+    if bool(((groups < 0) | (groups >= len(GROUPS))).any()):
+        raise ValueError(f"groups must be indices into {GROUPS}")
+    return logits.float(), targets.float(), groups.long()
+
+
+def loss_shares(gamma: float, alpha: float | None, batch=None) -> tuple[list[float], float]:
     """Share of the total loss of :func:`dense_batch` from each group of :data:`GROUPS`.
 
     Args:
         gamma (float): focusing exponent, >= 0 (0 and ``alpha=None``: cross-entropy).
         alpha (float or None): weight of the positives, in [0, 1], or None.
+        batch (tuple, optional): ``(logits, targets, groups)`` to score instead of
+            :func:`dense_batch` (see :func:`check_batch`).
 
     Returns:
         (list of 3 floats summing to 1, the total loss as a float)
     """
-    logits, targets, groups = dense_batch()
+    logits, targets, groups = dense_batch() if batch is None else check_batch(batch)
     loss = losses.sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=gamma)  # [N]
     per_group = torch.zeros(len(GROUPS), dtype=loss.dtype).index_add_(0, groups, loss)  # [3]
     total = float(per_group.sum())
@@ -79,25 +102,38 @@ def loss_shares(gamma: float, alpha: float | None) -> tuple[list[float], float]:
 
 
 class FocalLossWidget(Widget):
-    """Focal loss against ``p_t`` for a ``gamma`` slider (and ``alpha``), with loss shares."""
+    """Focal loss against ``p_t`` for a ``gamma`` slider (and ``alpha``), with loss shares.
+
+    Args:
+        batch (tuple, optional): ``(logits [N], targets [N], groups [N])`` whose loss
+            shares the right panel shows (a detector's real scores, see
+            :func:`check_batch`); default the synthetic :func:`dense_batch`.
+        **defaults: initial control values.
+    """
 
     controls = [
         Control("gamma", "γ (gamma)", values=list(GAMMAS), default=2.0),
         Control("alpha", "α (alpha)", values=["none", 0.25, 0.5, 0.75], default="none"),
     ]
 
+    def __init__(self, batch=None, **defaults):
+        self.batch = None if batch is None else check_batch(batch)
+        super().__init__(**defaults)
+
     def figure(self, gamma=2.0, alpha="none"):
         alpha = None if alpha == "none" else alpha  # "none": no class weighting
         p_t = torch.linspace(0.01, 1.0, 100)  # [100]
         curves = {g: losses.focal_loss_curve(p_t, gamma=g) for g in GAMMAS}
-        ce_shares, ce_total = loss_shares(0.0, None)
-        fl_shares, fl_total = loss_shares(gamma, alpha)
+        ce_shares, ce_total = loss_shares(0.0, None, self.batch)
+        fl_shares, fl_total = loss_shares(gamma, alpha, self.batch)
+        groups = (dense_batch() if self.batch is None else self.batch)[2]
+        n_easy = f"{int((groups == 0).sum()):,}".replace(",", " ")
         # how much the factor (1 - p_t)^gamma shrinks a well-classified example
         at = torch.tensor([0.9, 0.968])
         ratio = losses.focal_loss_curve(at, gamma=0.0) / losses.focal_loss_curve(at, gamma=gamma)
         alpha_text = "none" if alpha is None else f"{alpha:g}"
         title = (
-            f"focal loss, γ = {gamma:g}, α = {alpha_text}: the 99 000 easy negatives carry "
+            f"focal loss, γ = {gamma:g}, α = {alpha_text}: the {n_easy} easy negatives carry "
             f"{100 * fl_shares[0]:.1f}% of the loss (cross-entropy: {100 * ce_shares[0]:.1f}%)"
             f"<br><sub>at p_t = 0.9 the loss is {float(ratio[0]):.0f}× smaller than cross-entropy, "
             f"at p_t = 0.968 {float(ratio[1]):.0f}×; total loss of the batch: "
