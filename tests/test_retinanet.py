@@ -94,9 +94,13 @@ def test_anchor_sizes_and_anchors_equal_torchvision():
             retinanet_anchor_sizes(bad)
 
 
-def test_head_equals_torchvision_head_with_the_same_weights():
-    ours = RetinaNetHead(16, 9, 3)
-    theirs = TVRetinaNetHead(16, 9, 3)
+@pytest.mark.parametrize("groups", [None, 8])
+def test_head_equals_torchvision_head_with_the_same_weights(groups):
+    from functools import partial
+
+    ours = RetinaNetHead(16, 9, 3, norm_groups=groups)
+    norm = None if groups is None else partial(torch.nn.GroupNorm, groups)
+    theirs = TVRetinaNetHead(16, 9, 3, norm_layer=norm)
     # the same names: torchvision's weights load as they are
     ours.load_state_dict(theirs.state_dict())
     feats = [torch.randn(2, 16, 8, 8), torch.randn(2, 16, 4, 4), torch.randn(2, 16, 2, 2)]
@@ -270,8 +274,9 @@ def test_model_train_and_eval_with_an_empty_image():
         model.train()(images)
 
 
-def test_model_matches_torchvision_retinanet_with_the_same_weights():
-    model, tv = _model(), _tv_model()
+@pytest.mark.parametrize("groups", [None, 4])
+def test_model_matches_torchvision_retinanet_with_the_same_weights(groups):
+    model, tv = _model(head_norm_groups=groups), _tv_model(head_norm_groups=groups)
     load_torchvision_retinanet_weights(model, tv)
     model.eval()
     tv.eval()
@@ -299,6 +304,7 @@ def test_model_rejects_bad_settings():
         {"prior_probability": 1.0},
         {"focal": 3},
         {"score_threshold": 2.0},
+        {"head_norm_groups": 5},
     ):
         with pytest.raises(ValueError):
             _model(**kwargs)

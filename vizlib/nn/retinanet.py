@@ -137,6 +137,9 @@ class RetinaNetHead(nn.Module):
         num_classes (int): ``C``, object classes (no background score).
         num_convs (int): convolutions before each subnet's last (paper and torchvision: 4).
         prior_probability (float or None): ``pi`` for the bias; None: bias 0 (p = 0.5).
+        norm_groups (int, optional): a ``GroupNorm`` with this many groups after each tower
+            convolution (then without bias), as torchvision's RetinaNet v2 head
+            (``norm_layer=partial(nn.GroupNorm, 32)``); None: no normalisation (the paper's).
 
     Shape:
         ``forward(features)``: a list of ``[N, in_channels, H_l, W_l]``; returns
@@ -151,6 +154,7 @@ class RetinaNetHead(nn.Module):
         num_classes: int,
         num_convs: int = 4,
         prior_probability: float | None = 0.01,
+        norm_groups: int | None = None,
     ):
         super().__init__()
         c = check_positive_int("in_channels", in_channels)
@@ -160,13 +164,22 @@ class RetinaNetHead(nn.Module):
         bias = 0.0 if prior_probability is None else prior_bias(prior_probability)
         self.prior_probability = prior_probability
 
-        def tower() -> nn.Sequential:
+        if norm_groups is not None:
+            g = check_positive_int("norm_groups", norm_groups)
+            if c % g:
+                raise ValueError(f"norm_groups ({g}) must divide in_channels ({c})")
+
+        def block() -> nn.Sequential:
+            if norm_groups is None:
+                return nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True))
             return nn.Sequential(
-                *[
-                    nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True))
-                    for _ in range(n)
-                ]
+                nn.Conv2d(c, c, 3, padding=1, bias=False),
+                nn.GroupNorm(norm_groups, c),
+                nn.ReLU(inplace=True),
             )
+
+        def tower() -> nn.Sequential:
+            return nn.Sequential(*[block() for _ in range(n)])
 
         self.classification_head = nn.Module()
         self.classification_head.conv = tower()
@@ -179,7 +192,8 @@ class RetinaNetHead(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.01)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         nn.init.constant_(self.classification_head.cls_logits.bias, bias)
 
     def forward(self, features) -> tuple[torch.Tensor, torch.Tensor]:
@@ -468,6 +482,8 @@ class RetinaNet(nn.Module):
             2, 3, 4: strides 8, 16, 32).
         fpn_channels (int): channels of every pyramid level.
         head_convs (int): convolutions in each subnet before its last (4, as the paper).
+        head_norm_groups (int, optional): GroupNorm groups in the subnets (see
+            :class:`RetinaNetHead`); None: none.
         scales, ratios: anchor sizes in strides, and aspect ratios (height / width).
         prior_probability (float or None): see :class:`RetinaNetHead`.
         fg_iou_thresh, bg_iou_thresh: matching thresholds.
@@ -484,6 +500,7 @@ class RetinaNet(nn.Module):
         levels=(2, 3, 4),
         fpn_channels: int = 64,
         head_convs: int = 4,
+        head_norm_groups: int | None = None,
         scales=SCENE_ANCHOR_SCALES,
         ratios=SCENE_ANCHOR_RATIOS,
         prior_probability: float | None = 0.01,
@@ -515,7 +532,12 @@ class RetinaNet(nn.Module):
         self.anchor_sizes = retinanet_anchor_sizes(self.strides, self.scales)
         self.num_anchors = len(self.scales) * len(self.ratios)
         self.head = RetinaNetHead(
-            fpn_channels, self.num_anchors, self.num_classes, head_convs, prior_probability
+            fpn_channels,
+            self.num_anchors,
+            self.num_classes,
+            head_convs,
+            prior_probability,
+            head_norm_groups,
         )
         self.fg_iou_thresh = check_fraction("fg_iou_thresh", fg_iou_thresh)
         self.bg_iou_thresh = check_fraction("bg_iou_thresh", bg_iou_thresh)

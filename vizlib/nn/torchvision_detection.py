@@ -19,6 +19,7 @@ hands it some of the backbone's stages as they are.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 
 import torch
 from torch import nn
@@ -151,6 +152,7 @@ def torchvision_retinanet(
     backbone: PyramidBackbone | None = None,
     ratios=(0.5, 1.0, 2.0),
     scales=(1.0, 2.0),
+    head_norm_groups: int | None = None,
     **kwargs,
 ):
     """torchvision's RetinaNet (Lin et al., 2017) on a small pyramid backbone, untrained.
@@ -162,6 +164,9 @@ def torchvision_retinanet(
         image_size (int): side of the (square) training images.
         backbone (PyramidBackbone, optional): default ``PyramidBackbone()``.
         ratios, scales: the anchors of each location.
+        head_norm_groups (int, optional): a ``GroupNorm`` of this many groups in the head's
+            convolutions (``RetinaNetHead(norm_layer=...)``, as torchvision's
+            ``retinanet_resnet50_fpn_v2``); None: none (the paper's head).
         **kwargs: passed to ``torchvision.models.detection.RetinaNet``.
 
     Returns:
@@ -174,7 +179,18 @@ def torchvision_retinanet(
     image_size = check_positive_int("image_size", image_size)
     backbone = PyramidBackbone() if backbone is None else backbone
     anchors = _anchor_generator(backbone.strides, ratios, scales)
-    head = RetinaNetHead(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes)
+    norm = None
+    if head_norm_groups is not None:
+        groups = check_positive_int("head_norm_groups", head_norm_groups)
+        if backbone.out_channels % groups:
+            raise ValueError(
+                f"head_norm_groups ({groups}) must divide backbone.out_channels "
+                f"({backbone.out_channels})"
+            )
+        norm = partial(nn.GroupNorm, groups)
+    head = RetinaNetHead(
+        backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes, norm_layer=norm
+    )
     return RetinaNet(
         backbone,
         num_classes,
