@@ -88,9 +88,9 @@ pin: $(STAMP)
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" -a -n "$(ASSIGNMENT)" || \
-	  { echo "usage: make grade SUBMISSIONS=<folder of .ipynb> ASSIGNMENT=<master notebook> [OUT=grades] [SECRET=<file>] [HIDDEN=<folder>]"; exit 2; }
+	  { echo "usage: make grade SUBMISSIONS=<folder of .ipynb> ASSIGNMENT=<master notebook> [OUT=grades] [SECRET=<file>] [HIDDEN=<folder>] [ONLY=<names>]"; exit 2; }
 	$(BIN)/python -m vizlib.exercises.grade $(SUBMISSIONS) --assignment $(ASSIGNMENT) --out $(or $(OUT),grades) \
-	  $(if $(SECRET),--secret-file $(SECRET)) $(if $(HIDDEN),--hidden $(HIDDEN))
+	  $(if $(SECRET),--secret-file $(SECRET)) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf _build

@@ -462,14 +462,14 @@ def test_the_command_draws_hidden_cases_from_the_secret_and_an_instructor_folder
     assert f"fingerprint {fingerprint}" in again and "secret in" in again
 
 
-def test_make_grade_passes_the_secret_and_the_hidden_folder():
+def test_make_grade_passes_the_secret_the_hidden_folder_and_the_regraded_names():
     import shutil
     import subprocess
 
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed")
-    args = ["SUBMISSIONS=subs", "ASSIGNMENT=a.ipynb", "SECRET=s.txt", "HIDDEN=mine"]
+    args = ["SUBMISSIONS=subs", "ASSIGNMENT=a.ipynb", "SECRET=s.txt", "HIDDEN=mine", "ONLY=bob"]
     run = subprocess.run(
         [make, "-n", "-s", "-C", str(REPO), "-o", ".venv/.installed", "grade", *args],
         capture_output=True,
@@ -477,7 +477,7 @@ def test_make_grade_passes_the_secret_and_the_hidden_folder():
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    assert "--secret-file s.txt --hidden mine" in run.stdout
+    assert "--secret-file s.txt --hidden mine --only bob" in run.stdout
 
 
 def test_no_case_input_or_answer_is_left_where_a_submission_can_reach_it(graded):
@@ -546,3 +546,38 @@ def test_the_worker_takes_only_the_answer_to_the_case_it_asked():
     ]
     assert got["lines"][0] == {"loaded": True} and got["lines"][-1] == {"done": True}
     assert got["ignored"] == 50_000 + 2 + 1 + 3  # blank lines, junk, forged before and after
+
+
+def test_regrading_one_student_replaces_their_row_and_feedback_only(tmp_path, capsys):
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    subs.mkdir()
+    (subs / "good.ipynb").write_text(_notebook(), encoding="utf-8")
+    (subs / "late").mkdir()
+    (subs / "late" / "bob.ipynb").write_text(
+        nbformat.writes(student_version(MASTER)), encoding="utf-8"
+    )
+    argv = [str(subs), "--exercises", "box_area", "--out", str(out), "--no-run", "--jobs", "1"]
+    assert main(argv) == 0
+    csv_before = (out / "grades.csv").read_text().splitlines()
+    good_feedback = (out / "feedback" / "good.md").read_text()
+    assert csv_before[2].startswith("late/bob,") and ",0,0,2," in csv_before[2]
+
+    # bob hands in a corrected notebook: only he is graded again, with the class's secret
+    (subs / "late" / "bob.ipynb").write_text(_notebook(), encoding="utf-8")
+    assert main([*argv, "--only", "late/bob"]) == 0
+    csv_after = (out / "grades.csv").read_text().splitlines()
+    assert csv_after[:2] == csv_before[:2], "the header and the other students' rows stay"
+    assert csv_after[2].startswith("late/bob,") and ",2,2,2," in csv_after[2]
+    assert (out / "feedback" / "good.md").read_text() == good_feedback
+    assert "2 of 2 points" in (out / "feedback" / "late__bob.md").read_text()
+    md = (out / "grades.md").read_text()
+    assert "| late/bob | 2 | 2 |" in md and "Regraded on " in md and "late/bob." in md
+
+    # mistakes get one line, not a traceback, and leave the results alone
+    capsys.readouterr()
+    assert main([*argv, "--only", "nobody"]) == 2
+    assert "no submission named nobody" in capsys.readouterr().err
+    (out / "secret.txt").unlink()
+    assert main([*argv, "--only", "late/bob"]) == 2
+    assert "needs the secret of the class's run" in capsys.readouterr().err
+    assert (out / "grades.csv").read_text().splitlines() == csv_after

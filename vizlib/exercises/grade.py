@@ -49,6 +49,7 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .checking import (
@@ -554,6 +555,7 @@ def grade(
     exclude: Path | None = None,
     quiet: bool = True,
     secret: str | None = None,
+    only: set[str] | None = None,
 ) -> list[SubmissionGrade]:
     """Grade every ``*.ipynb`` under ``submissions``; returns one grade per notebook, by name.
 
@@ -569,6 +571,8 @@ def grade(
             hidden_cases`: the bank's and those of a folder loaded with
             :func:`~vizlib.exercises.spec.load_hidden_folder`); None grades the public
             cases alone. The command line always passes one.
+        only: grade these students only (names as in ``grades.csv``: the notebook's path
+            under ``submissions`` without ``.ipynb``); ValueError naming any not found.
     """
     submissions = Path(submissions).resolve()
     if not submissions.is_dir():
@@ -584,6 +588,15 @@ def grade(
     }
     encoded_cases = {ex.id: [encode(tuple(c.args)) for c in cases_of[ex.id]] for ex in exercises}
     paths = submission_paths(submissions, exclude)
+    if only is not None:
+        name_of = {p: p.relative_to(submissions).with_suffix("").as_posix() for p in paths}
+        missing = sorted(set(only) - set(name_of.values()))
+        if missing:
+            raise ValueError(
+                f"no submission named {', '.join(missing)} under {submissions} "
+                "(a name is the notebook's path there, without .ipynb)"
+            )
+        paths = [p for p in paths if name_of[p] in only]
     grades: list[SubmissionGrade] = []
     job_list: list[dict] = []
     job_of: dict[int, int] = {}
@@ -744,19 +757,39 @@ def sandbox_text(report: dict[str, dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def csv_header(exercise_ids: list[str]) -> list[str]:
+    """The columns of ``grades.csv``."""
+    return ["student", "file"] + list(exercise_ids) + ["total", "max", "notebook", "issues"]
+
+
+def csv_row(g: SubmissionGrade, exercise_ids: list[str]) -> list[str]:
+    """One student's row of ``grades.csv`` (what came from the submission escaped)."""
+    return (
+        [csv_text(g.student), csv_text(g.path)]
+        + [f"{g.checks[i].score:g}" for i in exercise_ids]
+        + [f"{g.total:g}", f"{g.max_points:g}", csv_text(g.notebook)]
+        + [csv_text("; ".join(g.issues))]
+    )
+
+
 def table(grades: list[SubmissionGrade], exercise_ids: list[str]) -> str:
     """The grades as a Markdown table (readable as plain text too); what came from the
     submissions (names, errors) is escaped."""
+    return _table_of_rows([csv_row(g, exercise_ids) for g in grades], exercise_ids)
+
+
+def _table_of_rows(rows: list[list[str]], exercise_ids: list[str]) -> str:
+    """The Markdown table of ``grades.csv`` rows (a regrade merges rows, not grades)."""
     exercises = [get(i) for i in exercise_ids]
+    n = len(exercises)
     head = ["student"] + [f"{ex.id} ({ex.points:g})" for ex in exercises]
     head += [f"total ({sum(ex.points for ex in exercises):g})", "notebook", "issues"]
-    rows = [head, ["---"] * len(head)]
-    for g in grades:
-        row = [md_text(g.student)] + [f"{g.checks[ex.id].score:g}" for ex in exercises]
-        rows.append(
-            row + [f"{g.total:g}", md_text(g.notebook), md_text("; ".join(g.issues) or "—")]
-        )
-    return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n"
+    lines = [head, ["---"] * len(head)]
+    for row in rows:
+        student, scores = csv_text_value(row[0]), row[2 : 2 + n]
+        total, notebook, issues = row[2 + n], csv_text_value(row[4 + n]), csv_text_value(row[5 + n])
+        lines.append([md_text(student), *scores, total, md_text(notebook), md_text(issues or "—")])
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n"
 
 
 _BLOCKED_WRITES = "tried to write outside its folder (blocked)"
@@ -834,28 +867,56 @@ def write_results(
     cases (:func:`weights_text`), then ``note`` (e.g. which secret drew the hidden cases)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
-        ["student", "file"] + list(exercise_ids) + ["total", "max", "notebook", "issues"]
-    )
-    for g in grades:
-        writer.writerow(
-            [csv_text(g.student), csv_text(g.path)]
-            + [f"{g.checks[i].score:g}" for i in exercise_ids]
-            + [f"{g.total:g}", f"{g.max_points:g}", csv_text(g.notebook)]
-            + [csv_text("; ".join(g.issues))]
-        )
-    _write(out / "grades.csv", buffer.getvalue())
-    extra = "\n".join(t for t in (weights_text(grades, exercise_ids), note) if t)
-    _write(
-        out / "grades.md",
-        "# Grades\n\n" + table(grades, exercise_ids) + ("\n" + extra if extra else ""),
-    )
+    rows = [csv_row(g, exercise_ids) for g in grades]
+    _write_tables(rows, grades, exercise_ids, out, note)
     fb = out / "feedback"
     if fb.is_dir():
         shutil.rmtree(fb)
     fb.mkdir()
+    for g in grades:
+        _write(fb / f"{_safe_name(g.student)}.md", feedback(g))
+
+
+def _write_tables(rows, grades, exercise_ids, out: Path, note: str) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(csv_header(exercise_ids))
+    writer.writerows(rows)
+    _write(out / "grades.csv", buffer.getvalue())
+    extra = "\n".join(t for t in (weights_text(grades, exercise_ids), note) if t)
+    _write(
+        out / "grades.md",
+        "# Grades\n\n" + _table_of_rows(rows, exercise_ids) + ("\n" + extra if extra else ""),
+    )
+
+
+def merge_results(
+    grades: list[SubmissionGrade], exercise_ids: list[str], out: Path, note: str = ""
+) -> None:
+    """A regrade: put ``grades`` (some students, graded again) into the results already
+    under ``out``. Their rows of ``grades.csv`` and ``grades.md`` are replaced (a student
+    new to the class is added at the end), their feedback files rewritten; every other
+    student's row and feedback stay as they were."""
+    out = Path(out)
+    path = out / "grades.csv"
+    if not path.is_file():
+        raise ValueError(f"no {path} to regrade into: grade the whole class first")
+    with open(path, newline="", encoding="utf-8") as f:
+        old = list(csv.reader(f))
+    if not old or old[0] != csv_header(exercise_ids):
+        raise ValueError(
+            f"{path} grades other exercises ({', '.join(old[0][2:-4]) if old else 'none'}); "
+            f"a regrade grades the same ones ({', '.join(exercise_ids)})"
+        )
+    new = {g.student: csv_row(g, exercise_ids) for g in grades}
+    rows = [new.pop(csv_text_value(row[0]), row) for row in old[1:]]
+    rows += list(new.values())
+    regraded = ", ".join(g.student for g in grades)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    note = (note + "\n" if note else "") + md_text(f"Regraded on {stamp}: {regraded}.") + "\n"
+    _write_tables(rows, grades, exercise_ids, out, note)
+    fb = out / "feedback"
+    fb.mkdir(exist_ok=True)
     for g in grades:
         _write(fb / f"{_safe_name(g.student)}.md", feedback(g))
 
@@ -981,6 +1042,12 @@ def main(argv: list[str] | None = None) -> int:
         "secret, saved in OUT/secret.txt for a regrade)",
     )
     parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="regrade these students only (comma-separated names, as in grades.csv) into "
+        "the results already in OUT, with the secret of OUT/secret.txt unless --secret-file",
+    )
+    parser.add_argument(
         "--hidden",
         type=Path,
         action="append",
@@ -999,6 +1066,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         for folder in args.hidden:
             load_hidden_folder(folder)
+        only = None
+        if args.only is not None:
+            only = {n.strip() for n in args.only.split(",") if n.strip()}
+            if not only:
+                raise ValueError("--only names no student (give e.g. --only alice,bob)")
+            if args.secret_file is None:  # the same hidden cases as the class had
+                args.secret_file = args.out / "secret.txt"
+                if not args.secret_file.is_file():
+                    raise ValueError(
+                        f"a regrade needs the secret of the class's run: no {args.secret_file} "
+                        "(give --secret-file)"
+                    )
         secret, secret_source = _secret(args)
         for ex_id in ids:  # a generator that fails says so now, in one line
             hidden_cases(get(ex_id), secret)
@@ -1016,17 +1095,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     start = time.monotonic()
-    grades = grade(
-        args.submissions,
-        ids,
-        limits=limits,
-        jobs=args.jobs,
-        profile=args.profile,
-        run_notebooks=not args.no_run,
-        exclude=args.out,
-        quiet=False,
-        secret=secret,
-    )
+    try:
+        grades = grade(
+            args.submissions,
+            ids,
+            limits=limits,
+            jobs=args.jobs,
+            profile=args.profile,
+            run_notebooks=not args.no_run,
+            exclude=args.out,
+            quiet=False,
+            secret=secret,
+            only=only,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if secret_source is None:  # a new secret: kept for a regrade of the same cases
         args.out.mkdir(parents=True, exist_ok=True)
         secret_path = args.out / "secret.txt"
@@ -1042,7 +1126,15 @@ def main(argv: list[str] | None = None) -> int:
     from .sandbox import sandbox_report
 
     report = sandbox_report()
-    write_results(grades, ids, args.out, note=md_text(note) + "\n\n" + sandbox_text(report))
+    note_md = md_text(note) + "\n\n" + sandbox_text(report)
+    if only is None:
+        write_results(grades, ids, args.out, note=note_md)
+    else:
+        try:
+            merge_results(grades, ids, args.out, note=note_md)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     print(table(grades, ids))
     print(note)
     weak = [
