@@ -13,6 +13,7 @@ import csv
 import hashlib
 import os
 import socket
+import sys
 import textwrap
 from pathlib import Path
 
@@ -581,3 +582,56 @@ def test_regrading_one_student_replaces_their_row_and_feedback_only(tmp_path, ca
     assert main([*argv, "--only", "late/bob"]) == 2
     assert "needs the secret of the class's run" in capsys.readouterr().err
     assert (out / "grades.csv").read_text().splitlines() == csv_after
+
+
+def test_gradescope_autograder_grades_one_submission_into_results_json(tmp_path):
+    """The zip's run_autograder, run as Gradescope would (its folders under a temporary
+    root), grades the student's one notebook into results.json: one test per exercise."""
+    import json
+    import os
+    import subprocess
+    import zipfile
+
+    from vizlib.exercises.gradescope import build_autograder
+
+    assignment = tmp_path / "exercises.ipynb"
+    assignment.write_text(nbformat.writes(MASTER), encoding="utf-8")
+    names = build_autograder(assignment, tmp_path / "autograder.zip", run_notebooks=False)
+    assert {"setup.sh", "run_autograder", "exercises.ipynb", "secret.txt"} <= set(names)
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as zf:
+        zf.extractall(root / "source")
+        assert "vizlib[grade]==" in zf.read("setup.sh").decode()
+    (root / "submission").mkdir()
+    (root / "submission" / "my homework.ipynb").write_text(
+        _notebook(iou=student_version(MASTER).cells[IOU_CELL].source), encoding="utf-8"
+    )
+    env = {
+        **os.environ,
+        "AUTOGRADER_ROOT": str(root),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+
+    def run():
+        return subprocess.run(
+            ["bash", str(root / "source" / "run_autograder")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    done = run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    tests = {t["name"]: t for t in results["tests"]}
+    assert set(tests) == {"box_area", "iou"}
+    assert tests["box_area"]["score"] == tests["box_area"]["max_score"] == 2
+    assert tests["iou"]["score"] == 0 and tests["iou"]["max_score"] == 3
+    assert results["score"] == 2 and "NotImplementedError" in tests["iou"]["output"]
+    # two notebooks: a clear message in results.json, not a crash
+    (root / "submission" / "another.ipynb").write_text(_notebook(), encoding="utf-8")
+    assert run().returncode != 0
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 0 and "submit one notebook" in results["output"]

@@ -877,6 +877,26 @@ def write_results(
         _write(fb / f"{_safe_name(g.student)}.md", feedback(g))
 
 
+def gradescope_results(g: SubmissionGrade) -> dict:
+    """One submission's grade in Gradescope's autograder format (the ``results.json`` its
+    ``run_autograder`` writes): a total ``score`` and one test per exercise, whose
+    ``output`` is the student's feedback for it (hidden cases say only passed or failed)."""
+    tests = []
+    for ex_id, result in g.checks.items():
+        tests.append(
+            {
+                "name": ex_id,
+                "score": result.score,
+                "max_score": result.exercise.points,
+                "output": result.report(),
+                "visibility": "visible",
+            }
+        )
+    notes = [f"Your notebook, run top to bottom in a fresh kernel: {g.notebook}."]
+    notes += [_for_the_student(i) for i in g.issues]
+    return {"score": g.total, "output": "\n".join(notes), "tests": tests}
+
+
 def _write_tables(rows, grades, exercise_ids, out: Path, note: str) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -1048,6 +1068,13 @@ def main(argv: list[str] | None = None) -> int:
         "the results already in OUT, with the secret of OUT/secret.txt unless --secret-file",
     )
     parser.add_argument(
+        "--gradescope-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the grade in Gradescope's results.json format (one submission "
+        "only: what Gradescope's run_autograder does; see vizlib.exercises.gradescope)",
+    )
+    parser.add_argument(
         "--hidden",
         type=Path,
         action="append",
@@ -1086,7 +1113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     limits = Limits(args.timeout, args.check_timeout, args.memory_mb, args.max_output_kb)
     found = submission_paths(args.submissions, exclude=args.out)
-    if not found:
+    if not found and args.gradescope_json is None:
         # a mistyped folder, most likely: keep the last run's results rather than blank them
         print(
             f"warning: no notebooks (*.ipynb) under {args.submissions}: nothing graded, "
@@ -1094,6 +1121,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.gradescope_json is not None and len(found) != 1:
+        message = (
+            f"submit one notebook: found {len(found)} ({', '.join(p.name for p in found[:5])})"
+        )
+        print(f"error: {message}", file=sys.stderr)
+        args.gradescope_json.parent.mkdir(parents=True, exist_ok=True)
+        args.gradescope_json.write_text(json.dumps({"score": 0, "output": message}))
+        return 2
     start = time.monotonic()
     try:
         grades = grade(
@@ -1135,6 +1170,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.gradescope_json is not None:
+        args.gradescope_json.parent.mkdir(parents=True, exist_ok=True)
+        _write(args.gradescope_json, json.dumps(gradescope_results(grades[0]), indent=1))
     print(table(grades, ids))
     print(note)
     weak = [
