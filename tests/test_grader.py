@@ -592,12 +592,15 @@ def test_gradescope_autograder_grades_one_submission_into_results_json(tmp_path)
     import subprocess
     import zipfile
 
-    from vizlib.exercises.gradescope import build_autograder
+    from vizlib.exercises import gradescope
 
     assignment = tmp_path / "exercises.ipynb"
     assignment.write_text(nbformat.writes(MASTER), encoding="utf-8")
-    names = build_autograder(assignment, tmp_path / "autograder.zip", run_notebooks=False)
+    argv = ["--assignment", str(assignment), "--out", str(tmp_path / "autograder.zip")]
+    assert gradescope.main([*argv, "--no-run"]) == 0  # the command on the instructors' page
+    names = zipfile.ZipFile(tmp_path / "autograder.zip").namelist()
     assert {"setup.sh", "run_autograder", "exercises.ipynb", "secret.txt"} <= set(names)
+    assert gradescope.main(["--assignment", str(tmp_path / "none.ipynb")]) == 2
     root = tmp_path / "autograder"
     with zipfile.ZipFile(tmp_path / "autograder.zip") as zf:
         zf.extractall(root / "source")

@@ -54,7 +54,8 @@ def test_answers_go_out_and_scores_come_back_into_the_totals(course):
     root, subs, grades = course
     assert manual_items(root / "assignment.ipynb") == {"why_focal": 2.0}
     sheet = root / "manual.csv"
-    assert export_answers(subs, root / "assignment.ipynb", sheet) == 3
+    argv = ["export", str(subs), "--assignment", str(root / "assignment.ipynb")]
+    assert main([*argv, "--out", str(sheet)]) == 0  # the command on the instructors' page
     rows = {r["student"]: r for r in csv.DictReader(io.StringIO(sheet.read_text()))}
     assert rows["ana"]["answer"].startswith("Easy negatives")
     assert rows["bo"]["answer"] == "'=HYPERLINK(1)", "a formula reaches the sheet as text"
@@ -63,7 +64,7 @@ def test_answers_go_out_and_scores_come_back_into_the_totals(course):
         export_answers(subs, root / "assignment.ipynb", sheet)
 
     _fill(sheet, {"ana": "2", "bo": "0.5", "cy": "0"}, comment="clear")
-    merge_scores(grades, sheet, root / "final.csv")
+    assert main(["merge", str(grades), str(sheet), "--out", str(root / "final.csv")]) == 0
     final = {r["student"]: r for r in csv.DictReader(io.StringIO((root / "final.csv").read_text()))}
     assert final["ana"]["manual: why_focal"] == "2" and final["ana"]["total"] == "5"
     assert final["bo"]["total"] == "1.5" and final["bo"]["max"] == "5"
