@@ -80,14 +80,21 @@ def test_prior_bias():
             prior_bias(bad)
 
 
-def test_anchor_sizes_and_anchors_equal_torchvision():
+@pytest.mark.parametrize("offset", [0.0, 0.5])
+def test_anchor_sizes_and_anchors_equal_torchvision(offset):
     assert retinanet_anchor_sizes([8, 16], (1.0, 2.0)) == [(8.0, 16.0), (16.0, 32.0)]
-    model = _model()
+    model = _model(anchor_offset=offset)
     anchors = model.anchors(SIZE)
-    gen = AnchorGenerator(tuple(model.anchor_sizes), (tuple(model.ratios),) * 3)
     images = ImageList(torch.zeros(1, 3, *SIZE), [SIZE])
     feats = [torch.zeros(1, 1, *f) for f in model.feature_sizes(SIZE)]
+    if offset == 0:
+        gen = AnchorGenerator(tuple(model.anchor_sizes), (tuple(model.ratios),) * 3)
+        torch.testing.assert_close(anchors, gen(images, feats)[0])
+    # the builder's generator, its base anchors moved by offset strides
+    gen = _tv_model(anchor_offset=offset).anchor_generator
     torch.testing.assert_close(anchors, gen(images, feats)[0])
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    assert float(centres[:9].mean()) == pytest.approx(offset * 8, abs=0.5)
     assert model.anchors_per_level(SIZE) == [8 * 8 * 9, 4 * 4 * 9, 2 * 2 * 9]
     for bad in ([], [0, 8], "8"):
         with pytest.raises(ValueError):
@@ -305,9 +312,12 @@ def test_model_rejects_bad_settings():
         {"focal": 3},
         {"score_threshold": 2.0},
         {"head_norm_groups": 5},
+        {"anchor_offset": 1.0},
     ):
         with pytest.raises(ValueError):
             _model(**kwargs)
+    with pytest.raises(ValueError):
+        _tv_model(anchor_offset=-0.5)
     with pytest.raises(ValueError):
         RetinaNet(0)
     with pytest.raises(ValueError):

@@ -466,8 +466,8 @@ class RetinaNet(nn.Module):
     than the image. At each location ``A = 9`` anchors: the paper's three octave scales
     (:data:`SCENE_ANCHOR_SCALES`, here 1 stride: 8 to 51 pixels over the three levels,
     instead of the paper's 4 strides) and three ratios (:data:`SCENE_ANCHOR_RATIOS`).
-    Anchors are centred on the cells' corners and rounded to whole pixels, as
-    torchvision's ``AnchorGenerator``.
+    Anchors are rounded to whole pixels, as torchvision's ``AnchorGenerator``, and centred
+    in their cells (``anchor_offset``).
 
     Called like torchvision's detectors: in train mode ``model(images, targets)`` returns
     the dict of loss terms (:func:`retinanet_loss`), in eval mode ``model(images)`` one dict
@@ -485,6 +485,10 @@ class RetinaNet(nn.Module):
         head_norm_groups (int, optional): GroupNorm groups in the subnets (see
             :class:`RetinaNetHead`); None: none.
         scales, ratios: anchor sizes in strides, and aspect ratios (height / width).
+        anchor_offset (float): where in its cell a location's anchors are centred, in
+            [0, 1): 0 (default) the cell's top-left corner, as torchvision's
+            ``AnchorGenerator``; 0.5 the cell's centre (see
+            :func:`vizlib.nn.torchvision_detection.torchvision_retinanet`'s ``anchor_offset``).
         prior_probability (float or None): see :class:`RetinaNetHead`.
         fg_iou_thresh, bg_iou_thresh: matching thresholds.
         alpha, gamma: the focal loss's.
@@ -503,6 +507,7 @@ class RetinaNet(nn.Module):
         head_norm_groups: int | None = None,
         scales=SCENE_ANCHOR_SCALES,
         ratios=SCENE_ANCHOR_RATIOS,
+        anchor_offset: float = 0.0,
         prior_probability: float | None = 0.01,
         fg_iou_thresh: float = 0.5,
         bg_iou_thresh: float = 0.4,
@@ -530,6 +535,9 @@ class RetinaNet(nn.Module):
         self.scales = check_positive_numbers("scales", scales)
         self.ratios = check_positive_numbers("ratios", ratios)
         self.anchor_sizes = retinanet_anchor_sizes(self.strides, self.scales)
+        self.anchor_offset = check_number("anchor_offset", anchor_offset, low=0)
+        if self.anchor_offset >= 1:
+            raise ValueError(f"anchor_offset must be in [0, 1), got {anchor_offset!r}")
         self.num_anchors = len(self.scales) * len(self.ratios)
         self.head = RetinaNetHead(
             fpn_channels,
@@ -566,8 +574,8 @@ class RetinaNet(nn.Module):
 
     def anchors(self, image_size, device=None) -> torch.Tensor:
         """The anchors ``[sum_l H_l W_l A, 4]`` (xyxy pixels) for images of ``(height, width)``,
-        as torchvision's ``AnchorGenerator``: level by level, location by location, then
-        ratio-major, scale-minor."""
+        in torchvision's ``AnchorGenerator``'s order: level by level, location by location,
+        then ratio-major, scale-minor."""
         key = (check_int_pair("image_size", image_size), str(device))
         if key not in self._anchors:
             self._anchors[key] = anchors_for_image(
@@ -575,7 +583,7 @@ class RetinaNet(nn.Module):
                 self.feature_sizes(key[0]),
                 self.anchor_sizes,
                 self.ratios,
-                offset=0.0,
+                offset=self.anchor_offset,
                 round_to_int=True,
             ).to(device)
         return self._anchors[key]

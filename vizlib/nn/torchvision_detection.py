@@ -153,17 +153,23 @@ def torchvision_retinanet(
     ratios=(0.5, 1.0, 2.0),
     scales=(1.0, 2.0),
     head_norm_groups: int | None = None,
+    anchor_offset: float = 0.0,
     **kwargs,
 ):
     """torchvision's RetinaNet (Lin et al., 2017) on a small pyramid backbone, untrained.
 
-    Anchors at every level: sizes ``stride * scales`` in each of the ``ratios``.
+    Anchors at every level: sizes ``stride * scales`` in each of the ``ratios``, centred
+    at ``(j + anchor_offset, i + anchor_offset) * stride`` for location ``(i, j)``:
+    torchvision's ``AnchorGenerator`` centres them on the cells' corners (0); with
+    ``anchor_offset = 0.5`` its base anchors are moved by half a stride, to the cells'
+    centres (as :class:`vizlib.nn.retinanet.RetinaNet` with the same ``anchor_offset``).
 
     Args:
         num_classes (int): classes including background (label 0).
         image_size (int): side of the (square) training images.
         backbone (PyramidBackbone, optional): default ``PyramidBackbone()``.
         ratios, scales: the anchors of each location.
+        anchor_offset (float): 0 (torchvision's) or 0.5 (the cells' centres), in [0, 1).
         head_norm_groups (int, optional): a ``GroupNorm`` of this many groups in the head's
             convolutions (``RetinaNetHead(norm_layer=...)``, as torchvision's
             ``retinanet_resnet50_fpn_v2``); None: none (the paper's head).
@@ -179,6 +185,15 @@ def torchvision_retinanet(
     image_size = check_positive_int("image_size", image_size)
     backbone = PyramidBackbone() if backbone is None else backbone
     anchors = _anchor_generator(backbone.strides, ratios, scales)
+    if isinstance(anchor_offset, bool) or not isinstance(anchor_offset, (int, float)):
+        raise ValueError(f"anchor_offset must be a number in [0, 1), got {anchor_offset!r}")
+    if not 0.0 <= anchor_offset < 1.0:
+        raise ValueError(f"anchor_offset must be in [0, 1), got {anchor_offset!r}")
+    if anchor_offset:  # torchvision adds (j * stride, i * stride) to these base anchors
+        anchors.cell_anchors = [
+            a + anchor_offset * s
+            for a, s in zip(anchors.cell_anchors, backbone.strides, strict=True)
+        ]
     norm = None
     if head_norm_groups is not None:
         groups = check_positive_int("head_norm_groups", head_norm_groups)
