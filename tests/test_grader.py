@@ -638,3 +638,39 @@ def test_gradescope_autograder_grades_one_submission_into_results_json(tmp_path)
     assert run().returncode != 0
     results = json.loads((root / "results" / "results.json").read_text())
     assert results["score"] == 0 and "submit one notebook" in results["output"]
+
+
+def test_weights_stated_in_the_assignment_override_the_banks(tmp_path, capsys):
+    from vizlib.exercises.notebooks import stated_weights
+
+    assert stated_weights({"cell_type": "code", "source": "# EXERCISE iou\n"}) == {}
+    cell = {"cell_type": "code", "source": "# EXERCISE iou (points 4, hidden share 0.75)\n"}
+    assert stated_weights(cell) == {"points": 4.0, "hidden_share": 0.75}
+    with pytest.raises(ValueError, match="expected 'points <number>'"):
+        stated_weights({"cell_type": "code", "source": "# EXERCISE iou (weight 4)\n"})
+
+    master = copy.deepcopy(MASTER)
+    master.cells[AREA_CELL].source = master.cells[AREA_CELL].source.replace(
+        "# EXERCISE box_area", "# EXERCISE box_area (points 4, hidden share 0.75)", 1
+    )
+    assignment = tmp_path / "assignment.ipynb"
+    nbformat.write(master, str(assignment))
+    student = student_version(master)
+    assert "# EXERCISE box_area (points 4" in student.cells[AREA_CELL].source
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    subs.mkdir()
+    (subs / "good.ipynb").write_text(_notebook(), encoding="utf-8")
+    argv = [str(subs), "--assignment", str(assignment), "--out", str(out), "--no-run"]
+    assert main([*argv, "--jobs", "1"]) == 0
+    md = (out / "grades.md").read_text()
+    assert "| student | box_area (4) | iou (3) | total (7) |" in md
+    assert "| good | 4 | 3 | 7 |" in md
+    assert "box\\_area (4 points):" in md and "hidden cases, 3 points" in md
+
+    master.cells[AREA_CELL].source = master.cells[AREA_CELL].source.replace(
+        "(points 4, hidden share 0.75)", "(points 4, hidden share 1.5)", 1
+    )
+    nbformat.write(master, str(assignment))
+    capsys.readouterr()
+    assert main([*argv, "--jobs", "1"]) == 2
+    assert "hidden share must be in [0, 1)" in capsys.readouterr().err

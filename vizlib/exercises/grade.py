@@ -60,7 +60,7 @@ from .checking import (
     forbidden_message,
     judge,
 )
-from .spec import Exercise, get, hidden_cases, load_hidden_folder
+from .spec import Exercise, get, hidden_cases, load_hidden_folder, with_weights
 
 __all__ = [
     "Limits",
@@ -121,6 +121,28 @@ def exercise_ids_of(notebook: Path) -> list[str]:
             f"{notebook} has no exercise cell (a code cell starting '# EXERCISE <id>')"
         )
     return ids
+
+
+def stated_weights_of(notebook: Path) -> dict[str, dict[str, float]]:
+    """``{exercise id: {"points": ..., "hidden_share": ...}}`` as an assignment's exercise
+    cells state them (``# EXERCISE iou (points 4, hidden share 0.6)``); ValueError naming
+    the cell on a statement it cannot read or a weight out of range."""
+    import nbformat
+
+    from .notebooks import find_exercise_cells, stated_weights
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    out = {}
+    for ex_id, index in find_exercise_cells(nb).items():
+        try:
+            stated = stated_weights(nb.cells[index])
+            if stated:
+                with_weights(get(ex_id), **stated)  # in range
+        except ValueError as exc:
+            raise ValueError(f"{notebook}, exercise {ex_id}: {exc}") from None
+        if stated:
+            out[ex_id] = stated
+    return out
 
 
 # ---------------------------------------------------------------- reading submissions
@@ -556,6 +578,7 @@ def grade(
     quiet: bool = True,
     secret: str | None = None,
     only: set[str] | None = None,
+    weights: dict[str, dict[str, float]] | None = None,
 ) -> list[SubmissionGrade]:
     """Grade every ``*.ipynb`` under ``submissions``; returns one grade per notebook, by name.
 
@@ -571,13 +594,16 @@ def grade(
             hidden_cases`: the bank's and those of a folder loaded with
             :func:`~vizlib.exercises.spec.load_hidden_folder`); None grades the public
             cases alone. The command line always passes one.
+        weights: ``{exercise id: {"points": p, "hidden_share": h}}`` the assignment
+            states (:func:`stated_weights_of`), over the bank's.
         only: grade these students only (names as in ``grades.csv``: the notebook's path
             under ``submissions`` without ``.ipynb``); ValueError naming any not found.
     """
     submissions = Path(submissions).resolve()
     if not submissions.is_dir():
         raise ValueError(f"submissions must be a folder, got {submissions}")
-    exercises = [get(i) for i in exercise_ids]
+    weights = weights or {}
+    exercises = [with_weights(get(i), **weights.get(i, {})) for i in exercise_ids]
     if not exercises:
         raise ValueError("no exercises to grade")
     from .wire import encode
@@ -775,12 +801,15 @@ def csv_row(g: SubmissionGrade, exercise_ids: list[str]) -> list[str]:
 def table(grades: list[SubmissionGrade], exercise_ids: list[str]) -> str:
     """The grades as a Markdown table (readable as plain text too); what came from the
     submissions (names, errors) is escaped."""
-    return _table_of_rows([csv_row(g, exercise_ids) for g in grades], exercise_ids)
+    return _table_of_rows([csv_row(g, exercise_ids) for g in grades], exercise_ids, grades)
 
 
-def _table_of_rows(rows: list[list[str]], exercise_ids: list[str]) -> str:
-    """The Markdown table of ``grades.csv`` rows (a regrade merges rows, not grades)."""
-    exercises = [get(i) for i in exercise_ids]
+def _table_of_rows(
+    rows: list[list[str]], exercise_ids: list[str], grades: list[SubmissionGrade] = ()
+) -> str:
+    """The Markdown table of ``grades.csv`` rows (a regrade merges rows, not grades); the
+    points in its head are those the grades were judged on (the assignment's, if stated)."""
+    exercises = [grades[0].checks[i].exercise if grades else get(i) for i in exercise_ids]
     n = len(exercises)
     head = ["student"] + [f"{ex.id} ({ex.points:g})" for ex in exercises]
     head += [f"total ({sum(ex.points for ex in exercises):g})", "notebook", "issues"]
@@ -906,7 +935,9 @@ def _write_tables(rows, grades, exercise_ids, out: Path, note: str) -> None:
     extra = "\n".join(t for t in (weights_text(grades, exercise_ids), note) if t)
     _write(
         out / "grades.md",
-        "# Grades\n\n" + _table_of_rows(rows, exercise_ids) + ("\n" + extra if extra else ""),
+        "# Grades\n\n"
+        + _table_of_rows(rows, exercise_ids, grades)
+        + ("\n" + extra if extra else ""),
     )
 
 
@@ -1085,6 +1116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         ids = _exercise_ids(args)
+        weights = stated_weights_of(args.assignment) if args.assignment else {}
         if not args.submissions.is_dir():
             raise ValueError(
                 f"no folder {args.submissions} (the folder of submitted notebooks)"
@@ -1142,6 +1174,7 @@ def main(argv: list[str] | None = None) -> int:
             quiet=False,
             secret=secret,
             only=only,
+            weights=weights,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -28,6 +28,7 @@ __all__ = [
     "exercise_id_of",
     "checked_ids_of",
     "find_exercise_cells",
+    "stated_weights",
     "strip_solutions",
     "has_solution_markers",
     "student_version",
@@ -43,6 +44,31 @@ _END = re.compile(r"^\s*#\s*END SOLUTION\b")
 def _source(cell) -> str:
     src = cell.get("source", "")
     return "".join(str(s) for s in src) if isinstance(src, list) else str(src)
+
+
+# An exercise cell may state its weights after the id, for the grader:
+#     # EXERCISE iou (points 4, hidden share 0.6)
+_STATED = re.compile(r"^\s*#\s*EXERCISE\s+[A-Za-z_][\w.]*\s*\(([^)]*)\)", re.MULTILINE)
+_WEIGHT = re.compile(r"^\s*(points|hidden share)\s+([0-9]*\.?[0-9]+)\s*$")
+
+
+def stated_weights(cell) -> dict[str, float]:
+    """The weights an exercise cell states after its id, as ``{"points": 4.0,
+    "hidden_share": 0.6}`` (either may be missing); ValueError on a statement it cannot
+    read."""
+    m = _STATED.search(_source(cell)) if cell.get("cell_type") == "code" else None
+    if not m:
+        return {}
+    out = {}
+    for part in m.group(1).split(","):
+        w = _WEIGHT.match(part)
+        if not w:
+            raise ValueError(
+                f"cannot read {part.strip()!r} in '# EXERCISE ... ({m.group(1)})': expected "
+                "'points <number>' and/or 'hidden share <number>', comma-separated"
+            )
+        out["points" if w.group(1) == "points" else "hidden_share"] = float(w.group(2))
+    return out
 
 
 def exercise_id_of(cell) -> str | None:

@@ -270,6 +270,19 @@ def _load_bank() -> None:
             importlib.import_module(f"{bank.__name__}.{info.name}")
 
 
+def with_weights(
+    ex: Exercise, points: float | None = None, hidden_share: float | None = None
+) -> Exercise:
+    """``ex`` with the points and hidden share an assignment states (None: the bank's)."""
+    points = ex.points if points is None else float(points)
+    share = ex.hidden_share if hidden_share is None else float(hidden_share)
+    if not points > 0:
+        raise ValueError(f"exercise {ex.id}: points must be positive, got {points:g}")
+    if not 0 <= share < 1:
+        raise ValueError(f"exercise {ex.id}: hidden share must be in [0, 1), got {share:g}")
+    return dataclasses.replace(ex, points=points, hidden_share=share)
+
+
 def get(exercise_id: str) -> Exercise:
     """The exercise registered as ``exercise_id`` (ValueError naming the known ids if none)."""
     _load_bank()
