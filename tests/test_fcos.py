@@ -97,7 +97,7 @@ def test_points_and_ranges():
         (256, 512),
         (512, math.inf),
     ]
-    assert SCENE_SIZE_RANGES[0][1] == SCENE_SIZE_RANGES[1][0] == 16
+    assert SCENE_SIZE_RANGES[0][1] == SCENE_SIZE_RANGES[1][0] == 32
     for bad in (([], [8]), ([(2, 2)], [8, 16]), ([(2, 2)], [0])):
         with pytest.raises(ValueError):
             fcos_points(*bad)
@@ -176,7 +176,7 @@ def test_assignment_scene_ranges_use_both_levels():
     pts, strides, ranges, sizes = model.points((SIZE, SIZE))
     assert sizes == [64, 16] and pts.shape == (80, 2)
     small = torch.tensor([[10.0, 10.0, 22.0, 20.0]])
-    big = torch.tensor([[4.0, 4.0, 50.0, 46.0]])
+    big = torch.tensor([[0.0, 0.0, 64.0, 60.0]])
     t_small = assign_fcos_targets(small, torch.tensor([1]), pts, strides, ranges)
     t_big = assign_fcos_targets(big, torch.tensor([1]), pts, strides, ranges)
     assert set(strides[t_small.matched >= 0].tolist()) == {8.0}

@@ -87,11 +87,13 @@ __all__ = [
 #: GIoU loss of the positives' boxes, centre-ness cross-entropy of the positives.
 LOSS_TERMS = ("classification", "bbox_regression", "bbox_ctrness")
 
-#: The size range of each level of the scenes' FCOS (strides 8 and 16): objects whose
-#: ``m = max(l, t, r, b)`` is under 16 pixels go to stride 8, the others to stride 16.
-#: The paper's rule ``(4 stride, 8 stride)`` would put every object of a 64-pixel scene
-#: (``m`` at most about 42) on the finest level and leave the other empty.
-SCENE_SIZE_RANGES = ((0.0, 16.0), (16.0, math.inf))
+#: The size range of each level of the scenes' FCOS (strides 8 and 16): locations whose
+#: ``m = max(l, t, r, b)`` is under 32 pixels train the stride-8 level, the others the
+#: stride-16 level. The paper's rule ``(4 stride, 8 stride)`` would put every object of a
+#: 64-pixel scene (``m`` below 64) on the finest level and leave the other empty; a split
+#: at 16 pixels sends the off-centre locations of medium objects to the coarse level and
+#: leaves some objects without any positive (the FCOS chapter measures both).
+SCENE_SIZE_RANGES = ((0.0, 32.0), (32.0, math.inf))
 
 
 def fcos_points(feature_sizes, strides, offset: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
