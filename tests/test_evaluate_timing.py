@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from vizlib.evaluate import inference_ms
+from vizlib.evaluate import batch_inference_ms, inference_ms
 
 
 class _Sleeper(nn.Module):
@@ -89,3 +89,29 @@ def test_inference_ms_takes_a_list_of_images_of_any_size():
 def test_inference_ms_bad_list(images, word):
     with pytest.raises(ValueError, match=word):
         inference_ms(_ListModel(), images)
+
+
+def test_batch_inference_ms_fills_each_batch_from_the_images_in_turn():
+    model = _ListModel()
+    images = [torch.rand(3, 8, 8), torch.rand(3, 6, 10)]
+    ms = batch_inference_ms(model, images, batch_sizes=(1, 4), images_per_size=4)
+    assert set(ms) == {1, 4}
+    # batch 1: warm-up + 4 timed passes of one image; batch 4: warm-up + 1 pass, images reused
+    assert model.seen[:5] == [[(3, 8, 8)]] * 5
+    assert model.seen[5:] == [[(3, 8, 8), (3, 6, 10), (3, 8, 8), (3, 6, 10)]] * 2
+    assert 15 <= ms[1] < 60 and 3 <= ms[4] < 20  # 20 ms a call: per image, 20 vs 5 ms
+
+
+@pytest.mark.parametrize(
+    "images, batch_sizes, word",
+    [
+        ([], (1,), "images"),
+        (torch.rand(2, 3, 8, 8), (1,), "images"),
+        ([torch.rand(3, 8, 8)], (), "batch_sizes"),
+        ([torch.rand(3, 8, 8)], (1, 0), r"batch_sizes\[1\]"),
+        ([torch.rand(3, 8, 8)], "32", "batch_sizes"),
+    ],
+)
+def test_batch_inference_ms_bad_input(images, batch_sizes, word):
+    with pytest.raises(ValueError, match=word):
+        batch_inference_ms(_ListModel(), images, batch_sizes=batch_sizes)

@@ -56,6 +56,12 @@ def test_every_record_is_complete():
         targets = records.record_targets(r)
         assert targets and all(t["metric"] in r["metrics"] for t in targets)
         assert r["target_met"] == all(records.target_met(r["metrics"], t) for t in targets)
+        if "detections" in r:  # stored beside the record, from the same run
+            stored = records.read_detections(r["lesson"], ROOT)
+            assert stored["source_hash"] == r["source_hash"]
+            assert stored["models"] and all(
+                len(v) == len(stored["targets"]) for v in stored["models"].values()
+            )
 
 
 # -- on a temporary repository --------------------------------------------------------
@@ -321,6 +327,91 @@ def test_a_cpu_run_does_not_replace_a_gpu_record(tmp_path, full, monkeypatch, ca
 def test_write_record_rejects_bad_input(tmp_path, full, metrics, target, match):
     with pytest.raises(ValueError, match=match):
         write_record("fcn", metrics, target, train_seconds=1, root=make_repo(tmp_path))
+
+
+def _evaluation(predictions, targets):
+    """An Evaluation as evaluate_detection returns it, over a list-of-pairs dataset."""
+    import torch
+
+    from vizlib.evaluate.common import Evaluation
+
+    dataset = [(torch.zeros(3, 8, 8), t) for t in targets]
+    return Evaluation(
+        "detection", {"bbox/AP": 0.5}, [0.0] * len(targets), "F1", predictions, dataset
+    )
+
+
+def test_a_detection_record_stores_its_detections_and_reads_them_back(tmp_path, full):
+    import torch
+
+    root = make_repo(tmp_path)
+    targets = [
+        {"boxes": torch.tensor([[1.0, 2.0, 5.0, 7.0]]), "labels": torch.tensor([3])},
+        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},  # empty image
+    ]
+    preds = [
+        {
+            "boxes": torch.tensor([[1.004, 2.0, 5.0, 7.126]]),
+            "scores": torch.tensor([0.912345678]),
+            "labels": torch.tensor([3]),
+        },
+        {
+            "boxes": torch.zeros(0, 4),
+            "scores": torch.zeros(0),
+            "labels": torch.zeros(0, dtype=torch.int64),
+        },
+    ]
+    path = write_record(
+        "fcn",
+        {"mIoU": 0.6},
+        TARGET,
+        train_seconds=1,
+        total_seconds=2,
+        root=root,
+        detections={"mine": _evaluation(preds, targets)},
+    )
+    rec = json.loads(path.read_text())
+    assert rec["detections"] == "lessons/results/detections/fcn.json.gz"
+    stored = records.read_detections("fcn", root)
+    assert stored["source_hash"] == rec["source_hash"]
+    assert torch.equal(stored["targets"][0]["boxes"], targets[0]["boxes"])
+    assert stored["targets"][1]["boxes"].shape == (0, 4)
+    got = stored["models"]["mine"]
+    assert torch.allclose(got[0]["boxes"], torch.tensor([[1.0, 2.0, 5.0, 7.13]]))  # 0.01 px
+    assert got[0]["scores"].item() == pytest.approx(0.91235) and got[0]["labels"].tolist() == [3]
+    assert got[1]["boxes"].shape == (0, 4) and got[1]["scores"].shape == (0,)
+    assert stale_records(root) == []
+    # detections from another run than the record make it stale; so does a missing file
+    edit(root / "lessons" / "fcn.ipynb", lambda nb: nb.cells.append(nbformat.v4.new_code_cell("y")))
+    write_record("fcn", {"mIoU": 0.6}, TARGET, train_seconds=1, total_seconds=2, root=root)
+    rec3 = json.loads(path.read_text())
+    rec3["detections"] = rec["detections"]
+    path.write_text(json.dumps(rec3))
+    assert "come from another run" in stale_records(root)[0][1]
+    (root / rec["detections"]).unlink()
+    assert "missing or unreadable" in stale_records(root)[0][1]
+    with pytest.raises(ValueError, match="no stored detections"):
+        records.read_detections("fcn", root)
+
+
+def test_detections_of_different_datasets_or_not_evaluations_are_refused(tmp_path, full):
+    import torch
+
+    root = make_repo(tmp_path)
+    t = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+    p = {
+        "boxes": torch.zeros(0, 4),
+        "scores": torch.zeros(0),
+        "labels": torch.zeros(0, dtype=torch.int64),
+    }
+    for bad, word in [
+        ({}, "non-empty dict"),
+        ({"a": 1}, "evaluate_detection"),
+        ({"a": _evaluation([p], [t]), "b": _evaluation([p, p], [t, t])}, "same dataset"),
+    ]:
+        with pytest.raises(ValueError, match=word):
+            write_record("fcn", {"mIoU": 0.6}, TARGET, train_seconds=1, root=root, detections=bad)
+    assert not (root / "lessons" / "results").exists()  # nothing written on bad input
 
 
 def test_target_comparisons():

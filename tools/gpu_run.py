@@ -82,6 +82,10 @@ rc=${PIPESTATUS[0]}
 if [ -d lessons/results ]; then
   find lessons/results -maxdepth 1 -name '*.json' -newer "$stamp" -exec cp {} "$work/results/" \;
 fi
+if [ -d lessons/results/detections ]; then
+  mkdir -p "$work/results/detections"
+  find lessons/results/detections -name '*.json.gz' -newer "$stamp" -exec cp {} "$work/results/detections/" \;
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$work/gpu.txt" 2>&1
 python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__)" >> "$work/gpu.txt" 2>&1
 rm -f "$stamp"
@@ -256,6 +260,11 @@ def collect(source: Path, root: Path, dry_run: bool = False) -> list[Collected]:
                     problems.append(f"its record is from the {record.get('profile')!r} profile")
                 if record.get("source_hash") != source_hash(executed):
                     problems.append("its record was written by other source cells")
+                if (
+                    record.get("detections")
+                    and not (bundle / "results" / "detections" / f"{name}.json.gz").is_file()
+                ):
+                    problems.append(f"its detections ({record['detections']}) did not come back")
             if problems:
                 report.append(Collected(name, "refused", "; ".join(problems)))
                 continue
@@ -284,6 +293,13 @@ def collect(source: Path, root: Path, dry_run: bool = False) -> list[Collected]:
                 results.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(record_path, results / f"{name}.json")
                 written.append(f"lessons/results/{name}.json")
+                if record.get("detections"):
+                    (results / "detections").mkdir(exist_ok=True)
+                    shutil.copyfile(
+                        bundle / "results" / "detections" / f"{name}.json.gz",
+                        root / record["detections"],
+                    )
+                    written.append(record["detections"])
             report.append(Collected(name, "installed", f"{note}; wrote {', '.join(written)}"))
     for row in report:
         print(f"{row.status:9s} {row.lesson}: {row.note}")
@@ -317,7 +333,11 @@ def run_local(lessons: list[str], root: Path, shared: Path) -> list[Collected]:
                 "--out",
                 str(bundle / "notebooks"),
                 # a slow CPU may need more than run_notebooks' 1,800 s for one training cell
-                *(["--timeout", os.environ["VIZLIB_CELL_TIMEOUT"]] if "VIZLIB_CELL_TIMEOUT" in os.environ else []),
+                *(
+                    ["--timeout", os.environ["VIZLIB_CELL_TIMEOUT"]]
+                    if "VIZLIB_CELL_TIMEOUT" in os.environ
+                    else []
+                ),
                 *[str(p) for p in paths],
             ],
             cwd=root,
@@ -328,6 +348,10 @@ def run_local(lessons: list[str], root: Path, shared: Path) -> list[Collected]:
             record = root / "lessons" / "results" / f"{path.stem}.json"
             if record.is_file():
                 shutil.copyfile(record, bundle / "results" / record.name)
+            detections = root / "lessons" / "results" / "detections" / f"{path.stem}.json.gz"
+            if detections.is_file():
+                (bundle / "results" / "detections").mkdir(exist_ok=True)
+                shutil.copyfile(detections, bundle / "results" / "detections" / detections.name)
         return collect(bundle, root)
 
 

@@ -18,10 +18,18 @@ grader (``VIZLIB_GRADING=1``), whose sandbox may not write into the checkout. A 
 on a GPU is not replaced by one made on a CPU unless asked (``overwrite=True``). Under the
 grader :func:`project_root` does not look above vizlib's own files either: the checkout
 found there is the instructor's, which a submission may not read.
+
+A detection chapter also hands :func:`write_record` its evaluations
+(``detections={"SSD": evaluation, ...}``): every model's detections on the validation
+set and the set's ground truth go to ``lessons/results/detections/<lesson>.json.gz``,
+under the same source hash, so that the book's comparison page can score every detector
+the same way (AP by size, TIDE's error breakdown) without training anything
+(:func:`read_detections`).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import html
 import json
@@ -41,6 +49,7 @@ __all__ = [
     "environment",
     "lesson_source",
     "project_root",
+    "read_detections",
     "read_records",
     "records_table",
     "source_hash",
@@ -52,6 +61,7 @@ __all__ = [
 RECORD_FORMAT = 2  # 2: "target" is a list of targets (1: one dict)
 COMPARISONS = (">=", ">", "<=", "<")
 RESULTS = Path("lessons") / "results"
+DETECTIONS = RESULTS / "detections"
 # The source hash's scheme: "sha256" hashed the Colab install block too (until 2026-12-06;
 # tools/rehash_records.py moved the records that were fresh under it).
 HASH_SCHEME = "sha256-v2"
@@ -299,6 +309,7 @@ def write_record(
     notebook: str | os.PathLike | None = None,
     root: str | os.PathLike | None = None,
     overwrite: bool = False,
+    detections: dict | None = None,
 ) -> Path | None:
     """Record a lesson's full run in ``lessons/results/<lesson>.json``.
 
@@ -315,6 +326,9 @@ def write_record(
         notebook (path, optional): the notebook to hash; default :func:`lesson_source`.
         root (path, optional): the repository root; default :func:`project_root`.
         overwrite (bool): replace a GPU run's record with one from a CPU.
+        detections (dict[str, Evaluation], optional): model name -> what
+            :func:`vizlib.evaluate.evaluate_detection` returned for it, all on the same
+            dataset; stored beside the record (see the module docstring).
 
     Returns:
         Path or None: the record written, or None when nothing was written (not the
@@ -340,6 +354,8 @@ def write_record(
         total_seconds = _kernel_seconds()
     if total_seconds is not None and (not _is_number(total_seconds) or total_seconds < 0):
         raise ValueError(f"total_seconds must be a number >= 0, got {total_seconds!r}")
+    if detections is not None:
+        detections = _detections_payload(detections)
 
     met = all(target_met(clean, t) for t in targets)
     for t in targets[:-1]:
@@ -380,11 +396,12 @@ def write_record(
         rel_source = source.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         rel_source = str(source)
+    digest = source_hash(source)
     record = {
         "record_format": RECORD_FORMAT,
         "lesson": name,
         "notebook": rel_source,
-        "source_hash": source_hash(source),
+        "source_hash": digest,
         "profile": current,
         "metrics": clean,
         "target": targets,
@@ -394,6 +411,8 @@ def write_record(
         **env,
         "date": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
     }
+    if detections is not None:
+        record["detections"] = _write_detections(root, name, digest, detections).as_posix()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -402,6 +421,117 @@ def write_record(
     total = f", total {total_seconds:.0f} s" if total_seconds is not None else ""
     print(f"{summary}; {train}{total} on {env['device']}; recorded in {path.relative_to(root)}")
     return path
+
+
+# -- stored detections -----------------------------------------------------------------
+
+
+def _rounded(tensor, digits: int) -> list:
+    return [round(float(v), digits) for v in tensor.reshape(-1).tolist()]
+
+
+def _boxes_list(boxes) -> list:
+    # 0.01 px: far below what moves an IoU threshold on 64-pixel scenes; the file is a
+    # third of full precision's size
+    import torch
+
+    boxes = torch.as_tensor(boxes).as_subclass(torch.Tensor).float().reshape(-1, 4)
+    return [_rounded(b, 2) for b in boxes]
+
+
+def _detections_payload(detections: dict) -> dict:
+    """{"targets": [...], "models": {name: [...]}}: plain lists, checked and rounded."""
+    from .evaluate.common import Evaluation
+
+    if not isinstance(detections, dict) or not detections:
+        raise ValueError(
+            "detections must be a non-empty dict of model name -> the Evaluation that "
+            f"vizlib.evaluate.evaluate_detection returned, got {detections!r}"
+        )
+    models, dataset, n = {}, None, None
+    for model_name, evaluation in detections.items():
+        if not isinstance(evaluation, Evaluation) or evaluation.task != "detection":
+            raise ValueError(
+                f"detections[{model_name!r}] must be what vizlib.evaluate.evaluate_detection "
+                f"returns, got {type(evaluation).__name__}"
+            )
+        if n is None:
+            dataset, n = evaluation.dataset, len(evaluation.predictions)
+        elif len(evaluation.predictions) != n:
+            raise ValueError(
+                f"detections[{model_name!r}] has {len(evaluation.predictions)} images, the "
+                f"first model {n}: every model must be evaluated on the same dataset"
+            )
+        models[str(model_name)] = [
+            {
+                "boxes": _boxes_list(p["boxes"]),
+                "scores": _rounded(p["scores"], 5),
+                "labels": [int(v) for v in p["labels"].reshape(-1).tolist()],
+            }
+            for p in evaluation.predictions
+        ]
+    targets = []
+    for i in range(n):
+        target = dataset[i][1]
+        targets.append(
+            {
+                "boxes": _boxes_list(target["boxes"]),
+                "labels": [int(v) for v in target["labels"].reshape(-1).tolist()],
+            }
+        )
+    return {"targets": targets, "models": models}
+
+
+def _write_detections(root: Path, lesson: str, digest: str, payload: dict) -> Path:
+    rel = DETECTIONS / f"{lesson}.json.gz"
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"lesson": lesson, "source_hash": digest, **payload}
+    tmp = path.with_name(f".{path.name}.tmp")
+    # mtime=0: the same detections give the same bytes (no spurious git change)
+    with gzip.GzipFile(tmp, "wb", mtime=0) as f:
+        f.write(json.dumps(data, separators=(",", ":")).encode("utf-8"))
+    os.replace(tmp, path)
+    return rel
+
+
+def read_detections(lesson: str, root: str | os.PathLike | None = None) -> dict:
+    """A detection chapter's stored detections (see :func:`write_record`).
+
+    Returns:
+        dict: ``"lesson"``, ``"source_hash"`` (the lesson's, when it ran), ``"targets"``
+        (per image ``{"boxes": Tensor[M, 4] (x1, y1, x2, y2), "labels": Tensor[M]}``) and
+        ``"models"`` (name -> per image ``{"boxes": Tensor[N, 4], "scores": Tensor[N],
+        "labels": Tensor[N]}``), the input form of :func:`vizlib.metrics.coco_evaluate`.
+    """
+    import torch
+
+    name = _lesson_name(lesson)
+    root = Path(root) if root is not None else project_root()
+    if root is None:
+        raise ValueError("read_detections needs the book's repository: none was found")
+    path = root / DETECTIONS / f"{name}.json.gz"
+    if not path.is_file():
+        raise ValueError(
+            f"no stored detections for lesson {name!r} ({path.relative_to(root)} is missing): "
+            "a detection chapter writes them in its full-profile run"
+        )
+    with gzip.open(path, "rb") as f:
+        data = json.loads(f.read().decode("utf-8"))
+
+    def tensors(d: dict) -> dict:
+        out = {"boxes": torch.tensor(d["boxes"], dtype=torch.float32).reshape(-1, 4)}
+        if "scores" in d:
+            out["scores"] = torch.tensor(d["scores"], dtype=torch.float32)
+        out["labels"] = torch.tensor(d["labels"], dtype=torch.int64)
+        return out
+
+    return {
+        "lesson": data["lesson"],
+        "source_hash": data["source_hash"],
+        "targets": [tensors(t) for t in data["targets"]],
+        "models": {k: [tensors(p) for p in v] for k, v in data["models"].items()},
+    }
 
 
 # -- reading and checking ---------------------------------------------------------------
@@ -440,6 +570,15 @@ def _stale_reason(record: dict, root: Path) -> str | None:
             f"{source.relative_to(root)} changed after its recorded full run of "
             f"{record.get('date', '?')} on {record.get('device', '?')}"
         )
+    if record.get("detections"):
+        path = root / record["detections"]
+        try:
+            with gzip.open(path, "rb") as f:
+                stored = json.loads(f.read().decode("utf-8")).get("source_hash")
+        except (OSError, ValueError):
+            return f"its detections {record['detections']} are missing or unreadable"
+        if stored != recorded:
+            return f"its detections {record['detections']} come from another run"
     return None
 
 

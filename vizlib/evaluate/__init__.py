@@ -14,7 +14,8 @@ This package is the evaluation home: it runs models and returns numbers (drawing
   (:mod:`.segmentation`);
 * :func:`localisation_scores` and :func:`keypoint_scores`: the localisation chapter's
   class accuracy, box IoU and PCK (:mod:`.localisation`);
-* :func:`inference_ms`: milliseconds per image of a forward pass (:mod:`.timing`);
+* :func:`inference_ms`: milliseconds per image of a forward pass, and
+  :func:`batch_inference_ms` at several batch sizes (:mod:`.timing`);
 * :class:`ResultsTable`: rows of results, shown as an HTML table (:mod:`.tables`).
 
 COCO export (ground truth and results as COCO JSON) is data's: ``vizlib.data.to_coco``,
@@ -34,7 +35,7 @@ from .errors import FalsePositive, Miss, class_pr_curves, detection_errors
 from .localisation import keypoint_scores, localisation_scores
 from .segmentation import evaluate_segmentation, score_segmenter
 from .tables import ResultsTable
-from .timing import inference_ms
+from .timing import batch_inference_ms, inference_ms
 
 __all__ = [
     "COCO_KEYPOINT_SUMMARY_NAMES",
@@ -49,6 +50,7 @@ __all__ = [
     "evaluate_detection",
     "evaluate_keypoints",
     "evaluate_segmentation",
+    "batch_inference_ms",
     "inference_ms",
     "keypoint_scores",
     "localisation_scores",
