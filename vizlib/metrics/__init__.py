@@ -8,6 +8,8 @@
 * :mod:`~vizlib.metrics.coco_iou` - COCO's crowd-aware box IoU, :func:`coco_box_iou`.
 * :mod:`~vizlib.metrics.coco` - :func:`coco_evaluate`, the 12 COCO numbers, equal to
   pycocotools.
+* :mod:`~vizlib.metrics.tide` - TIDE's error breakdown of AP50 (Bolya et al. 2020):
+  :func:`tide_errors`.
 * :mod:`~vizlib.metrics.segmentation` - :func:`confusion_matrix`, :func:`pixel_accuracy`,
   :func:`per_class_iou`, :func:`mean_iou` and the accumulator :class:`SegmentationMetric`.
 * :mod:`~vizlib.metrics.panoptic` - panoptic quality: :func:`panoptic_quality`,
@@ -53,6 +55,12 @@ from vizlib.metrics.segmentation import (
     per_class_iou,
     pixel_accuracy,
 )
+from vizlib.metrics.tide import (
+    TIDE_ERROR_TYPES,
+    TIDE_SPECIAL_ERRORS,
+    TideBreakdown,
+    tide_errors,
+)
 
 __all__ = [
     # detection
@@ -78,6 +86,11 @@ __all__ = [
     "NO_GROUND_TRUTH",
     "CocoEvaluation",
     "coco_evaluate",
+    # TIDE
+    "TIDE_ERROR_TYPES",
+    "TIDE_SPECIAL_ERRORS",
+    "TideBreakdown",
+    "tide_errors",
     # segmentation
     "SegmentationMetric",
     "SegmentationScores",
