@@ -59,6 +59,18 @@ def _random_mask(g, size=64):
     return mask
 
 
+def _box_around(mask, g, size=64):
+    """A region overlapping the blob: its tight box, each side moved by up to 4 pixels."""
+    import torch
+
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    tight = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
+    box = tight + (torch.rand(4, generator=g) - 0.5) * 8
+    return torch.cat(
+        [box[:2].clamp(0, size - 4), torch.maximum(box[2:], box[:2] + 4).clamp(max=size)]
+    )
+
+
 def _random_box(g, size=64):
     import torch
 
@@ -128,7 +140,8 @@ def _mask_target_cases():
     )
     g = torch.Generator().manual_seed(5)
     for k in range(2):
-        mask, box = _random_mask(g), _random_box(g)
+        mask = _random_mask(g)
+        box = _box_around(mask, g)
         yield Case(
             f"a blob of a 64 x 64 scene and a random box, the chapter's 28 x 28 ({k + 1})",
             (mask, box, 28),
@@ -293,7 +306,8 @@ def _heatmap_cases():
 @hidden("mask_rcnn.mask_target")
 def _mask_target_hidden(g):
     for k, size in enumerate((28, 14, 7)):
-        mask, box = _random_mask(g), _random_box(g)
+        mask = _random_mask(g)
+        box = _box_around(mask, g)
         yield Case(
             f"a random blob and box, {size} x {size} ({k + 1})",
             (mask, box, size),
