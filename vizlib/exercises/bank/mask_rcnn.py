@@ -234,40 +234,24 @@ def _heatmap_cases():
         expected=torch.tensor([[4 * 56 + 2]]),
         hint="scale by size / width in x and size / height in y, then floor",
     )
+    # left, above, right, below the region; not labelled (v = 0); occluded (v = 1)
+    keypoints = torch.tensor(
+        [
+            [
+                [9.0, 25.0, 2.0],
+                [15.0, 19.0, 2.0],
+                [38.5, 25.0, 2.0],
+                [15.0, 40.0, 1.0],
+                [15.0, 25.0, 0.0],
+                [15.0, 25.0, 1.0],
+            ]
+        ]
+    )
+    region = torch.tensor([[10.0, 20.0, 38.0, 34.0]])
     yield Case(
         "outside the region (left, above, right, below), or not labelled (v = 0): -1",
-        (
-            torch.tensor(
-                [
-                    [
-                        [9.0, 25.0, 2.0],
-                        [15.0, 19.0, 2.0],
-                        [38.5, 25.0, 2.0],
-                        [15.0, 40.0, 1.0],
-                        [15.0, 25.0, 0.0],
-                        [15.0, 25.0, 1.0],
-                    ]
-                ]
-            ),
-            torch.tensor([[10.0, 20.0, 38.0, 34.0]]),
-            56,
-        ),
-        expected=_heatmap_reference(
-            torch.tensor(
-                [
-                    [
-                        [9.0, 25.0, 2.0],
-                        [15.0, 19.0, 2.0],
-                        [38.5, 25.0, 2.0],
-                        [15.0, 40.0, 1.0],
-                        [15.0, 25.0, 0.0],
-                        [15.0, 25.0, 1.0],
-                    ]
-                ]
-            ),
-            torch.tensor([[10.0, 20.0, 38.0, 34.0]]),
-            56,
-        ),
+        (keypoints, region, 56),
+        expected=_heatmap_reference(keypoints, region, 56),
         hint="an occluded keypoint (v = 1) still counts, as in torchvision; v = 0 does not",
     )
     yield Case(

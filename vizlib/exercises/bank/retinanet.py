@@ -27,6 +27,19 @@ def _level_reference(feature_size, stride, sizes, ratios):
     return grid_anchors(feature_size, stride, generate_anchors(sizes, ratios, round_to_int=True))
 
 
+def _chapter_anchors():
+    """The chapter's 756 anchors on a 64 x 64 scene: P3-P5, 3 scales x 3 ratios a location."""
+    from vizlib.anchors import anchors_for_image
+
+    return anchors_for_image(
+        (64, 64),
+        [(8, 8), (4, 4), (2, 2)],
+        [[s * 2 ** (k / 3) for k in range(3)] for s in (8, 16, 32)],
+        (0.5, 1.0, 2.0),
+        round_to_int=True,
+    )
+
+
 def _assign_reference(gt_boxes, gt_labels, anchors, fg, bg):
     import torch
 
@@ -161,15 +174,7 @@ def _assign_cases():
         hint="with M = 0 there is no max over the objects: return zeros first",
         weight=EDGE_WEIGHT,
     )
-    from vizlib.anchors import anchors_for_image
-
-    scene = anchors_for_image(
-        (64, 64),
-        [(8, 8), (4, 4), (2, 2)],
-        [[s * 2 ** (k / 3) for k in range(3)] for s in (8, 16, 32)],
-        (0.5, 1.0, 2.0),
-        round_to_int=True,
-    )
+    scene = _chapter_anchors()
     g = torch.Generator().manual_seed(13)
     for n in (1, 4):
         xy = torch.rand(n, 2, generator=g) * 40
@@ -266,15 +271,7 @@ def _level_anchors_hidden(g):
 def _assign_hidden(g):
     import torch
 
-    from vizlib.anchors import anchors_for_image
-
-    scene = anchors_for_image(
-        (64, 64),
-        [(8, 8), (4, 4), (2, 2)],
-        [[s * 2 ** (k / 3) for k in range(3)] for s in (8, 16, 32)],
-        (0.5, 1.0, 2.0),
-        round_to_int=True,
-    )
+    scene = _chapter_anchors()
     for k, (fg, bg) in enumerate(((0.5, 0.4), (0.6, 0.3), (0.5, 0.5))):
         n = int(torch.randint(1, 6, (1,), generator=g))
         xy = torch.rand(n, 2, generator=g) * 44
