@@ -45,6 +45,8 @@ from vizlib.metrics.panoptic import (
     PanopticQuality,
     PanopticResult,
     PQScores,
+    SegmentMatches,
+    match_segments,
     panoptic_quality,
 )
 from vizlib.metrics.segmentation import (
@@ -105,6 +107,8 @@ __all__ = [
     "PanopticResult",
     "PanopticQuality",
     "panoptic_quality",
+    "match_segments",
+    "SegmentMatches",
     # keypoints
     "COCO_PERSON_SIGMAS",
     "PCKResult",

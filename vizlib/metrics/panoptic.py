@@ -41,7 +41,16 @@ import torch
 
 from vizlib._checks import check_per_image
 
-__all__ = ["VOID", "PQScores", "ClassPQ", "PanopticResult", "PanopticQuality", "panoptic_quality"]
+__all__ = [
+    "VOID",
+    "PQScores",
+    "ClassPQ",
+    "PanopticResult",
+    "PanopticQuality",
+    "SegmentMatches",
+    "match_segments",
+    "panoptic_quality",
+]
 
 # Segment id of unlabelled pixels.
 VOID = 0
@@ -123,6 +132,95 @@ def _segments(name: str, segments, ids_present: np.ndarray, categories: dict) ->
     return out
 
 
+class SegmentMatches(NamedTuple):
+    """What :func:`match_segments` found in one image (segment ids, not indices)."""
+
+    matches: list  # (predicted id, true id, IoU) per TP, IoU > 0.5
+    false_positives: list  # predicted ids left unmatched that count as FP
+    false_negatives: list  # true ids left unmatched (crowd regions never count)
+    ignored: list  # predicted ids left unmatched but mostly on void or own-class crowd
+    pred_category: dict  # predicted segment id -> its category id
+    gt_category: dict  # true segment id -> its category id
+
+
+def _match(pred_ids, pred_segments, gt_ids, gt_segments, categories: dict) -> SegmentMatches:
+    pred = _id_map("pred_ids", pred_ids)
+    gt = _id_map("gt_ids", gt_ids)
+    if pred.shape != gt.shape:
+        raise ValueError(
+            f"pred_ids and gt_ids must have the same shape, got {pred.shape} and {gt.shape}"
+        )
+    gt_unique, gt_index = np.unique(gt, return_inverse=True)
+    pred_unique, pred_index = np.unique(pred, return_inverse=True)
+    gt_info = _segments("gt_segments", gt_segments, gt_unique, categories)
+    pred_info = _segments("pred_segments", pred_segments, pred_unique, categories)
+
+    # Intersection of every true segment (rows, void included) with every predicted one.
+    n_gt, n_pred = len(gt_unique), len(pred_unique)
+    inter = np.bincount(gt_index.ravel() * n_pred + pred_index.ravel(), minlength=n_gt * n_pred)
+    inter = inter.reshape(n_gt, n_pred).astype(np.float64)  # [G, P]
+    gt_area = inter.sum(axis=1)  # [G]
+    pred_area = inter.sum(axis=0)  # [P]
+    on_void = inter[gt_unique == VOID].sum(axis=0)  # [P]: predicted pixels on void
+    gt_cat = np.array(
+        [gt_info[g]["category_id"] if g != VOID else None for g in gt_unique], dtype=object
+    )
+    pred_cat = np.array(
+        [pred_info[p]["category_id"] if p != VOID else None for p in pred_unique], dtype=object
+    )
+    gt_crowd = np.array([g != VOID and gt_info[g]["iscrowd"] == 1 for g in gt_unique])  # [G]
+    gt_real = (gt_unique != VOID) & ~gt_crowd  # [G]: segments that can be matched
+    pred_real = pred_unique != VOID  # [P]
+
+    # IoU of same-category pairs; predicted pixels on void do not count in the union.
+    union = pred_area[None, :] + gt_area[:, None] - inter - on_void[None, :]  # [G, P]
+    same = gt_cat[:, None] == pred_cat[None, :]  # [G, P]
+    same &= gt_real[:, None] & pred_real[None, :]  # [G, P]: never void, never a crowd
+    iou = np.where(same & (inter > 0), inter / np.maximum(union, 1.0), 0.0)  # [G, P]
+    match = iou > MATCH_IOU  # [G, P]: at most one True per row and column
+    matches = [
+        (int(pred_unique[p]), int(gt_unique[g]), float(iou[g, p]))
+        for g, p in zip(*np.nonzero(match), strict=True)
+    ]
+    gt_matched, pred_matched = match.any(axis=1), match.any(axis=0)
+    # crowd regions are never FNs
+    false_negatives = [int(gt_unique[g]) for g in np.nonzero(gt_real & ~gt_matched)[0]]
+    false_positives, ignored = [], []
+    for p in np.nonzero(pred_real & ~pred_matched)[0]:
+        # Not a FP if mostly on void or on a crowd region of its own category.
+        own_crowd = gt_crowd & (gt_cat == pred_cat[p])  # [G]
+        ignorable = on_void[p] + inter[own_crowd, p].sum()
+        (ignored if ignorable / pred_area[p] > 0.5 else false_positives).append(int(pred_unique[p]))
+    pred_category = {int(p): pred_info[p]["category_id"] for p in pred_unique if p != VOID}
+    gt_category = {int(g): gt_info[g]["category_id"] for g in gt_unique if g != VOID}
+    return SegmentMatches(
+        matches, false_positives, false_negatives, ignored, pred_category, gt_category
+    )
+
+
+def match_segments(
+    pred_ids, pred_segments, gt_ids, gt_segments, categories: dict
+) -> SegmentMatches:
+    """PQ's matching of one image, segment by segment: what :class:`PanopticQuality`
+    counts (same rules: IoU > 0.5 within a category, void and crowd as in the module
+    docstring).
+
+    Args:
+        pred_ids (Tensor[H, W] int), pred_segments (list[dict]), gt_ids (Tensor[H, W] int),
+            gt_segments (list[dict]): as :meth:`PanopticQuality.update`.
+        categories (dict): category id -> isthing (bool).
+
+    Returns:
+        SegmentMatches: ``matches`` (predicted id, true id, IoU) per true positive,
+        ``false_positives`` (predicted ids), ``false_negatives`` (true ids), ``ignored``
+        (unmatched predicted ids that are not FPs), ``pred_category`` and ``gt_category``
+        (segment id -> category id; a predicted and a true segment may share an id).
+    """
+    if not isinstance(categories, dict) or not categories:
+        raise ValueError("categories must be a non-empty dict {category_id: isthing (bool)}")
+    return _match(pred_ids, pred_segments, gt_ids, gt_segments, categories)
+
+
 class PanopticQuality:
     """Accumulates PQ counts over images; :meth:`compute` gives PQ, SQ, RQ.
 
@@ -158,55 +256,15 @@ class PanopticQuality:
             gt_ids (Tensor[H, W] int): true segment id per pixel, 0 = void (unlabelled).
             gt_segments (list[dict]): ``{'id', 'category_id', 'iscrowd' (default 0)}``.
         """
-        pred = _id_map("pred_ids", pred_ids)
-        gt = _id_map("gt_ids", gt_ids)
-        if pred.shape != gt.shape:
-            raise ValueError(
-                f"pred_ids and gt_ids must have the same shape, got {pred.shape} and {gt.shape}"
-            )
-        gt_unique, gt_index = np.unique(gt, return_inverse=True)
-        pred_unique, pred_index = np.unique(pred, return_inverse=True)
-        gt_info = _segments("gt_segments", gt_segments, gt_unique, self.categories)
-        pred_info = _segments("pred_segments", pred_segments, pred_unique, self.categories)
-
-        # Intersection of every true segment (rows, void included) with every predicted one.
-        n_gt, n_pred = len(gt_unique), len(pred_unique)
-        inter = np.bincount(gt_index.ravel() * n_pred + pred_index.ravel(), minlength=n_gt * n_pred)
-        inter = inter.reshape(n_gt, n_pred).astype(np.float64)  # [G, P]
-        gt_area = inter.sum(axis=1)  # [G]
-        pred_area = inter.sum(axis=0)  # [P]
-        on_void = inter[gt_unique == VOID].sum(axis=0)  # [P]: predicted pixels on void
-        gt_cat = np.array(
-            [gt_info[g]["category_id"] if g != VOID else None for g in gt_unique], dtype=object
-        )
-        pred_cat = np.array(
-            [pred_info[p]["category_id"] if p != VOID else None for p in pred_unique], dtype=object
-        )
-        gt_crowd = np.array([g != VOID and gt_info[g]["iscrowd"] == 1 for g in gt_unique])  # [G]
-        gt_real = (gt_unique != VOID) & ~gt_crowd  # [G]: segments that can be matched
-        pred_real = pred_unique != VOID  # [P]
-
-        # IoU of same-category pairs; predicted pixels on void do not count in the union.
-        union = pred_area[None, :] + gt_area[:, None] - inter - on_void[None, :]  # [G, P]
-        same = gt_cat[:, None] == pred_cat[None, :]  # [G, P]
-        same &= gt_real[:, None] & pred_real[None, :]  # [G, P]: never void, never a crowd
-        iou = np.where(same & (inter > 0), inter / np.maximum(union, 1.0), 0.0)  # [G, P]
-        match = iou > MATCH_IOU  # [G, P]: at most one True per row and column
-        for g, p in zip(*np.nonzero(match), strict=True):
-            c = gt_cat[g]
+        m = _match(pred_ids, pred_segments, gt_ids, gt_segments, self.categories)
+        for _, g, iou in m.matches:
+            c = m.gt_category[g]
             self.tp[c] += 1
-            self.iou_sum[c] += float(iou[g, p])
-        gt_matched, pred_matched = match.any(axis=1), match.any(axis=0)
-
-        for g in np.nonzero(gt_real & ~gt_matched)[0]:  # crowd regions are never FNs
-            self.fn[gt_cat[g]] += 1
-        for p in np.nonzero(pred_real & ~pred_matched)[0]:
-            # Not a FP if mostly on void or on a crowd region of its own category.
-            own_crowd = gt_crowd & (gt_cat == pred_cat[p])  # [G]
-            ignorable = on_void[p] + inter[own_crowd, p].sum()
-            if ignorable / pred_area[p] > 0.5:
-                continue
-            self.fp[pred_cat[p]] += 1
+            self.iou_sum[c] += iou
+        for g in m.false_negatives:
+            self.fn[m.gt_category[g]] += 1
+        for p in m.false_positives:
+            self.fp[m.pred_category[p]] += 1
 
     def compute(self) -> PanopticResult:
         """PQ, SQ and RQ per category and averaged over all / thing / stuff categories."""
