@@ -27,6 +27,7 @@ WIDGETS = {
     "PRCurveWidget": "pr_curve",
     "RoIPoolingWidget": "roi",
     "RPNExplorer": "rpn",
+    "PanopticPQWidget": "panoptic",
 }
 
 __all__ = ["Control", "Widget", "WIDGETS", "all_widget_classes", *WIDGETS]
