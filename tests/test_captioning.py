@@ -12,7 +12,9 @@ from vizlib.data.captions import (
     COLOUR_WORDS,
     RELATION_WORDS,
     SIZE_WORDS,
+    SLOTS,
     Vocabulary,
+    caption_slots,
     colour_word,
     hue_of,
     relation_word,
@@ -115,6 +117,26 @@ def test_caption_colour_is_the_colour_the_generator_drew(monkeypatch):
     # placements may be redrawn, which draws colours too: read which ones were kept
     words = {c.colour for c in scene_captions(scene)}
     assert words <= {"red", "blue"} and words
+
+
+def test_caption_slots_read_captions_back():
+    for index in range(20):
+        for cap in scene_captions(make_scene(3, index)):
+            slots = caption_slots(cap.text)
+            assert [slots[k] for k in SLOTS] == [
+                cap.size,
+                cap.colour,
+                cap.shape,
+                cap.relation,
+                cap.other_colour,
+                cap.other_shape,
+            ]
+    assert caption_slots("a small violet star")["colour"] is None
+    assert caption_slots("a small red star near a blue cross")["relation"] is None
+    assert caption_slots("a small")["shape"] is None
+    assert caption_slots("")["size"] is None
+    with pytest.raises(ValueError, match="string"):
+        caption_slots(None)
 
 
 def test_scene_captions_rejects_non_scenes():

@@ -43,6 +43,8 @@ __all__ = [
     "colour_word",
     "relation_word",
     "scene_captions",
+    "caption_slots",
+    "SLOTS",
     "Vocabulary",
 ]
 
@@ -196,6 +198,41 @@ def scene_captions(scene: Scene, relations: bool = True) -> list[RegionCaption]:
         text += f" {rel} a {other_colour} {other_shape}"
         out.append(RegionCaption(text, size, colour, shape, rel, j, other_colour, other_shape))
     return out
+
+
+#: The parts of a caption :func:`caption_slots` reads, in the order they are written.
+SLOTS = ("size", "colour", "shape", "relation", "other_colour", "other_shape")
+
+
+def caption_slots(text: str) -> dict[str, str | None]:
+    """Read a caption of the grammar back into its parts.
+
+    Args:
+        text (str): e.g. ``"a small red star left of a blue cross"``.
+
+    Returns:
+        dict: one entry per name of :data:`SLOTS`; ``""`` for the relation and the other
+        thing when the caption has none; ``None`` for a part that is missing or not a word
+        the grammar allows there (a caption that does not parse scores no part).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    words = text.split()
+    colours = {w for w, _, _ in COLOUR_WORDS}
+    slots: dict[str, str | None] = dict.fromkeys(SLOTS)
+    if len(words) >= 4 and words[0] == "a":
+        slots["size"] = words[1] if words[1] in SIZE_WORDS else None
+        slots["colour"] = words[2] if words[2] in colours else None
+        slots["shape"] = words[3] if words[3] in THING_CLASSES else None
+    rest = words[4:]
+    if len(words) >= 4 and not rest:
+        slots.update(relation="", other_colour="", other_shape="")
+    elif len(rest) >= 4 and rest[-3] == "a":
+        rel = " ".join(rest[:-3])
+        slots["relation"] = rel if rel in RELATION_WORDS else None
+        slots["other_colour"] = rest[-2] if rest[-2] in colours else None
+        slots["other_shape"] = rest[-1] if rest[-1] in THING_CLASSES else None
+    return slots
 
 
 class Vocabulary:
