@@ -5,8 +5,8 @@ head: the same RoI features (here :func:`torchvision.ops.roi_align`, equal to
 ``vizlib.roi.roi_align``) feed a recurrent language model instead of a classifier.
 The pieces:
 
-* :class:`TinyBackbone`: four 3x3 convolutions, stride 4 overall: ``[B, 3, H, W]`` to
-  ``[B, C, H/4, W/4]``;
+* :class:`TinyBackbone`: four 3x3 convolutions, stride 4 overall (the first two have
+  stride 2, which keeps it cheap): ``[B, 3, H, W]`` to ``[B, C, H/4, W/4]``;
 * :class:`CaptionDecoder`: a GRU language model conditioned on one feature vector per
   region; :meth:`CaptionDecoder.forward` trains with *teacher forcing* (the reference
   words are its inputs), :meth:`CaptionDecoder.greedy` writes a caption one most-likely
@@ -67,7 +67,7 @@ def _check_tokens(tokens, vocab_size: int, k: int | None = None) -> torch.Tensor
 
 
 class TinyBackbone(nn.Sequential):
-    """Four 3x3 conv + BatchNorm + ReLU layers; the 2nd and 3rd have stride 2.
+    """Four 3x3 conv + BatchNorm + ReLU layers; the 1st and 2nd have stride 2.
 
     Args:
         channels (int): output channels ``C``.
@@ -80,7 +80,7 @@ class TinyBackbone(nn.Sequential):
     def __init__(self, channels: int = 64):
         c = check_positive_int("channels", channels)
         layers = []
-        for cin, cout, s in ((3, c // 2, 1), (c // 2, c, 2), (c, c, 2), (c, c, 1)):
+        for cin, cout, s in ((3, c // 2, 2), (c // 2, c, 2), (c, c, 1), (c, c, 1)):
             layers += [nn.Conv2d(cin, cout, 3, s, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
         super().__init__(*layers)
         self.out_channels = c
