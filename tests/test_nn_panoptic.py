@@ -237,7 +237,7 @@ def test_model_losses_outputs_and_empty_images():
     assert torch.allclose(losses["loss_sem_seg"], 0.5 * full, rtol=1e-4)
     # only the empty image
     one = model(images[:1], targets[:1])
-    assert float(one["loss_mask"]) == 0.0 and all(bool(torch.isfinite(v)) for v in one.values())
+    assert one["loss_mask"].item() == 0.0 and all(bool(torch.isfinite(v)) for v in one.values())
     model.eval()
     with torch.no_grad():
         out = model(images)
