@@ -102,7 +102,10 @@ def test_scene_captions_follow_the_ground_truth():
             d[i] = np.inf
             assert d[cap.other] == d.min()
             assert cap.relation in RELATION_WORDS
-            assert cap.text.endswith(f"{cap.relation} a {cap.other_colour} {cap.other_shape}")
+            article = "an" if cap.other_colour == "orange" else "a"
+            assert cap.text.endswith(
+                f"{cap.relation} {article} {cap.other_colour} {cap.other_shape}"
+            )
             assert cap.other_shape == caps[cap.other].shape
             assert cap.other_colour == caps[cap.other].colour
         plain = [c.text for c in scene_captions(scene, relations=False)]
@@ -133,6 +136,8 @@ def test_caption_slots_read_captions_back():
             ]
     assert caption_slots("a small violet star")["colour"] is None
     assert caption_slots("a small red star near a blue cross")["relation"] is None
+    assert caption_slots("a small red star above an orange cross")["other_colour"] == "orange"
+    assert caption_slots("a small red star above a orange cross")["other_colour"] is None
     assert caption_slots("a small")["shape"] is None
     assert caption_slots("")["size"] is None
     with pytest.raises(ValueError, match="string"):

@@ -7,6 +7,8 @@ ground truth, in a small fixed grammar::
     a {size} {colour} {shape}                              (the only thing in the scene)
     a {size} {colour} {shape} {relation} a {colour} {shape}  (relation to the nearest other)
 
+("an" before "orange").
+
 * ``shape``: the thing's class name (``THING_CLASSES``);
 * ``colour``: a word for the hue of the thing's actual pixels (:func:`colour_word`,
   :data:`COLOUR_WORDS`); shading in the generator scales R, G and B together, so the
@@ -162,6 +164,11 @@ def relation_word(box, other) -> str:
     return "above" if dy < 0 else "below"
 
 
+def _article(word: str) -> str:
+    """English's indefinite article before ``word``: "an orange", "a red"."""
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def scene_captions(scene: Scene, relations: bool = True) -> list[RegionCaption]:
     """One caption per thing of a scene, in the scene's order (``scene.boxes``).
 
@@ -195,7 +202,7 @@ def scene_captions(scene: Scene, relations: bool = True) -> list[RegionCaption]:
         j = int(dist.argmin())  # ties: the first in painting order
         rel = relation_word(boxes[i], boxes[j])
         _, other_colour, other_shape = own[j]
-        text += f" {rel} a {other_colour} {other_shape}"
+        text += f" {rel} {_article(other_colour)} {other_colour} {other_shape}"
         out.append(RegionCaption(text, size, colour, shape, rel, j, other_colour, other_shape))
     return out
 
@@ -227,7 +234,7 @@ def caption_slots(text: str) -> dict[str, str | None]:
     rest = words[4:]
     if len(words) >= 4 and not rest:
         slots.update(relation="", other_colour="", other_shape="")
-    elif len(rest) >= 4 and rest[-3] == "a":
+    elif len(rest) >= 4 and rest[-3] == _article(rest[-2]):
         rel = " ".join(rest[:-3])
         slots["relation"] = rel if rel in RELATION_WORDS else None
         slots["other_colour"] = rest[-2] if rest[-2] in colours else None
@@ -245,7 +252,7 @@ class Vocabulary:
 
     def __init__(self, words=None):
         if words is None:
-            words = ["a"] + list(SIZE_WORDS) + [w for w, _, _ in COLOUR_WORDS]
+            words = ["a", "an"] + list(SIZE_WORDS) + [w for w, _, _ in COLOUR_WORDS]
             words += list(THING_CLASSES)
             words += list(dict.fromkeys(w for r in RELATION_WORDS for w in r.split()))
         words = list(words)
