@@ -300,6 +300,15 @@ def test_loss_ignores_padding():
 
 def test_training_overfits_a_few_scenes():
     """A few dozen steps on four scenes drive the loss down and the captions right."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: one thread is faster, and never thrashes
+    try:
+        _overfit_four_scenes()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _overfit_four_scenes():
     torch.manual_seed(0)
     vocab = Vocabulary()
     scenes = [make_scene(0, i, num_objects=2) for i in range(4)]
