@@ -52,6 +52,7 @@ BOOK_DETECTORS = (
     Detector("faster_rcnn", "no FPN", "Faster R-CNN", "two-stage", "anchors (RPN)"),
     Detector("faster_rcnn", "FPN", "Faster R-CNN + FPN", "two-stage", "anchors (RPN)"),
     Detector("mask_rcnn", "Mask R-CNN", "Mask R-CNN (boxes)", "two-stage", "anchors (RPN)"),
+    Detector("panoptic", "Panoptic FPN", "Panoptic FPN (boxes)", "two-stage", "anchors (RPN)"),
 )
 
 NAN = float("nan")
