@@ -171,7 +171,9 @@ class PanopticPQWidget(Widget):
             "instance score ≥",
             values=[0.1, 0.3, 0.5, 0.7, 0.9],
             default=0.5,
-            static_values=[0.3, 0.5, 0.7],
+            # the default scene's scores (0.40 to 0.80) merge alike at 0.3 and 0.5: each of these
+            # three changes what is kept
+            static_values=[0.5, 0.7, 0.9],
         ),
         Control(
             "overlap_threshold",
@@ -286,10 +288,14 @@ class PanopticPQWidget(Widget):
                 f"PQ {_fmt(r.all.pq)} (SQ {_fmt(r.all.sq)}, RQ {_fmt(r.all.rq)}; means over the "
                 f"classes present)  |  things PQ "
                 f"{_fmt(r.things.pq)}, stuff PQ {_fmt(r.stuff.pq)}  |  TP {tp}, FP {fp}, "
-                f"FN {fn}, void pixels {void}<br><sub>green: matched (same class, IoU > 0.5); "
+                f"FN {fn}, void pixels {void}<br><sub>score ≥ {score_threshold}, overlap ≤ "
+                f"{overlap_threshold}, stuff ≥ {stuff_min_area} px. green: matched (same class, "
+                "IoU > 0.5); "
                 "red: false positive; orange: false negative; black: void</sub>"
             ),
             "font": {"size": 13},
         }
-        layout.update(height=300, width=1000, margin={"l": 10, "r": 10, "t": 90, "b": 10})
+        # no fixed width: a 1,000-px figure overflowed the book's text column, and a slider
+        # click past the column's edge never reached the slider
+        layout.update(height=300, margin={"l": 10, "r": 10, "t": 90, "b": 10})
         return fast_figure(data, layout)
