@@ -1146,6 +1146,13 @@ class MaskRCNN(FasterRCNN):
             proposals, _, _ = self.rpn(features, self.image_size)
             return self.segment(features, self.detect(features, proposals))
 
+        return self.train_losses(x, features, targets)
+
+    def train_losses(self, x, features, targets) -> dict:
+        """Train mode's losses from already computed ``features`` of the batch ``x``
+        (``Tensor[N, 3, H, W]``): the RPN's, the box branch's, the mask's and, with
+        keypoints, the keypoint loss. :class:`~vizlib.nn.panoptic.PanopticFPN` calls it
+        with the features its semantic head shares."""
         gt_boxes, _, _, _ = self._instance_targets(targets, len(x))
         proposals, _, losses = self.rpn(
             features, self.image_size, [b.to(x.device) for b in gt_boxes]

@@ -44,8 +44,7 @@ from .._checks import (
     check_number,
     check_positive_int,
 )
-from .faster_rcnn import fast_rcnn_loss
-from .mask_rcnn import MASK_RCNN_LOSS_NAMES, MaskRCNN, mask_loss
+from .mask_rcnn import MASK_RCNN_LOSS_NAMES, MaskRCNN
 
 __all__ = [
     "THING_CLASS",
@@ -536,30 +535,9 @@ class PanopticFPN(MaskRCNN):
             return out
 
         sem_t = self._semantic_targets(targets, len(x), x.device)
-        losses = self._instance_losses(x, features, targets)
+        losses = self.train_losses(x, features, targets)
         losses = {k: v * self.instance_loss_weight for k, v in losses.items()}
         losses[SEMANTIC_LOSS_NAME] = self.semantic_loss_weight * semantic_loss(sem_logits, sem_t)
-        return losses
-
-    def _instance_losses(self, x, features, targets) -> dict:
-        """Mask R-CNN's train-mode losses on already computed features (its forward's
-        steps, with the backbone run once for both branches)."""
-        gt_boxes, _, _, _ = self._instance_targets(targets, len(x))
-        proposals, _, losses = self.rpn(
-            features, self.image_size, [b.to(x.device) for b in gt_boxes]
-        )
-        t = self.training_targets(features, proposals, targets)
-        class_logits, box_regression = self.box_predictor(
-            self.box_head(self.roi_features(features, t["rois"]))
-        )  # [R, C + 1], [R, 4 (C + 1)]
-        loss_classifier, loss_box_reg = fast_rcnn_loss(
-            class_logits, box_regression, t["labels"], t["regression_targets"]
-        )
-        losses = {**losses, "loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
-        mask_logits = self.mask_logits(features, t["positive_rois"])  # [P, C + 1, M, M]
-        losses["loss_mask"] = mask_loss(
-            mask_logits, torch.cat(t["positive_labels"]), torch.cat(t["mask_targets"])
-        )
         return losses
 
     @torch.no_grad()
