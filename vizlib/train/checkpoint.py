@@ -252,9 +252,12 @@ def restore_training_state(
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
+        # The checkpoint folder is keyed by the lesson's settings only, so a model whose code
+        # changed (a head resized, a "going further" variant) finds the old run's weights.
         raise ValueError(
             f"the checkpoint {path} holds weights of another model "
-            f"architecture: {str(exc).splitlines()[0]}"
+            f"architecture: {str(exc).splitlines()[0]}. The model changed since that run: "
+            f"delete {Path(path).parent} to train this one afresh (or set VIZLIB_RESUME=0)"
         ) from exc
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state.get("scaler"):
