@@ -225,3 +225,44 @@ def test_live_warms_up_every_value_of_every_control():
     w.live()
     # the first figure, then each control through its values, the other at its default
     assert w.drawn == [(3, "x"), (1, "x"), (2, "x"), (4, "x"), (5, "x"), (3, "y"), (3, "z")]
+
+
+def test_full_collections_are_spared_in_a_kernel_only():
+    import gc
+
+    frozen_before = gc.get_freeze_count()
+    try:
+        assert _live.spare_moves_full_collections() is False  # pytest is no kernel
+        assert gc.get_freeze_count() == frozen_before
+        import weakref
+
+        class Node:
+            pass
+
+        garbage = Node()
+        garbage.me = garbage  # a reference cycle: only the collector frees it
+        alive = weakref.ref(garbage)
+        del garbage
+        assert _live.spare_moves_full_collections(in_kernel=True) is True
+        # everything alive is frozen, and the cycle was collected first, not frozen for ever
+        assert gc.get_freeze_count() > frozen_before
+        assert alive() is None
+    finally:
+        gc.unfreeze()
+
+
+def test_live_spares_full_collections_after_its_warm_up(monkeypatch):
+    from vizlib.widgets import Control, Widget
+
+    events = []
+
+    class Spy(Widget):
+        controls = [Control("a", "a", values=[1, 2], default=1)]
+
+        def figure(self, a):
+            events.append(("figure", a))
+            return go.Figure(go.Scatter(y=[a]))
+
+    monkeypatch.setattr(_live, "spare_moves_full_collections", lambda: events.append("spared"))
+    Spy().live()
+    assert events == [("figure", 1), ("figure", 2), "spared"]

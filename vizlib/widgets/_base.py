@@ -259,7 +259,9 @@ class Widget:
         and layout keys that differ (or an ``Output`` redrawn whole where a
         ``FigureWidget`` cannot be shown, or ``VIZLIB_LIVE_FIGURE=output`` asks for it:
         the path before issue 18, kept for comparison). :meth:`warm_up` runs once, after the first
-        figure, so that the reader's first move does not pay a one-time start-up.
+        figure, so that the reader's first move does not pay a one-time start-up; then, in a
+        kernel, :func:`~vizlib.widgets._live.spare_moves_full_collections` keeps Python's
+        full garbage collections short.
 
         Returns:
             ipywidgets.VBox: with extra attributes ``controls`` (``{name: ipywidget}``,
@@ -270,7 +272,7 @@ class Widget:
         """
         import ipywidgets as W
 
-        from ._live import LiveFigure
+        from ._live import LiveFigure, spare_moves_full_collections
 
         state0 = self.state_defaults()
         ctrls = {c.name: _ipywidget_for(W, c, state0[c.name]) for c in self.controls}
@@ -295,6 +297,7 @@ class Widget:
         for w in ctrls.values():
             w.observe(redraw, names="value")
         self.warm_up()
+        spare_moves_full_collections()  # after the warm-up, so its objects are frozen too
         return box
 
     def warm_up(self) -> None:

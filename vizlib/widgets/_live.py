@@ -30,17 +30,21 @@ says so once per kernel:
   ``enable_custom_widget_manager()``, which ``import vizlib`` calls. When a slider moves
   and the figure has not reported itself drawn after :data:`RENDER_GRACE_S` seconds,
   the figure moves to an ``Output`` (checked in :meth:`LiveFigure.show`).
+
+One more cause of slow moves lies in the kernel, not the browser: Python's full garbage
+collection, see :func:`spare_moves_full_collections`.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["LiveFigure", "RENDER_GRACE_S", "edit_message"]
+__all__ = ["LiveFigure", "RENDER_GRACE_S", "edit_message", "spare_moves_full_collections"]
 
 # How long the live figure may take to report its first draw before a slider move switches
 # to the Output path. Its first draw in a page evaluates plotly.js (4.8 MB): about 1 s in
@@ -252,6 +256,34 @@ def _edits(old, new, path: str = ""):
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def spare_moves_full_collections(in_kernel: bool | None = None) -> bool:
+    """Collect once, then freeze every object alive now (``gc.freeze``), in a kernel only.
+
+    A full ("generation 2") collection walks every object the collector tracks. With torch,
+    plotly and the widgets loaded that is 300,000-400,000 objects and 150-230 ms on the
+    2-core machine. A widget whose moves make lasting objects triggers one now and then:
+    the Upsampling widget's moves took 6.3 ms (median) in Python and 183 ms in the one move
+    that met a full collection; the PQ widget, while it built its maps as Python lists,
+    met 16 in 150 moves (worst 357 ms), and its slowest moves in the browser benchmark took
+    280-320 ms (issue 18). Frozen objects are never walked again, so a full collection
+    walks only what was made since the freeze: 6.6 ms and 52.3 ms at worst for the same
+    moves (``benchmarks/bench_widget_gc.py``, ``benchmarks/results/widget_gc.md``).
+
+    The price: cyclic garbage among the frozen objects is never freed. The collection just
+    before the freeze leaves none; objects freed by reference counting (tensors, most
+    figures) are freed as before. ``gc.unfreeze()`` undoes it. Outside a kernel (tests,
+    scripts) it does nothing, unless ``in_kernel=True``.
+
+    Returns:
+        bool: whether it froze.
+    """
+    if not (_in_kernel() if in_kernel is None else in_kernel):
+        return False
+    gc.collect()
+    gc.freeze()
+    return True
 
 
 def _in_kernel() -> bool:

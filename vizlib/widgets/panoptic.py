@@ -245,15 +245,17 @@ class PanopticPQWidget(Widget):
         truth_cats = _category_map(gt_ids, gt_segments)
         pred_cats = _category_map(n["ids"], n["segments"])
 
+        # numpy arrays, not .tolist(): plotly deep-copies nested lists into every figure (43,000
+        # deepcopy calls, 28 ms a move) and sends arrays as typed arrays (6 ms a move in all)
         def classes(z, cell, name):
             return {
                 "type": "heatmap",
-                "z": z.tolist(),
+                "z": z,
                 "zmin": -0.5,
                 "zmax": len(palette) - 0.5,
                 "colorscale": _discrete(palette),
                 "showscale": False,
-                "customdata": names[z].tolist(),
+                "customdata": names[z],
                 "hovertemplate": "(%{x}, %{y}) %{customdata}<extra>" + name + "</extra>",
                 **refs[cell],
             }
@@ -261,7 +263,7 @@ class PanopticPQWidget(Widget):
         def outcome(z, cell, name):
             return {
                 "type": "heatmap",
-                "z": z.tolist(),
+                "z": z,
                 "zmin": -0.5,
                 "zmax": 3.5,
                 "colorscale": _discrete(_OUTCOME_COLOURS),
@@ -271,7 +273,7 @@ class PanopticPQWidget(Widget):
             }
 
         data = [
-            {"type": "image", "z": rgb.tolist(), "hoverinfo": "skip", **refs[(1, 1)]},
+            {"type": "image", "z": rgb, "hoverinfo": "skip", **refs[(1, 1)]},
             classes(truth_cats, (1, 2), "truth"),
             classes(pred_cats, (1, 3), "merged"),
             outcome(n["pred_outcome"], (1, 4), "merged"),
