@@ -291,6 +291,28 @@ def test_multiscale_roi_align_equals_torchvisions():
         got = multiscale_roi_align(features, [4, 8, 16], proposals, 7, 2, size, level)
         assert got.shape == (50, 6, 7, 7)
         torch.testing.assert_close(got, want)
+        # on a CPU it is the matrix form (vizlib.roi.roi_align_matrices): same gradient too
+        leaves = [f.detach().requires_grad_(True) for f in features]
+        grad = torch.randn(got.shape, generator=g)
+        named_leaves = dict(zip(named, leaves, strict=True))
+        # (a level no region reads gets no gradient: allow_unused, compared as zeros)
+        want_grads = torch.autograd.grad(
+            pooler(named_leaves, proposals, [SIZE] * 2), leaves, grad, allow_unused=True
+        )
+        got_grads = torch.autograd.grad(
+            multiscale_roi_align(leaves, [4, 8, 16], proposals, 7, 2, size, level),
+            leaves,
+            grad,
+            allow_unused=True,
+        )
+        for leaf, have, expected in zip(leaves, got_grads, want_grads, strict=True):
+            zero = torch.zeros_like(leaf)
+            torch.testing.assert_close(
+                zero if have is None else have,
+                zero if expected is None else expected,
+                atol=1e-4,
+                rtol=1e-4,
+            )
     # one level: everything reads it
     single = MultiScaleRoIAlign(["p16"], (5, 3), 0)({"p16": features[2]}, proposals, [SIZE] * 2)
     torch.testing.assert_close(
@@ -606,3 +628,26 @@ def test_mixed_precision_keeps_the_box_arithmetic_in_float32():
     # the proposals are not rounded to bfloat16's quarter pixels
     coords = torch.cat(info["proposals"]).flatten()
     assert not torch.equal(coords, coords.bfloat16().float())
+
+
+def test_pyramid_roi_align_is_torchvisions_multiscale_roi_align():
+    from vizlib.nn.torchvision_detection import PyramidRoIAlign
+
+    g = torch.Generator().manual_seed(2)
+    named = {
+        "p4": torch.randn(2, 3, 16, 16, generator=g),
+        "p8": torch.randn(2, 3, 8, 8, generator=g),
+        "p16": torch.randn(2, 3, 4, 4, generator=g),
+    }
+    proposals = [random_boxes(25, g), random_boxes(15, g, small=20.0)]
+    shapes = [(64, 64), (59, 64)]  # the tallest sets the strides, as in torchvision
+    for names, size, level in [(["p4", "p8", "p16"], 64, 4), (["p8", "p16"], 224, 4)]:
+        want = MultiScaleRoIAlign(names, (7, 5), 2, canonical_scale=size, canonical_level=level)
+        got = PyramidRoIAlign(names, (7, 5), 2, canonical_scale=size, canonical_level=level)
+        torch.testing.assert_close(got(named, proposals, shapes), want(named, proposals, shapes))
+    with pytest.raises(ValueError, match="lack"):
+        PyramidRoIAlign(["p32"], 7, 2)(named, proposals, shapes)
+    with pytest.raises(ValueError, match="featmap_names"):
+        PyramidRoIAlign("p4", 7, 2)
+    with pytest.raises(ValueError, match="image_shapes"):
+        PyramidRoIAlign(["p4"], 7, 2)(named, proposals, [])

@@ -808,3 +808,44 @@ def test_the_whole_model_equals_torchvisions_mask_rcnn_with_the_same_weights(sce
     assert set(got) == set(want) == set(ours.loss_names)
     for name in ours.loss_names:
         torch.testing.assert_close(got[name], want[name], atol=1e-5, rtol=1e-4)
+
+
+def test_torchvisions_model_with_pyramid_roi_align_poolers_is_the_same_model(scenes):
+    """PyramidRoIAlign in place of MultiScaleRoIAlign (lessons/mask_rcnn's torchvision model
+    on a CPU): the same detections, losses and gradients."""
+    import copy
+
+    from vizlib.nn.torchvision_detection import PyramidRoIAlign
+
+    torch.manual_seed(0)
+    theirs = _torchvision_twin()
+    with torch.no_grad():
+        for p in theirs.rpn.head.parameters():
+            p.normal_(0, 0.3)
+    swapped = copy.deepcopy(theirs)
+    names = theirs.roi_heads.box_roi_pool.featmap_names
+    swapped.roi_heads.box_roi_pool = PyramidRoIAlign(names, 7, 2)
+    swapped.roi_heads.mask_roi_pool = PyramidRoIAlign(names, 14, 2)
+    swapped.roi_heads.keypoint_roi_pool = PyramidRoIAlign(names, 14, 2)
+    images = [im.as_subclass(torch.Tensor) for im, _ in scenes[:2]]
+    theirs.eval()
+    swapped.eval()
+    with torch.no_grad():
+        for d, w in zip(swapped(images), theirs(images), strict=True):
+            assert len(w["boxes"]) > 0
+            for key in ("boxes", "scores", "masks", "keypoints"):
+                torch.testing.assert_close(d[key], w[key], atol=1e-5, rtol=1e-4)
+    theirs.train()
+    swapped.train()
+    _, targets = batch(scenes[:2])
+    targets = [{k: plain(v) for k, v in t.items()} for t in targets]
+    losses = []
+    for model in (swapped, theirs):
+        torch.manual_seed(3)
+        out = model(images, targets)
+        sum(out.values()).backward()
+        losses.append(out)
+    for name in losses[1]:
+        torch.testing.assert_close(losses[0][name], losses[1][name], atol=1e-5, rtol=1e-4)
+    for (name, a), b in zip(swapped.named_parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-3, msg=name)

@@ -117,6 +117,51 @@ def test_roi_ops_match_torchvision_on_any_box(corners, out, scale, sampling_rati
     )
 
 
+# --------------------------------------------------------------------------- the matrix form
+
+
+@pytest.mark.parametrize("config", range(len(CONFIGS)))
+@pytest.mark.parametrize("sampling_ratio", [-1, 1, 2])
+@pytest.mark.parametrize("aligned", [False, True])
+def test_roi_align_matrices_match_torchvision_forward_and_backward(config, sampling_ratio, aligned):
+    x, rois, out, scale = _case(CONFIGS[config], config, torch.float64)
+    rois = rois[torch.randperm(len(rois), generator=torch.Generator().manual_seed(config))]
+    x.requires_grad_(True)
+    expected = ops.roi_align(x, rois, out, scale, max(sampling_ratio, 0), aligned)
+    got = R.roi_align_matrices(x, rois, out, scale, sampling_ratio, aligned)
+    assert got.dtype == torch.float64 and got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-12)
+    # the gradient comes from autograd through the matrix products: it must be torchvision's
+    grad = torch.randn(expected.shape, generator=torch.Generator().manual_seed(1), dtype=x.dtype)
+    (want,) = torch.autograd.grad(expected, x, grad)
+    (have,) = torch.autograd.grad(got, x, grad)
+    torch.testing.assert_close(have, want, atol=1e-12, rtol=1e-12)
+
+
+def test_roi_align_matrices_are_products_of_row_and_column_weights():
+    # a RoI of 3 x 2 cells in 2 x 2 bins (1.5 cells wide, 1 high), one read per bin at
+    # y = 0.5 + (p + 0.5) * 1 and x = 1 + (q + 0.5) * 1.5: inside the map, so each read's
+    # weights are the hat max(0, 1 - |t - i|) along each axis
+    x = torch.arange(20.0).reshape(1, 1, 4, 5)
+    rois = torch.tensor([[0.0, 1.0, 0.5, 4.0, 2.5]])
+    got = R.roi_align_matrices(x, rois, (2, 2), 1.0, 1, False)[0, 0]
+    ys, xs = torch.tensor([1.0, 2.0]), torch.tensor([1.75, 3.25])
+    rows = (1 - (ys[:, None] - torch.arange(4.0)).abs()).clamp(min=0)  # A: [2, H]
+    cols = (1 - (xs[:, None] - torch.arange(5.0)).abs()).clamp(min=0)  # B: [2, W]
+    torch.testing.assert_close(got, rows @ x[0, 0] @ cols.T)
+    torch.testing.assert_close(got, R.roi_align(x, rois, (2, 2), 1.0, 1, False)[0, 0])
+
+
+def test_roi_align_matrices_of_no_boxes_and_of_an_image_without_boxes():
+    x = torch.randn(3, 2, 6, 6, requires_grad=True)
+    assert R.roi_align_matrices(x, torch.zeros(0, 5), 3).shape == (0, 2, 3, 3)
+    rois = torch.tensor([[2.0, 0, 0, 4, 4], [0.0, 1, 1, 5, 5]])  # image 1 has none
+    got = R.roi_align_matrices(x, rois, 3, 1.0, 2)
+    torch.testing.assert_close(got, ops.roi_align(x, rois, 3, 1.0, 2))
+    got.sum().backward()
+    assert not bool(x.grad[1].any()), "an image without a box gets no gradient"
+
+
 def test_list_of_boxes_per_image_is_the_same_as_rows():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(3, 4, 10, 12, generator=g)
@@ -336,7 +381,11 @@ ROIS = torch.tensor([[0, 1.0, 1.0, 5.0, 5.0]])
         ({"spatial_scale": float("inf")}, "finite"),
     ],
 )
-@pytest.mark.parametrize("fn", [R.roi_pool, R.roi_align], ids=["roi_pool", "roi_align"])
+@pytest.mark.parametrize(
+    "fn",
+    [R.roi_pool, R.roi_align, R.roi_align_matrices],
+    ids=["roi_pool", "roi_align", "roi_align_matrices"],
+)
 def test_bad_input_raises_clear_errors(fn, kwargs, match):
     args = {"input": X, "boxes": ROIS, "output_size": 2, "spatial_scale": 1.0, **kwargs}
     with pytest.raises(ValueError, match=match):
@@ -355,6 +404,8 @@ def test_bad_input_raises_clear_errors(fn, kwargs, match):
 def test_roi_align_option_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         R.roi_align(X, ROIS, 2, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        R.roi_align_matrices(X, ROIS, 2, **kwargs)
     with pytest.raises(ValueError, match=match):
         R.roi_align_points(torch.tensor([1.0, 1.0, 5.0, 5.0]), 2, **kwargs)
 

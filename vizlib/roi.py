@@ -41,6 +41,7 @@ __all__ = [
     "RoIPoolBins",
     "roi_pool",
     "roi_align",
+    "roi_align_matrices",
     "bilinear_sample",
     "roi_pool_bins",
     "roi_align_points",
@@ -434,6 +435,129 @@ def roi_align(
         samples = _bilinear(x[int(roi[0])], y, xx)  # [C, h, w, sy, sx]
         out[k] = samples.sum(dim=(-2, -1)) / count  # [C, h, w]: the bin's average
     return out
+
+
+# --------------------------------------------------------------------------- RoIAlign as matrices
+
+
+def _axis_weights(start, bin_size, bins: int, samples, size: int) -> torch.Tensor:
+    """Row (or column) weights of RoIAlign along one axis, for every RoI.
+
+    Bin ``p`` of RoI ``r`` averages ``samples[r]`` bilinear reads along this axis; each read
+    at coordinate ``t`` puts weight ``1 - (t - floor t)`` on cell ``floor t`` and the rest on
+    the next cell, with :func:`bilinear_sample`'s border rules. Summed over the reads and
+    divided by their number, that is one row of a ``[bins, size]`` matrix per RoI.
+
+    Args:
+        start, bin_size (Tensor[R]): the RoIs' first coordinate and bin size, in cells.
+        bins (int): bins along the axis.
+        samples (Tensor[R]): int64 reads per bin along the axis (0 reads nothing: an
+            empty RoI with ``aligned=True`` and adaptive sampling pools to 0).
+        size (int): cells of the feature map along the axis.
+
+    Returns:
+        Tensor[R, bins, size]
+    """
+    n = max(int(samples.max()), 1) if len(samples) else 1
+    p = torch.arange(bins, dtype=start.dtype, device=start.device)[None, :, None]  # [1, P, 1]
+    i = torch.arange(n, device=start.device)[None, None, :]  # [1, 1, S]
+    s = samples.clamp(min=1).to(start.dtype)[:, None, None]  # [R, 1, 1]
+    # the reads split the bin into s equal parts and sit in their middles
+    t = start[:, None, None] + (p + (i + 0.5) / s) * bin_size[:, None, None]  # [R, P, S]
+    used = (i < samples[:, None, None]) & (t >= -1) & (t <= size)  # [R, P, S]
+    t = t.clamp(min=0)
+    low = t.floor().long()
+    last = low >= size - 1  # on or past the last cell: read it alone
+    low = torch.where(last, size - 1, low)
+    t = torch.where(last, low.to(t.dtype), t)
+    high = torch.where(last, low, low + 1)
+    frac = t - low  # [R, P, S]
+    keep = used.to(t.dtype) / s
+    w = t.new_zeros(len(start), bins, n, size)  # [R, P, S, size]
+    w.scatter_add_(3, low[..., None], ((1 - frac) * keep)[..., None])
+    w.scatter_add_(3, high[..., None], (frac * keep)[..., None])
+    return w.sum(dim=2)  # [R, P, size]
+
+
+def _roi_align_matrices(x, rois, out_hw, spatial_scale: float, sampling_ratio: int, aligned: bool):
+    """:func:`roi_align_matrices` without the checks (``rois`` a floating ``Tensor[K, 5]``)."""
+    n_images, c, height, width = x.shape
+    h, w = out_hw
+    offset = 0.5 if aligned else 0.0
+    x1, y1, x2, y2 = (rois[:, 1:] * spatial_scale - offset).unbind(dim=1)  # [K] each
+    roi_w, roi_h = x2 - x1, y2 - y1
+    if not aligned:  # the original forces tiny RoIs to one cell
+        roi_w, roi_h = roi_w.clamp(min=1), roi_h.clamp(min=1)
+    bin_h, bin_w = roi_h / h, roi_w / w
+    if sampling_ratio > 0:
+        sy = sx = torch.full((len(rois),), sampling_ratio, device=x.device)
+    else:  # adaptive: ceil(bin size) reads per bin side
+        sy, sx = bin_h.ceil().long(), bin_w.ceil().long()
+    rows = _axis_weights(y1, bin_h, h, sy, height)  # [K, h, H]
+    cols = _axis_weights(x1, bin_w, w, sx, width)  # [K, w, W]
+    image = rois[:, 0].long()
+    order = torch.argsort(image, stable=True)
+    sorted_ = bool((order == torch.arange(len(rois), device=x.device)).all())
+    counts = torch.bincount(image, minlength=n_images).tolist()
+    parts = []
+    for n, (a, b) in enumerate(
+        zip(rows[order].split(counts), cols[order].split(counts), strict=True)
+    ):
+        if len(a) == 0:
+            continue
+        k = len(a)
+        # out[r] = A_r F B_r^T: first every row of every RoI of this image at once ...
+        f = x[n].transpose(0, 1).reshape(height, c * width)  # [H, C * W]
+        t = (a.reshape(k * h, height) @ f).reshape(k, h, c, width).transpose(1, 2)  # [k, C, h, W]
+        # ... then the columns, RoI by RoI (a batched product)
+        parts.append(t @ b.transpose(1, 2)[:, None])  # [k, C, h, w]
+    out = torch.cat(parts) if parts else x.new_zeros(0, c, h, w)
+    if not sorted_:  # back to the RoIs' own order (index_select: its gradient is cheap)
+        out = out.index_select(0, torch.argsort(order))
+    return out
+
+
+def roi_align_matrices(
+    input,
+    boxes,
+    output_size,
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = -1,
+    aligned: bool = False,
+) -> torch.Tensor:
+    """RoIAlign as two small matrix products per RoI: ``out[r] = A_r F B_r^T``.
+
+    A read at ``(y, x)`` weighs cell ``(i, j)`` by ``a(y, i) * b(x, j)``: bilinear
+    interpolation is separable, and so are its border rules. Averaging the reads of a bin
+    keeps it separable, so bin ``(p, q)`` of RoI ``r`` is ``sum_ij A_r[p, i] F[:, i, j]
+    B_r[q, j]``, where row ``p`` of ``A_r`` (``[h, H]``) holds the mean row weights of the
+    bin's reads and row ``q`` of ``B_r`` (``[w, W]``) the mean column weights. Each channel
+    of the output is then ``A_r F_c B_r^T``, like the matrix form of a convolution: the
+    same numbers as :func:`roi_align` and ``torchvision.ops.roi_align``, from matrix
+    products.
+
+    Why have it: autograd differentiates the products, so the gradient is two more
+    products. torchvision's CPU kernel computes its backward one read and one channel at a
+    time, on one thread: 5-6 x slower than the forward, and 39 % of a Mask R-CNN training
+    step on the 2-core machine (``benchmarks/bench_roi_align.py``).
+
+    Args:
+        input (Tensor[N, C, H, W]): feature maps of ``N`` images.
+        boxes (Tensor[K, 5] or list[Tensor[Ki, 4]]): as :func:`roi_align`.
+        output_size (int or tuple[int, int]): ``(h, w)`` of the output.
+        spatial_scale (float): feature-map cells per image pixel.
+        sampling_ratio (int): reads per bin side; -1: ``ceil(bin size)``.
+        aligned (bool): shift the RoI by -0.5 pixel (Detectron2); False: Mask R-CNN's.
+
+    Returns:
+        Tensor[K, C, h, w]: the pooled features, in the input's dtype.
+    """
+    x = _check_input(input)
+    rois = to_rois(boxes, x.shape[0]).to(device=x.device, dtype=x.dtype)
+    out_hw = check_int_pair("output_size", output_size)
+    ratio = _check_sampling_ratio(sampling_ratio)
+    scale = float(_scale_tensor(spatial_scale, x.dtype))
+    return _roi_align_matrices(x, rois, out_hw, scale, ratio, _check_aligned(aligned))
 
 
 # --------------------------------------------------------------------------- how far off

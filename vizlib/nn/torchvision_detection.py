@@ -13,11 +13,14 @@ detector with torchvision's on the same backbone, data and training budget.
 :class:`PyramidBackbone` is the adapter: torchvision's detectors want a module with an
 ``out_channels`` attribute whose forward returns an ordered dict of feature maps, one per
 pyramid level, all with ``out_channels`` channels. SSD has no pyramid: :class:`StageOutputs`
-hands it some of the backbone's stages as they are.
+hands it some of the backbone's stages as they are. :class:`PyramidRoIAlign` is a drop-in for
+torchvision's ``MultiScaleRoIAlign`` that pools through vizlib's RoIAlign, so that a
+side-by-side on a CPU pays the same for RoIAlign in both models.
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from functools import partial
 
@@ -29,6 +32,7 @@ from .backbone import VGGBackbone, check_stage_levels
 
 __all__ = [
     "PyramidBackbone",
+    "PyramidRoIAlign",
     "StageOutputs",
     "torchvision_ssd",
     "torchvision_faster_rcnn",
@@ -82,6 +86,73 @@ class PyramidBackbone(nn.Module):
         stages = self.body(x)
         picked = OrderedDict((f"p{self.body.strides[i]}", stages[i]) for i in self.levels)
         return self.fpn(picked)
+
+
+class PyramidRoIAlign(nn.Module):
+    """torchvision's ``MultiScaleRoIAlign``, computed by :func:`~vizlib.nn.faster_rcnn.multiscale_roi_align`.
+
+    The same call (``pooler(features, proposals, image_shapes)``), the same level for each
+    region and the same numbers (tests/test_nn_torchvision_detection.py) as
+    ``MultiScaleRoIAlign(featmap_names, output_size, sampling_ratio, canonical_scale=...,
+    canonical_level=...)``. The difference is the kernel on a CPU: vizlib's matrix form
+    (:func:`vizlib.roi.roi_align_matrices`), whose backward is 5-10 x faster than
+    torchvision's single-threaded one (``benchmarks/results/roi_align.md``). On a GPU both
+    call torchvision's kernel. For a torchvision detector's ``box_roi_pool``,
+    ``mask_roi_pool`` or ``roi_heads.keypoint_roi_pool``.
+
+    Args:
+        featmap_names (list[str]): the feature maps to pool from, finest first.
+        output_size (int or tuple[int, int]): ``(h, w)`` of each region's grid.
+        sampling_ratio (int): reads per bin side (0: adaptive, as torchvision).
+        canonical_scale (int), canonical_level (int): the FPN paper's level rule, as
+            torchvision's ``LevelMapper`` (defaults 224 and 4).
+    """
+
+    def __init__(
+        self,
+        featmap_names,
+        output_size,
+        sampling_ratio: int,
+        canonical_scale: int = 224,
+        canonical_level: int = 4,
+    ):
+        super().__init__()
+        if not isinstance(featmap_names, (list, tuple)) or not all(
+            isinstance(n, str) for n in featmap_names
+        ):
+            raise ValueError(f"featmap_names must be a list of str, got {featmap_names!r}")
+        if not featmap_names:
+            raise ValueError("featmap_names must name at least one feature map")
+        self.featmap_names = list(featmap_names)
+        self.output_size = output_size
+        self.sampling_ratio = sampling_ratio
+        self.canonical_scale = canonical_scale
+        self.canonical_level = canonical_level
+
+    def forward(self, x: dict, boxes: list, image_shapes: list) -> torch.Tensor:
+        """``x`` the backbone's maps by name, ``boxes`` one ``Tensor[P_i, 4]`` per image,
+        ``image_shapes`` the ``(h, w)`` of each image: ``Tensor[sum P_i, C, h, w]``."""
+        from .faster_rcnn import multiscale_roi_align
+
+        missing = [n for n in self.featmap_names if n not in x]
+        if missing:
+            raise ValueError(f"the features lack {missing}; they hold {list(x)}")
+        features = [x[n] for n in self.featmap_names]
+        if not image_shapes:
+            raise ValueError("image_shapes must hold the (h, w) of every image, got none")
+        # torchvision's rule (poolers._setup_scales): stride = the tallest image's height
+        # over the map's, rounded to a power of 2
+        tallest = max(h for h, _ in image_shapes)
+        strides = [2 ** round(math.log2(tallest / f.shape[-2])) for f in features]
+        return multiscale_roi_align(
+            features,
+            strides,
+            list(boxes),
+            self.output_size,
+            self.sampling_ratio,
+            self.canonical_scale,
+            self.canonical_level,
+        )
 
 
 def _anchor_generator(strides, ratios=(1.0,), scales=(1.0,)):
