@@ -644,6 +644,7 @@ def test_pyramid_roi_align_is_torchvisions_multiscale_roi_align():
     for names, size, level in [(["p4", "p8", "p16"], 64, 4), (["p8", "p16"], 224, 4)]:
         want = MultiScaleRoIAlign(names, (7, 5), 2, canonical_scale=size, canonical_level=level)
         got = PyramidRoIAlign(names, (7, 5), 2, canonical_scale=size, canonical_level=level)
+        assert isinstance(got, MultiScaleRoIAlign)  # torchvision's detectors check the type
         torch.testing.assert_close(got(named, proposals, shapes), want(named, proposals, shapes))
     with pytest.raises(ValueError, match="lack"):
         PyramidRoIAlign(["p32"], 7, 2)(named, proposals, shapes)

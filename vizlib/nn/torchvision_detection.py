@@ -26,6 +26,7 @@ from functools import partial
 
 import torch
 from torch import nn
+from torchvision.ops import MultiScaleRoIAlign  # a module about torchvision's detectors
 
 from .._checks import check_positive_int
 from .backbone import VGGBackbone, check_stage_levels
@@ -88,17 +89,17 @@ class PyramidBackbone(nn.Module):
         return self.fpn(picked)
 
 
-class PyramidRoIAlign(nn.Module):
+class PyramidRoIAlign(MultiScaleRoIAlign):
     """torchvision's ``MultiScaleRoIAlign``, computed by :func:`~vizlib.nn.faster_rcnn.multiscale_roi_align`.
 
     The same call (``pooler(features, proposals, image_shapes)``), the same level for each
-    region and the same numbers (tests/test_nn_torchvision_detection.py) as
-    ``MultiScaleRoIAlign(featmap_names, output_size, sampling_ratio, canonical_scale=...,
-    canonical_level=...)``. The difference is the kernel on a CPU: vizlib's matrix form
-    (:func:`vizlib.roi.roi_align_matrices`), whose backward is 5-10 x faster than
-    torchvision's single-threaded one (``benchmarks/results/roi_align.md``). On a GPU both
-    call torchvision's kernel. For a torchvision detector's ``box_roi_pool``,
-    ``mask_roi_pool`` or ``roi_heads.keypoint_roi_pool``.
+    region and the same numbers and gradients as ``MultiScaleRoIAlign(featmap_names,
+    output_size, sampling_ratio, canonical_scale=..., canonical_level=...)``
+    (tests/test_nn_faster_rcnn.py, tests/test_nn_mask_rcnn.py). The difference is the kernel
+    on a CPU: vizlib's matrix form (:func:`vizlib.roi.roi_align_matrices`), whose backward is
+    5-10 x faster than torchvision's single-threaded one (``benchmarks/results/roi_align.md``).
+    On a GPU both call torchvision's kernel. A subclass, because torchvision's detectors
+    accept only a ``MultiScaleRoIAlign`` as ``box_roi_pool`` or ``mask_roi_pool``.
 
     Args:
         featmap_names (list[str]): the feature maps to pool from, finest first.
@@ -116,18 +117,19 @@ class PyramidRoIAlign(nn.Module):
         canonical_scale: int = 224,
         canonical_level: int = 4,
     ):
-        super().__init__()
         if not isinstance(featmap_names, (list, tuple)) or not all(
             isinstance(n, str) for n in featmap_names
         ):
             raise ValueError(f"featmap_names must be a list of str, got {featmap_names!r}")
         if not featmap_names:
             raise ValueError("featmap_names must name at least one feature map")
-        self.featmap_names = list(featmap_names)
-        self.output_size = output_size
-        self.sampling_ratio = sampling_ratio
-        self.canonical_scale = canonical_scale
-        self.canonical_level = canonical_level
+        super().__init__(
+            list(featmap_names),
+            output_size,
+            sampling_ratio,
+            canonical_scale=canonical_scale,
+            canonical_level=canonical_level,
+        )
 
     def forward(self, x: dict, boxes: list, image_shapes: list) -> torch.Tensor:
         """``x`` the backbone's maps by name, ``boxes`` one ``Tensor[P_i, 4]`` per image,
