@@ -652,3 +652,27 @@ def test_pyramid_roi_align_is_torchvisions_multiscale_roi_align():
         PyramidRoIAlign("p4", 7, 2)
     with pytest.raises(ValueError, match="image_shapes"):
         PyramidRoIAlign(["p4"], 7, 2)(named, proposals, [])
+
+
+def test_multiscale_roi_align_takes_the_matrix_form_only_for_a_cpu_backward(monkeypatch):
+    import vizlib.roi
+
+    calls = []
+    real = vizlib.roi._roi_align_matrices
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vizlib.roi, "_roi_align_matrices", counted)
+    g = torch.Generator().manual_seed(4)
+    features = [torch.randn(1, 3, 16, 16, generator=g), torch.randn(1, 3, 8, 8, generator=g)]
+    proposals = [random_boxes(10, g)]
+    multiscale_roi_align(features, [4, 8], proposals, 7, 2, 64, 4)
+    assert calls == [], "inference keeps torchvision's kernel"
+    leaves = [f.requires_grad_(True) for f in features]
+    multiscale_roi_align(leaves, [4, 8], proposals, 7, 2, 64, 4)
+    assert len(calls) == 2, "training on a CPU reads each level with the matrix form"
+    with torch.no_grad():
+        multiscale_roi_align(leaves, [4, 8], proposals, 7, 2, 64, 4)
+    assert len(calls) == 2

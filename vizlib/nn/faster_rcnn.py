@@ -22,10 +22,10 @@ A two-stage detector. Read top to bottom, this module is the model in the order 
    :meth:`FasterRCNN.inspect` returns every intermediate a figure may want.
 
 Each piece agrees with its counterpart in ``torchvision.models.detection`` (tests).
-The model calls ``torchvision.ops.batched_nms``, and ``torchvision.ops.roi_align`` on a GPU, for
-speed; on a CPU it calls :func:`vizlib.roi.roi_align_matrices`, the same numbers with a
-5-10 x faster backward (see :func:`multiscale_roi_align`). :mod:`vizlib.roi` and
-:mod:`vizlib.nms` are the readable versions of these operations, tested equal to them.
+The model calls ``torchvision.ops.batched_nms`` and ``torchvision.ops.roi_align`` for speed,
+except when it trains on a CPU: there it calls :func:`vizlib.roi.roi_align_matrices`, the same
+numbers with a 5-10 x faster backward (see :func:`multiscale_roi_align`). :mod:`vizlib.roi`
+and :mod:`vizlib.nms` are the readable versions of these operations, tested equal to them.
 
 Shapes: ``N`` images, ``K`` anchors per image (all levels, location-major and
 anchor-minor within a level, levels finest first, as torchvision), ``P`` proposals,
@@ -639,11 +639,13 @@ def multiscale_roi_align(
     has stride ``2**k``), with RoIAlign (He et al., 2017: bilinear samples, no rounding
     of the box). With one level, every region reads it.
 
-    The RoIAlign is torchvision's kernel on a GPU and :func:`vizlib.roi.roi_align_matrices`
-    on a CPU: the same numbers (to float rounding), but torchvision's CPU backward runs one
-    read and one channel at a time on one thread, which was 39 % of a Mask R-CNN training
-    step; the matrix form's forward + backward is 5-10 x faster
-    (``benchmarks/results/roi_align.md``).
+    The RoIAlign is torchvision's kernel on a GPU, and on a CPU without gradients; on a CPU
+    in training it is :func:`vizlib.roi.roi_align_matrices`: the same numbers (to float
+    rounding), but torchvision's CPU backward runs one read and one channel at a time on one
+    thread, which was 39 % of a Mask R-CNN training step; the matrix form's forward +
+    backward is 5-10 x faster (``benchmarks/results/roi_align.md``). Its forward alone is
+    not faster (a detector at batch 1 was 20 % slower with it), so inference keeps
+    torchvision's.
 
     Args:
         features (list[Tensor[N, C, H_l, W_l]]): the levels, finest first.
@@ -674,8 +676,10 @@ def multiscale_roi_align(
     )
     if not torch.is_autocast_enabled(features[0].device.type):
         rois = rois.to(features[0].dtype)  # else autocast runs roi_align in float32
-    # the same arguments in the same order; on a CPU the matrix form (see the docstring)
-    align = _roi_align_matrices if features[0].device.type == "cpu" else roi_align
+    # the same arguments in the same order: the matrix form where a CPU will run a backward
+    # (see the docstring); without one torchvision's forward is as fast or faster
+    backward = torch.is_grad_enabled() and any(f.requires_grad for f in features)
+    align = _roi_align_matrices if features[0].device.type == "cpu" and backward else roi_align
     if len(features) == 1:
         return align(
             features[0], rois, output_size, 1.0 / strides[0], sampling_ratio, aligned=False

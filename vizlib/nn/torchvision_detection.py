@@ -98,7 +98,7 @@ class PyramidRoIAlign(MultiScaleRoIAlign):
     (tests/test_nn_faster_rcnn.py, tests/test_nn_mask_rcnn.py). The difference is the kernel
     on a CPU: vizlib's matrix form (:func:`vizlib.roi.roi_align_matrices`), whose backward is
     5-10 x faster than torchvision's single-threaded one (``benchmarks/results/roi_align.md``).
-    On a GPU both call torchvision's kernel. A subclass, because torchvision's detectors
+    On a GPU, and without gradients, both call torchvision's kernel. A subclass, because torchvision's detectors
     accept only a ``MultiScaleRoIAlign`` as ``box_roi_pool`` or ``mask_roi_pool``.
 
     Args:
