@@ -95,6 +95,12 @@ def test_geometric_transforms_keep_boxes_masks_keypoints_and_pixels_aligned(
             # rotated box; a crop that cuts away the part of the thing that set the
             # box's top). This is why the datasets recompute boxes from masks.
             assert (tight[:2] >= boxes[i, :2] - 2).all() and (tight[2:] <= boxes[i, 2:] + 2).all()
+        elif kind == "zoom_out":
+            # the box shrinks exactly; the mask shrinks by nearest-neighbour sampling (up to
+            # 2 x here), which drops parts thinner than the factor: a star's 1-pixel tip
+            # (scene 41, seed 20: the tight box's top 2.6 px below the box's). The box
+            # still contains the mask, to the pixel that nearest sampling may move it.
+            assert (tight[:2] >= boxes[i, :2] - 1).all() and (tight[2:] <= boxes[i, 2:] + 1).all()
         else:
             assert (tight - boxes[i]).abs().max() <= 2.5, (kind, tight, boxes[i])
         # the pixels under the moved mask (away from its blended edge) are still the
@@ -106,8 +112,11 @@ def test_geometric_transforms_keep_boxes_masks_keypoints_and_pixels_aligned(
 
     image2, final = finish_sample(out_image, out_target)
     _check_target(image2, final)
-    # visible keypoints sit on (or within a few pixels of: zoom) their thing's mask
-    scale = 2.5 if kind == "crop" else 1.0
+    # visible keypoints sit on (or within a few pixels of: zoom) their thing's mask. An
+    # acute vertex's last pixels are thinner than one: nearest-neighbour sampling of a
+    # rotated, enlarged (up to 1.3 x) mask can drop them, while the keypoint moves exactly
+    # (scene 173, seed 0: a thin triangle's vertex 4.3 px from its mask)
+    scale = {"crop": 2.5, "affine": 1.5}.get(kind, 1.0)
     for mask, kp in zip(_plain(final["masks"]), final["keypoints"], strict=True):
         for x, y, v in kp.tolist():
             if v == 2:
