@@ -663,7 +663,7 @@ def multiscale_roi_align(
     """
     from torchvision.ops import roi_align  # C++: the readable one is vizlib.roi
 
-    from vizlib.roi import _roi_align_matrices
+    from vizlib.roi import roi_align_matrices
 
     strides, ks, output_size = check_pyramid_regions(features, strides, proposals, output_size)
     sampling_ratio = check_positive_int("sampling_ratio", sampling_ratio, allow_zero=True)
@@ -676,10 +676,16 @@ def multiscale_roi_align(
     )
     if not torch.is_autocast_enabled(features[0].device.type):
         rois = rois.to(features[0].dtype)  # else autocast runs roi_align in float32
-    # the same arguments in the same order: the matrix form where a CPU will run a backward
-    # (see the docstring); without one torchvision's forward is as fast or faster
+    # the matrix form where a CPU will run a backward (see the docstring); without one
+    # torchvision's forward is as fast or faster
     backward = torch.is_grad_enabled() and any(f.requires_grad for f in features)
-    align = _roi_align_matrices if features[0].device.type == "cpu" and backward else roi_align
+    if features[0].device.type == "cpu" and backward:
+
+        def align(f, r, size, scale, ratio, aligned):  # adaptive: torchvision's 0, vizlib's -1
+            return roi_align_matrices(f, r, size, scale, ratio or -1, aligned)
+
+    else:
+        align = roi_align
     if len(features) == 1:
         return align(
             features[0], rois, output_size, 1.0 / strides[0], sampling_ratio, aligned=False
