@@ -655,16 +655,16 @@ def test_pyramid_roi_align_is_torchvisions_multiscale_roi_align():
 
 
 def test_multiscale_roi_align_takes_the_matrix_form_only_for_a_cpu_backward(monkeypatch):
-    import vizlib.roi
+    import vizlib.nn.faster_rcnn as module
 
     calls = []
-    real = vizlib.roi.roi_align_matrices
+    real = module.roi_align_matrices
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(vizlib.roi, "roi_align_matrices", counted)
+    monkeypatch.setattr(module, "roi_align_matrices", counted)
     g = torch.Generator().manual_seed(4)
     features = [torch.randn(1, 3, 16, 16, generator=g), torch.randn(1, 3, 8, 8, generator=g)]
     proposals = [random_boxes(10, g)]

@@ -268,30 +268,36 @@ def roi_pool(input, boxes, output_size, spatial_scale: float = 1.0) -> torch.Ten
 # --------------------------------------------------------------------------- RoIAlign
 
 
+def _bilinear_axis(t: torch.Tensor, size: int):
+    """One axis of a bilinear read at coordinates ``t`` on ``size`` cells (torchvision's rules).
+
+    A read more than one cell outside the map counts for nothing; within that cell it reads
+    the border. Returns ``(low, high, frac, inside)``: the two cells read (int64), the weight
+    of ``high`` (``low`` gets ``1 - frac``), and whether the read counts, each shaped as ``t``.
+    """
+    inside = (t >= -1) & (t <= size)
+    t = t.clamp(min=0)
+    low = t.floor().long()
+    last = low >= size - 1  # on or past the last cell: read it alone
+    low = torch.where(last, size - 1, low)
+    t = torch.where(last, low.to(t.dtype), t)
+    high = torch.where(last, low, low + 1)
+    return low, high, t - low, inside
+
+
 def _bilinear(feature: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """:func:`bilinear_sample` without the checks: ``[C, H, W]`` at ``y, x`` -> ``[C, *y.shape]``."""
     height, width = feature.shape[-2:]
-    # A point more than one pixel outside the map reads nothing; within that pixel it reads
-    # the border (Caffe2's and torchvision's rule).
-    inside = (y >= -1) & (y <= height) & (x >= -1) & (x <= width)
-    y, x = y.clamp(min=0), x.clamp(min=0)
-    y0, x0 = y.floor().long(), x.floor().long()
-    # on or past the last row (column), read that row alone
-    last_row, last_col = y0 >= height - 1, x0 >= width - 1
-    y0 = torch.where(last_row, height - 1, y0)
-    x0 = torch.where(last_col, width - 1, x0)
-    y = torch.where(last_row, y0.to(y.dtype), y)
-    x = torch.where(last_col, x0.to(x.dtype), x)
-    y1 = torch.where(last_row, y0, y0 + 1)
-    x1 = torch.where(last_col, x0, x0 + 1)
-    ly, lx = y - y0, x - x0  # how far past the top-left neighbour, in [0, 1)
-    hy, hx = 1 - ly, 1 - lx
+    y0, y1, ly, inside_y = _bilinear_axis(y, height)
+    x0, x1, lx, inside_x = _bilinear_axis(x, width)
+    hy, hx = 1 - ly, 1 - lx  # ly, lx: how far past the top-left neighbour, in [0, 1)
     value = (
         hy * hx * feature[:, y0, x0]
         + hy * lx * feature[:, y0, x1]
         + ly * hx * feature[:, y1, x0]
         + ly * lx * feature[:, y1, x1]
     )  # [C, *y.shape]
+    inside = inside_y & inside_x
     return torch.where(inside, value, torch.zeros((), dtype=value.dtype, device=value.device))
 
 
@@ -464,15 +470,8 @@ def _axis_weights(start, bin_size, bins: int, samples, size: int) -> torch.Tenso
     s = samples.clamp(min=1).to(start.dtype)[:, None, None]  # [R, 1, 1]
     # the reads split the bin into s equal parts and sit in their middles
     t = start[:, None, None] + (p + (i + 0.5) / s) * bin_size[:, None, None]  # [R, P, S]
-    used = (i < samples[:, None, None]) & (t >= -1) & (t <= size)  # [R, P, S]
-    t = t.clamp(min=0)
-    low = t.floor().long()
-    last = low >= size - 1  # on or past the last cell: read it alone
-    low = torch.where(last, size - 1, low)
-    t = torch.where(last, low.to(t.dtype), t)
-    high = torch.where(last, low, low + 1)
-    frac = t - low  # [R, P, S]
-    keep = used.to(t.dtype) / s
+    low, high, frac, inside = _bilinear_axis(t, size)  # [R, P, S] each
+    keep = ((i < samples[:, None, None]) & inside).to(t.dtype) / s
     w = t.new_zeros(len(start), bins, n, size)  # [R, P, S, size]
     w.scatter_add_(3, low[..., None], ((1 - frac) * keep)[..., None])
     w.scatter_add_(3, high[..., None], (frac * keep)[..., None])
@@ -496,13 +495,13 @@ def _roi_align_matrices(x, rois, out_hw, spatial_scale: float, sampling_ratio: i
     rows = _axis_weights(y1, bin_h, h, sy, height)  # [K, h, H]
     cols = _axis_weights(x1, bin_w, w, sx, width)  # [K, w, W]
     image = rois[:, 0].long()
-    order = torch.argsort(image, stable=True)
-    sorted_ = bool((order == torch.arange(len(rois), device=x.device)).all())
+    in_order = bool((image[1:] >= image[:-1]).all())  # a detector's RoIs come image by image
+    if not in_order:
+        order = torch.argsort(image, stable=True)
+        rows, cols = rows[order], cols[order]
     counts = torch.bincount(image, minlength=n_images).tolist()
     parts = []
-    for n, (a, b) in enumerate(
-        zip(rows[order].split(counts), cols[order].split(counts), strict=True)
-    ):
+    for n, (a, b) in enumerate(zip(rows.split(counts), cols.split(counts), strict=True)):
         if len(a) == 0:
             continue
         k = len(a)
@@ -512,7 +511,7 @@ def _roi_align_matrices(x, rois, out_hw, spatial_scale: float, sampling_ratio: i
         # ... then the columns, RoI by RoI (a batched product)
         parts.append(t @ b.transpose(1, 2)[:, None])  # [k, C, h, w]
     out = torch.cat(parts) if parts else x.new_zeros(0, c, h, w)
-    if not sorted_:  # back to the RoIs' own order (index_select: its gradient is cheap)
+    if not in_order:  # back to the RoIs' own order (index_select: its gradient is cheap)
         out = out.index_select(0, torch.argsort(order))
     return out
 
@@ -538,8 +537,9 @@ def roi_align_matrices(
 
     Why have it: autograd differentiates the products, so the gradient is two more
     products. torchvision's CPU kernel computes its backward one read and one channel at a
-    time, on one thread: 5-6 x slower than the forward, and 39 % of a Mask R-CNN training
-    step on the 2-core machine (``benchmarks/bench_roi_align.py``).
+    time, on one thread: about 6 x its forward (``benchmarks/results/roi_align.md``), and
+    39 % of a Mask R-CNN training step on the 2-core machine
+    (``benchmarks/results/mask_rcnn_calibration.md``).
 
     Args:
         input (Tensor[N, C, H, W]): feature maps of ``N`` images.
